@@ -1,0 +1,26 @@
+# Mizugiwa: two commands on a fresh Debian machine.
+#   make demo   installs what is missing, builds, and runs the demo deployment
+#   make test   installs what is missing, builds, and runs every test
+CARGO ?= cargo
+export CARGO_TERM_COLOR ?= never
+
+.PHONY: deps build test demo bench lint
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	$(CARGO) build --release --bin mizugiwa
+
+test: deps
+	$(CARGO) test --workspace --exclude mizugiwa-sync-bench
+
+demo: build
+	./target/release/mizugiwa demo
+
+bench: deps
+	$(CARGO) run --release -p mizugiwa-sync-bench -- --out sync/BENCHMARKS.md
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what Mizugiwa's build and tests need on a Debian machine, idempotently:
+# Debian packages (only those missing), then the Python virtual environment for the interop
+# peers. Safe to run again and again; it does nothing when everything is present.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEBIAN_PACKAGES=(pkg-config libsqlite3-dev sqlite3 build-essential python3-venv)
+
+missing=()
+for p in "${DEBIAN_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "installing Debian packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+fi
+
+# Python interop peers (pyais, pymavlink, MAVSDK, taky, onnxruntime, ...) live in .venv,
+# pinned in requirements-interop.txt. Reinstalled only when that file changes.
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+stamp=.venv/.requirements.sha
+want=$(sha256sum requirements-interop.txt | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  .venv/bin/pip install -q --disable-pip-version-check -r requirements-interop.txt
+  echo "$want" > "$stamp"
+fi

@@ -1,0 +1,477 @@
+//! The sync protocol as a deterministic state machine without I/O.
+//!
+//! A [`Session`] is one side of one connection. It never touches a socket or a clock: the
+//! driver feeds it every frame that arrives ([`Session::handle_frame`]) and asks it for frames
+//! to send ([`Session::poll_transmit`]) — after each frame, after each local change, and on a
+//! periodic tick. Both sides run the same machine:
+//!
+//! 1. each side sends `Hello`: its node name, database incarnation, version vector, reset
+//!    frontier, and how far it has already applied the other side's log (its resume cursor);
+//! 2. if the peer is behind this side's garbage-collection frontier, this side answers
+//!    `Resync` and sends nothing else until the peer has reset and said `Hello` again;
+//! 3. otherwise each side streams its log from the peer's cursor in bounded `Batch` frames,
+//!    leaving out what the peer's version vector says it has, at most `window` unacknowledged
+//!    batches at a time (backpressure); the batch that reaches the end of the log carries the
+//!    sender's version vector;
+//! 4. the receiver applies each batch in one transaction and answers `Ack` with its new
+//!    version vector, which the sender uses to filter what it sends next.
+//!
+//! Cursors are stored with the applied data, so a connection that drops mid-stream resumes
+//! where it stopped; anything sent twice is merged idempotently.
+
+use std::collections::VecDeque;
+
+use crate::change::ChangeBatch;
+use crate::error::StoreError;
+use crate::store::Store;
+use crate::vv::VersionVector;
+use crate::wire::{Reader, WireError, Writer};
+
+/// Protocol version spoken by this build.
+pub const PROTOCOL_VERSION: u64 = 1;
+
+/// One protocol frame.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    /// Opens (or restarts) a session.
+    Hello {
+        /// Protocol version.
+        version: u64,
+        /// Sender's node name.
+        node: String,
+        /// Sender's database incarnation.
+        incarnation: u64,
+        /// What the sender has seen.
+        vv: VersionVector,
+        /// Up to where the sender dropped data for a snapshot resync.
+        reset_frontier: VersionVector,
+        /// The receiver's database incarnation the resume cursor refers to.
+        resume_incarnation: u64,
+        /// How far into the receiver's log the sender has applied.
+        resume: u64,
+    },
+    /// A slice of the sender's log (an encoded [`ChangeBatch`]).
+    Batch(ChangeBatch),
+    /// The receiver applied the sender's log up to `upto`; its version vector is now `vv`.
+    Ack {
+        /// End of the applied batch.
+        upto: u64,
+        /// Receiver's version vector after applying it.
+        vv: VersionVector,
+    },
+    /// The receiver is behind the sender's collection frontier and must resync.
+    Resync {
+        /// The sender's garbage-collection frontier.
+        frontier: VersionVector,
+    },
+    /// The sender refuses to go on, with the reason.
+    Refuse {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Message {
+    /// Encodes the message as one frame.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        match self {
+            Message::Hello {
+                version,
+                node,
+                incarnation,
+                vv,
+                reset_frontier,
+                resume_incarnation,
+                resume,
+            } => {
+                w.u8(1);
+                w.varint(*version);
+                w.str(node);
+                w.varint(*incarnation);
+                vv.encode(&mut w);
+                reset_frontier.encode(&mut w);
+                w.varint(*resume_incarnation);
+                w.varint(*resume);
+            }
+            Message::Batch(b) => {
+                w.u8(2);
+                let mut out = w.into_bytes();
+                out.extend_from_slice(&b.encode());
+                return out;
+            }
+            Message::Ack { upto, vv } => {
+                w.u8(3);
+                w.varint(*upto);
+                vv.encode(&mut w);
+            }
+            Message::Resync { frontier } => {
+                w.u8(4);
+                frontier.encode(&mut w);
+            }
+            Message::Refuse { reason } => {
+                w.u8(5);
+                w.str(reason);
+            }
+        }
+        w.into_bytes()
+    }
+
+    /// Decodes one frame.
+    pub fn decode(frame: &[u8]) -> Result<Message, WireError> {
+        let mut r = Reader::new(frame);
+        let msg = match r.u8()? {
+            1 => Message::Hello {
+                version: r.varint()?,
+                node: r.str()?.to_owned(),
+                incarnation: r.varint()?,
+                vv: VersionVector::decode(&mut r)?,
+                reset_frontier: VersionVector::decode(&mut r)?,
+                resume_incarnation: r.varint()?,
+                resume: r.varint()?,
+            },
+            2 => return Ok(Message::Batch(ChangeBatch::decode(&frame[1..])?)),
+            3 => Message::Ack {
+                upto: r.varint()?,
+                vv: VersionVector::decode(&mut r)?,
+            },
+            4 => Message::Resync {
+                frontier: VersionVector::decode(&mut r)?,
+            },
+            5 => Message::Refuse {
+                reason: r.str()?.to_owned(),
+            },
+            _ => return Err(r.invalid("message tag")),
+        };
+        r.finish()?;
+        Ok(msg)
+    }
+}
+
+/// Why a session ended.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The peer sent something that is not a valid frame.
+    #[error("malformed frame from {peer}: {source}")]
+    Malformed {
+        /// The peer.
+        peer: String,
+        /// What was wrong.
+        source: WireError,
+    },
+    /// The peer broke the protocol (e.g. a batch before `Hello`, a name that does not match
+    /// its certificate).
+    #[error("protocol violation by {peer}: {what}")]
+    Protocol {
+        /// The peer.
+        peer: String,
+        /// What it did.
+        what: String,
+    },
+    /// The peer refused the session.
+    #[error("{peer} refused the session: {reason}")]
+    Refused {
+        /// The peer.
+        peer: String,
+        /// Its reason.
+        reason: String,
+    },
+    /// Applying or reading the store failed (the batch was rolled back).
+    #[error("store error while syncing with {peer}: {source}")]
+    Store {
+        /// The peer.
+        peer: String,
+        /// The error.
+        source: StoreError,
+    },
+}
+
+/// Tuning of a session.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Most entries in one batch.
+    pub max_batch_entries: usize,
+    /// Approximate byte bound of one batch (keep well under the transport's frame limit).
+    pub max_batch_bytes: usize,
+    /// Most unacknowledged batches in flight.
+    pub window: usize,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            max_batch_entries: 4096,
+            max_batch_bytes: 512 * 1024,
+            window: 4,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Phase {
+    /// Waiting for the peer's `Hello`.
+    Greeting,
+    /// Streaming both ways.
+    Streaming,
+    /// The peer must resync before we stream to it.
+    PeerMustResync,
+}
+
+/// Counters of one session, for `mizugiwa sync status` and metrics.
+#[derive(Debug, Clone, Default)]
+pub struct SessionStats {
+    /// Frames and bytes sent.
+    pub frames_sent: u64,
+    /// Bytes sent.
+    pub bytes_sent: u64,
+    /// Frames received.
+    pub frames_received: u64,
+    /// Bytes received.
+    pub bytes_received: u64,
+    /// Entries the peer sent that were stored here.
+    pub entries_stored: u64,
+    /// Entries sent to the peer.
+    pub entries_sent: u64,
+    /// Round trips completed (batches acknowledged).
+    pub acks_received: u64,
+}
+
+/// One side of one sync connection.
+pub struct Session {
+    peer: String,
+    config: SessionConfig,
+    phase: Phase,
+    peer_incarnation: u64,
+    peer_vv: VersionVector,
+    send_cursor: u64,
+    acked: u64,
+    in_flight: VecDeque<u64>,
+    outbox: VecDeque<Message>,
+    last_complete: Option<(u64, VersionVector)>,
+    stats: SessionStats,
+}
+
+impl Session {
+    /// A session with `peer` (the name its certificate proved).
+    pub fn new(peer: &str, config: SessionConfig) -> Session {
+        Session {
+            peer: peer.to_owned(),
+            config,
+            phase: Phase::Greeting,
+            peer_incarnation: 0,
+            peer_vv: VersionVector::new(),
+            send_cursor: 0,
+            acked: 0,
+            in_flight: VecDeque::new(),
+            outbox: VecDeque::new(),
+            last_complete: None,
+            stats: SessionStats::default(),
+        }
+    }
+
+    /// The peer's node name.
+    pub fn peer(&self) -> &str {
+        &self.peer
+    }
+
+    /// What the peer has acknowledged seeing.
+    pub fn peer_vv(&self) -> &VersionVector {
+        &self.peer_vv
+    }
+
+    /// How far into this replica's log the peer has acknowledged.
+    pub fn acked(&self) -> u64 {
+        self.acked
+    }
+
+    /// Session counters.
+    pub fn stats(&self) -> &SessionStats {
+        &self.stats
+    }
+
+    /// Whether the peer has acknowledged everything in `store`'s log and vector.
+    pub fn peer_caught_up(&self, store: &Store) -> bool {
+        self.phase == Phase::Streaming
+            && self.in_flight.is_empty()
+            && self.peer_vv.covers(store.version_vector())
+    }
+
+    /// Queues this side's `Hello`. Call once when the connection opens.
+    pub fn start(&mut self, store: &Store) -> Result<(), SessionError> {
+        let hello = self.hello(store)?;
+        self.outbox.push_back(hello);
+        Ok(())
+    }
+
+    fn hello(&self, store: &Store) -> Result<Message, SessionError> {
+        let (resume_incarnation, resume) = store
+            .cursor_row(&self.peer)
+            .map_err(|e| self.store_err(e))?
+            .unwrap_or((0, 0));
+        Ok(Message::Hello {
+            version: PROTOCOL_VERSION,
+            node: store.node().to_owned(),
+            incarnation: store.incarnation(),
+            vv: store.version_vector().clone(),
+            reset_frontier: store.reset_frontier().clone(),
+            resume_incarnation,
+            resume,
+        })
+    }
+
+    fn store_err(&self, source: StoreError) -> SessionError {
+        SessionError::Store {
+            peer: self.peer.clone(),
+            source,
+        }
+    }
+
+    fn violation(&self, what: impl Into<String>) -> SessionError {
+        SessionError::Protocol {
+            peer: self.peer.clone(),
+            what: what.into(),
+        }
+    }
+
+    /// Handles one frame from the peer. An error means the connection must be closed (after
+    /// sending whatever [`Session::poll_transmit`] still yields, such as a `Refuse`); nothing
+    /// from the offending frame was stored.
+    pub fn handle_frame(&mut self, frame: &[u8], store: &mut Store) -> Result<(), SessionError> {
+        self.stats.frames_received += 1;
+        self.stats.bytes_received += frame.len() as u64;
+        let msg = Message::decode(frame).map_err(|source| SessionError::Malformed {
+            peer: self.peer.clone(),
+            source,
+        });
+        let msg = match msg {
+            Ok(m) => m,
+            Err(e) => {
+                self.refuse(e.to_string());
+                return Err(e);
+            }
+        };
+        match msg {
+            Message::Hello {
+                version,
+                node,
+                incarnation,
+                vv,
+                reset_frontier,
+                resume_incarnation,
+                resume,
+            } => {
+                if version != PROTOCOL_VERSION {
+                    let e = self.violation(format!("speaks protocol {version}, this node speaks {PROTOCOL_VERSION}"));
+                    self.refuse(e.to_string());
+                    return Err(e);
+                }
+                if node != self.peer {
+                    let e = self.violation(format!("says it is {node:?} but its certificate is for {:?}", self.peer));
+                    self.refuse(e.to_string());
+                    return Err(e);
+                }
+                self.peer_incarnation = incarnation;
+                self.in_flight.clear();
+                self.last_complete = None;
+                let mut knows = vv.clone();
+                knows.merge(&reset_frontier);
+                self.peer_vv = vv;
+                if !knows.covers(store.gc_frontier()) {
+                    tracing::warn!(peer = %self.peer, "peer is behind this node's collection frontier; asking it to resync");
+                    self.phase = Phase::PeerMustResync;
+                    self.outbox.push_back(Message::Resync {
+                        frontier: store.gc_frontier().clone(),
+                    });
+                    return Ok(());
+                }
+                self.send_cursor = if resume_incarnation == store.incarnation() {
+                    resume.min(store.log_end())
+                } else {
+                    0
+                };
+                self.acked = self.send_cursor;
+                self.phase = Phase::Streaming;
+            }
+            Message::Batch(batch) => {
+                if self.phase == Phase::Greeting {
+                    let e = self.violation("sent a batch before hello");
+                    self.refuse(e.to_string());
+                    return Err(e);
+                }
+                match store.apply_changes(&self.peer, self.peer_incarnation, &batch) {
+                    Ok(report) => {
+                        self.stats.entries_stored += report.stored as u64;
+                        self.outbox.push_back(Message::Ack {
+                            upto: batch.upto_lseq,
+                            vv: store.version_vector().clone(),
+                        });
+                    }
+                    Err(e) => {
+                        let e = self.store_err(e);
+                        self.refuse(e.to_string());
+                        return Err(e);
+                    }
+                }
+            }
+            Message::Ack { upto, vv } => {
+                self.stats.acks_received += 1;
+                while self.in_flight.front().is_some_and(|u| *u <= upto) {
+                    self.in_flight.pop_front();
+                }
+                self.acked = self.acked.max(upto);
+                self.peer_vv = vv;
+            }
+            Message::Resync { frontier } => {
+                store.begin_resync(&frontier).map_err(|e| self.store_err(e))?;
+                let hello = self.hello(store)?;
+                self.outbox.push_back(hello);
+            }
+            Message::Refuse { reason } => {
+                return Err(SessionError::Refused {
+                    peer: self.peer.clone(),
+                    reason,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn refuse(&mut self, reason: String) {
+        self.outbox.push_back(Message::Refuse { reason });
+    }
+
+    /// The next frame to send, if any: queued replies first, then a new batch when the window
+    /// has room and the log or the version vector moved since the peer last heard.
+    pub fn poll_transmit(&mut self, store: &Store) -> Result<Option<Vec<u8>>, SessionError> {
+        if let Some(m) = self.outbox.pop_front() {
+            return Ok(Some(self.sent(m.encode())));
+        }
+        if self.phase != Phase::Streaming || self.in_flight.len() >= self.config.window {
+            return Ok(None);
+        }
+        if let Some((upto, vv)) = &self.last_complete {
+            if *upto == store.log_end() && vv == store.version_vector() {
+                return Ok(None);
+            }
+        }
+        let batch = store
+            .read_changes(
+                self.send_cursor,
+                &self.peer_vv,
+                self.config.max_batch_entries,
+                self.config.max_batch_bytes,
+            )
+            .map_err(|e| self.store_err(e))?;
+        self.send_cursor = batch.upto_lseq;
+        self.in_flight.push_back(batch.upto_lseq);
+        self.last_complete = batch.complete.clone().map(|vv| (batch.upto_lseq, vv));
+        self.stats.entries_sent += batch.changes.len() as u64;
+        Ok(Some(self.sent(Message::Batch(batch).encode())))
+    }
+
+    fn sent(&mut self, frame: Vec<u8>) -> Vec<u8> {
+        self.stats.frames_sent += 1;
+        self.stats.bytes_sent += frame.len() as u64;
+        frame
+    }
+}

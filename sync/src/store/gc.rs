@@ -1,0 +1,182 @@
+//! Membership and garbage collection.
+//!
+//! Each replica periodically writes its version vector into the `$members` collection (it
+//! replicates like any record, so every member learns every other member's progress even
+//! across multi-hop topologies). The component-wise minimum over the members heard from
+//! within the collection horizon is the *stable frontier*: every change below it has reached
+//! every live member. Deleted records whose delete lies below it are collected whole; a member
+//! that comes back after the horizon is behind the collection frontier and must resynchronise
+//! from a snapshot (see [`Store::begin_resync`]).
+
+use rusqlite::params;
+
+use super::{join_entries, Entry, FieldOp, Store};
+use crate::error::StoreError;
+use crate::field::{FieldState, Stamp, Versioned, LIFE_FIELD};
+use crate::value::Value;
+use crate::vv::VersionVector;
+use crate::clock::Hlc;
+
+/// The collection where members announce their version vectors.
+pub const MEMBERS: &str = "$members";
+/// The collection of revoked certificates (record id = serial or node name).
+pub const REVOKED: &str = "$revoked";
+
+/// What a garbage collection pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GcReport {
+    /// The stable frontier used.
+    pub frontier: VersionVector,
+    /// Members counted in it.
+    pub members: Vec<String>,
+    /// Members left out because they were silent past the horizon.
+    pub expired: Vec<String>,
+    /// Deleted records collected.
+    pub records_collected: usize,
+    /// Entries removed.
+    pub entries_removed: usize,
+}
+
+impl Store {
+    /// Writes this replica's version vector into `$members` if it moved since the last
+    /// announcement (other than by the announcement itself).
+    pub fn announce(&mut self) -> Result<bool, StoreError> {
+        let mut vv = self.vv.clone();
+        if let Some(last) = &self.last_announced {
+            let mut cmp = vv.clone();
+            // Our own sequence moves by one with each announcement; ignore that.
+            cmp.set(self.node(), last.get(self.node()));
+            if cmp == *last && vv.get(self.node()) <= last.get(self.node()) + 1 {
+                return Ok(false);
+            }
+        }
+        let node = self.node().to_owned();
+        vv.raise(&node, self.local_seq + 2);
+        self.put_system(MEMBERS, &node, &[("vv", FieldOp::Set(Value::Bytes(vv.to_bytes())))])?;
+        self.last_announced = Some(self.vv.clone());
+        Ok(true)
+    }
+
+    /// Every member's last announced version vector and the time of that announcement.
+    pub fn members(&self) -> Result<Vec<(String, VersionVector, Hlc)>, StoreError> {
+        let mut out = Vec::new();
+        for r in self.list(MEMBERS)? {
+            if let Some(Value::Bytes(b)) = r.get("vv") {
+                if let Ok(vv) = VersionVector::from_bytes(b) {
+                    out.push((r.id.clone(), vv, r.updated));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The component-wise minimum of the version vectors of this replica and of every member
+    /// heard from within the collection horizon.
+    pub fn stable_frontier(&self) -> Result<(VersionVector, Vec<String>, Vec<String>), StoreError> {
+        let now = self.now_ms();
+        let mut frontier = self.vv.clone();
+        let (mut counted, mut expired) = (vec![self.node().to_owned()], Vec::new());
+        for (member, vv, at) in self.members()? {
+            if member == self.node() {
+                continue;
+            }
+            if now.saturating_sub(at.physical_ms()) > self.config.collection_horizon_ms {
+                expired.push(member);
+                continue;
+            }
+            frontier = frontier.meet(&vv);
+            counted.push(member);
+        }
+        Ok((frontier, counted, expired))
+    }
+
+    /// Collects deleted records whose delete every live member has seen.
+    pub fn collect_garbage(&mut self) -> Result<GcReport, StoreError> {
+        let (frontier, members, expired) = self.stable_frontier()?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT coll, rid, origin, oseq, hlc, state FROM entry WHERE field = ?1 ORDER BY coll, rid")?;
+        let rows = stmt.query_map(params![LIFE_FIELD], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, Vec<u8>>(5)?,
+            ))
+        })?;
+        let mut lives: Vec<((String, String), Vec<Entry>)> = Vec::new();
+        for row in rows {
+            let (coll, rid, origin, oseq, hlc, state) = row?;
+            let e = Entry {
+                origin,
+                oseq: oseq as u64,
+                v: Versioned {
+                    stamp: Stamp {
+                        hlc: Hlc(hlc as u64),
+                        origin: self.origin_name(origin),
+                    },
+                    state: FieldState::decode(&state)?,
+                },
+            };
+            let key = (coll, rid);
+            match lives.last_mut() {
+                Some((k, v)) if *k == key => v.push(e),
+                _ => lives.push((key, vec![e])),
+            }
+        }
+        drop(stmt);
+        let stable: Vec<(String, String)> = lives
+            .into_iter()
+            .filter(|(_, entries)| {
+                let dead = matches!(join_entries(entries).map(|v| v.state), Some(FieldState::Life(l)) if !l.alive());
+                dead && entries
+                    .iter()
+                    .all(|e| e.oseq <= frontier.get(&e.v.stamp.origin))
+            })
+            .map(|(k, _)| k)
+            .collect();
+        let mut report = GcReport {
+            frontier: frontier.clone(),
+            members,
+            expired,
+            ..GcReport::default()
+        };
+        if stable.is_empty() {
+            return Ok(report);
+        }
+        let removed = self.transact(|s| {
+            let mut n = 0;
+            for (coll, rid) in &stable {
+                n += s
+                    .conn
+                    .prepare_cached("DELETE FROM entry WHERE coll = ?1 AND rid = ?2")?
+                    .execute(params![coll, rid])?;
+            }
+            s.gc_frontier.merge(&frontier);
+            Ok(n)
+        })?;
+        report.records_collected = stable.len();
+        report.entries_removed = removed;
+        tracing::info!(node = %self.node(), records = stable.len(), entries = removed, %frontier, "collected deleted records");
+        Ok(report)
+    }
+
+    /// Marks a certificate serial or node name as revoked, replicated to every member.
+    pub fn revoke(&mut self, serial_or_node: &str, reason: &str) -> Result<(), StoreError> {
+        if serial_or_node.is_empty() || serial_or_node.len() > 256 {
+            return Err(StoreError::InvalidName {
+                what: "revocation",
+                name: serial_or_node.chars().take(64).collect(),
+            });
+        }
+        self.put_system(REVOKED, serial_or_node, &[("reason", FieldOp::Set(Value::Text(reason.to_owned())))])?;
+        Ok(())
+    }
+
+    /// Every revoked serial or node name.
+    pub fn revoked(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self.list(REVOKED)?.into_iter().map(|r| r.id).collect())
+    }
+}

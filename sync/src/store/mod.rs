@@ -1,0 +1,891 @@
+//! The replicated store: CRDT records kept in one SQLite file.
+//!
+//! Each field of each record is a set of *entries*, at most one per origin node, none of
+//! which dominates another ([`crate::field::dominates`]). That set is at once the field's state
+//! (join the entries) and its compacted change log: every entry carries its origin's change
+//! sequence (`oseq`) and this replica's local storage sequence (`lseq`), so "what changed
+//! since" is an index range scan, and a superseded write simply no longer exists.
+//!
+//! Writes are acknowledged only after their SQLite transaction committed (WAL,
+//! `synchronous=FULL` by default), so a `kill -9` loses nothing that was acknowledged.
+
+mod gc;
+mod replication;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use tokio::sync::broadcast;
+
+use crate::clock::{Clock, Hlc, HlcClock};
+use crate::error::StoreError;
+use crate::field::{self, FieldState, Life, MvRegister, Stamp, Versioned, LIFE_FIELD};
+use crate::schema::{validate_name, FieldKind, Schema};
+use crate::value::Value;
+use crate::vv::VersionVector;
+
+pub use gc::GcReport;
+pub use replication::ApplyReport;
+
+/// How hard a commit waits for the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// `synchronous=FULL`: an acknowledged write survives power loss.
+    Full,
+    /// `synchronous=NORMAL`: survives a process crash, may lose the last commits on power loss.
+    Normal,
+}
+
+/// Settings of one replica.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// This node's name (its certificate name).
+    pub node: String,
+    /// Changes stamped further than this ahead of local time are refused.
+    pub max_clock_skew_ms: u64,
+    /// A member not heard from for this long no longer holds back garbage collection; if it
+    /// comes back it resynchronises from a snapshot.
+    pub collection_horizon_ms: u64,
+    /// Commit durability.
+    pub durability: Durability,
+}
+
+impl StoreConfig {
+    /// Defaults for `node`: 60 s skew limit, 7-day horizon, full durability.
+    pub fn new(node: &str) -> Self {
+        StoreConfig {
+            node: node.to_owned(),
+            max_clock_skew_ms: 60_000,
+            collection_horizon_ms: 7 * 24 * 3600 * 1000,
+            durability: Durability::Full,
+        }
+    }
+}
+
+/// One operation on one field.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FieldOp {
+    /// Write a value (`lww`, `mv`).
+    Set(Value),
+    /// Add a member (`set`).
+    Add(String),
+    /// Remove a member (`set`).
+    Remove(String),
+    /// Add to a counter, negative to subtract (`counter`).
+    Increment(i64),
+    /// Move a status forward (`status`); moving backwards is a no-op.
+    Advance(String),
+}
+
+impl FieldOp {
+    fn name(&self) -> &'static str {
+        match self {
+            FieldOp::Set(_) => "set",
+            FieldOp::Add(_) => "add",
+            FieldOp::Remove(_) => "remove",
+            FieldOp::Increment(_) => "increment",
+            FieldOp::Advance(_) => "advance",
+        }
+    }
+}
+
+/// What a field shows to a reader.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FieldValue {
+    /// A single value (`lww`, or an `mv` without conflict).
+    Value(Value),
+    /// Concurrent values of an `mv` field, all shown until one supersedes them.
+    Conflict(Vec<Value>),
+    /// Members of a `set`, sorted.
+    Members(Vec<String>),
+    /// A counter's value.
+    Count(i64),
+    /// A status name.
+    Status(String),
+}
+
+impl FieldValue {
+    /// The value as JSON (conflicts as `{"conflict": [...]}`).
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            FieldValue::Value(v) => v.to_json(),
+            FieldValue::Conflict(vs) => {
+                serde_json::json!({ "conflict": vs.iter().map(Value::to_json).collect::<Vec<_>>() })
+            }
+            FieldValue::Members(m) => serde_json::json!(m),
+            FieldValue::Count(c) => serde_json::json!(c),
+            FieldValue::Status(s) => serde_json::json!(s),
+        }
+    }
+
+    /// The single value, if the field holds one.
+    pub fn value(&self) -> Option<&Value> {
+        match self {
+            FieldValue::Value(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+/// A record as read from the store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    /// Collection name.
+    pub collection: String,
+    /// Record id.
+    pub id: String,
+    /// Field values by name.
+    pub fields: BTreeMap<String, FieldValue>,
+    /// Newest write to the record.
+    pub updated: Hlc,
+}
+
+impl Record {
+    /// The record as a JSON object.
+    pub fn to_json(&self) -> serde_json::Value {
+        let fields: serde_json::Map<String, serde_json::Value> =
+            self.fields.iter().map(|(k, v)| (k.clone(), v.to_json())).collect();
+        serde_json::json!({
+            "collection": self.collection,
+            "id": self.id,
+            "updated": self.updated.to_string(),
+            "fields": fields,
+        })
+    }
+
+    /// A field's single value.
+    pub fn get(&self, field: &str) -> Option<&Value> {
+        self.fields.get(field).and_then(FieldValue::value)
+    }
+}
+
+/// A record changed, locally or through sync. Sent after the change is durable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeEvent {
+    /// Collection name.
+    pub collection: String,
+    /// Record id.
+    pub record: String,
+    /// `None` for a local write, else the peer the change came from.
+    pub via: Option<String>,
+}
+
+/// A replica of the store.
+pub struct Store {
+    conn: Connection,
+    path: String,
+    schema: Schema,
+    config: StoreConfig,
+    clock: HlcClock,
+    self_origin: i64,
+    incarnation: u64,
+    origin_ids: HashMap<String, i64>,
+    origin_names: HashMap<i64, String>,
+    vv: VersionVector,
+    local_seq: u64,
+    next_lseq: u64,
+    gc_frontier: VersionVector,
+    reset_frontier: VersionVector,
+    last_announced: Option<VersionVector>,
+    events: broadcast::Sender<ChangeEvent>,
+    refused_batches: u64,
+}
+
+const SCHEMA_SQL: &str = "
+CREATE TABLE IF NOT EXISTS replica(
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    node TEXT NOT NULL,
+    incarnation INTEGER NOT NULL,
+    local_seq INTEGER NOT NULL,
+    next_lseq INTEGER NOT NULL,
+    hlc INTEGER NOT NULL,
+    gc_frontier BLOB NOT NULL,
+    reset_frontier BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS origin(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS entry(
+    coll TEXT NOT NULL,
+    rid TEXT NOT NULL,
+    field TEXT NOT NULL,
+    origin INTEGER NOT NULL,
+    oseq INTEGER NOT NULL,
+    hlc INTEGER NOT NULL,
+    lseq INTEGER NOT NULL,
+    state BLOB NOT NULL,
+    PRIMARY KEY (coll, rid, field, origin)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS entry_by_lseq ON entry(lseq);
+CREATE TABLE IF NOT EXISTS seen(origin INTEGER PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS cursor(peer TEXT PRIMARY KEY, incarnation INTEGER NOT NULL, lseq INTEGER NOT NULL);
+";
+
+/// One stored entry, decoded.
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    pub origin: i64,
+    pub oseq: u64,
+    pub v: Versioned,
+}
+
+impl Store {
+    /// Opens (or creates) the replica database at `path`.
+    pub fn open(
+        path: impl AsRef<Path>,
+        schema: Schema,
+        wall: Arc<dyn Clock>,
+        config: StoreConfig,
+    ) -> Result<Store, StoreError> {
+        let path_str = path.as_ref().display().to_string();
+        let conn = Connection::open(path.as_ref())?;
+        Self::init(conn, path_str, schema, wall, config)
+    }
+
+    /// An in-memory replica (tests, simulations).
+    pub fn open_in_memory(schema: Schema, wall: Arc<dyn Clock>, config: StoreConfig) -> Result<Store, StoreError> {
+        Self::init(Connection::open_in_memory()?, ":memory:".into(), schema, wall, config)
+    }
+
+    fn init(
+        conn: Connection,
+        path: String,
+        schema: Schema,
+        wall: Arc<dyn Clock>,
+        config: StoreConfig,
+    ) -> Result<Store, StoreError> {
+        validate_name("node", &config.node)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(
+            None,
+            "synchronous",
+            match config.durability {
+                Durability::Full => "FULL",
+                Durability::Normal => "NORMAL",
+            },
+        )?;
+        conn.execute_batch(SCHEMA_SQL)?;
+        let row = conn
+            .query_row(
+                "SELECT node, incarnation, local_seq, next_lseq, hlc, gc_frontier, reset_frontier FROM replica WHERE id = 1",
+                [],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, i64>(3)?,
+                        r.get::<_, i64>(4)?,
+                        r.get::<_, Vec<u8>>(5)?,
+                        r.get::<_, Vec<u8>>(6)?,
+                    ))
+                },
+            )
+            .optional()?;
+        let (incarnation, local_seq, next_lseq, hlc, gc_frontier, reset_frontier) = match row {
+            Some((node, inc, ls, nl, hlc, gcf, rf)) => {
+                if node != config.node {
+                    return Err(StoreError::NodeMismatch {
+                        path,
+                        expected: config.node.clone(),
+                        found: node,
+                    });
+                }
+                (
+                    inc as u64,
+                    ls as u64,
+                    nl as u64,
+                    hlc as u64,
+                    VersionVector::from_bytes(&gcf)?,
+                    VersionVector::from_bytes(&rf)?,
+                )
+            }
+            None => {
+                // A random incarnation tells peers that a database recreated under the same node
+                // name starts its local sequence afresh, so their resume cursors no longer apply.
+                let inc: u64 = rand::random::<u64>() >> 1;
+                conn.execute(
+                    "INSERT INTO replica(id, node, incarnation, local_seq, next_lseq, hlc, gc_frontier, reset_frontier)
+                     VALUES (1, ?1, ?2, 0, 1, 0, x'00', x'00')",
+                    params![config.node, inc as i64],
+                )?;
+                (inc, 0, 1, 0, VersionVector::new(), VersionVector::new())
+            }
+        };
+        let clock = HlcClock::new(wall, Hlc(hlc), config.max_clock_skew_ms);
+        let (events, _) = broadcast::channel(4096);
+        let mut store = Store {
+            conn,
+            path,
+            schema,
+            clock,
+            self_origin: 0,
+            incarnation,
+            origin_ids: HashMap::new(),
+            origin_names: HashMap::new(),
+            vv: VersionVector::new(),
+            local_seq,
+            next_lseq,
+            gc_frontier,
+            reset_frontier,
+            last_announced: None,
+            events,
+            refused_batches: 0,
+            config,
+        };
+        {
+            let mut stmt = store.conn.prepare("SELECT id, name FROM origin")?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+            for row in rows {
+                let (id, name) = row?;
+                store.origin_ids.insert(name.clone(), id);
+                store.origin_names.insert(id, name);
+            }
+        }
+        {
+            let mut stmt = store.conn.prepare("SELECT origin, seq FROM seen")?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
+            let mut vv = VersionVector::new();
+            for row in rows {
+                let (id, seq) = row?;
+                if let Some(name) = store.origin_names.get(&id) {
+                    vv.raise(name, seq as u64);
+                }
+            }
+            store.vv = vv;
+        }
+        let node = store.config.node.clone();
+        store.self_origin = store.intern(&node)?;
+        Ok(store)
+    }
+
+    /// This replica's node name.
+    pub fn node(&self) -> &str {
+        &self.config.node
+    }
+
+    /// The database's incarnation (random, fixed at creation).
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation
+    }
+
+    /// The declared schema.
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    /// What this replica has seen, per origin.
+    pub fn version_vector(&self) -> &VersionVector {
+        &self.vv
+    }
+
+    /// Up to where deleted records have been collected here.
+    pub fn gc_frontier(&self) -> &VersionVector {
+        &self.gc_frontier
+    }
+
+    /// Up to where this replica dropped its data for a snapshot resync.
+    pub fn reset_frontier(&self) -> &VersionVector {
+        &self.reset_frontier
+    }
+
+    /// Whether a snapshot resync is still catching up.
+    pub fn resyncing(&self) -> bool {
+        !self.vv.covers(&self.reset_frontier)
+    }
+
+    /// How many incoming batches were refused (clock skew, malformed).
+    pub fn refused_batches(&self) -> u64 {
+        self.refused_batches
+    }
+
+    /// Path of the database file (`:memory:` for in-memory replicas).
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The injected clock's current wall time.
+    pub fn now_ms(&self) -> u64 {
+        self.clock.wall().now_ms()
+    }
+
+    /// Subscribes to change events (sent after each commit). A slow subscriber that falls more
+    /// than 4096 events behind gets `Lagged` and should re-read what it shows.
+    pub fn subscribe(&self) -> broadcast::Receiver<ChangeEvent> {
+        self.events.subscribe()
+    }
+
+    /// Interns a node name as a small integer (autocommitted: a stray name is harmless).
+    fn intern(&mut self, name: &str) -> Result<i64, StoreError> {
+        if let Some(id) = self.origin_ids.get(name) {
+            return Ok(*id);
+        }
+        self.conn
+            .execute("INSERT OR IGNORE INTO origin(name) VALUES (?1)", params![name])?;
+        let id: i64 = self
+            .conn
+            .query_row("SELECT id FROM origin WHERE name = ?1", params![name], |r| r.get(0))?;
+        self.origin_ids.insert(name.to_owned(), id);
+        self.origin_names.insert(id, name.to_owned());
+        Ok(id)
+    }
+
+    fn origin_name(&self, id: i64) -> String {
+        self.origin_names.get(&id).cloned().unwrap_or_else(|| format!("#{id}"))
+    }
+
+    /// Loads the entries of one field.
+    fn field_entries(&self, coll: &str, rid: &str, field: &str) -> Result<Vec<Entry>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT origin, oseq, hlc, state FROM entry WHERE coll = ?1 AND rid = ?2 AND field = ?3",
+        )?;
+        let rows = stmt.query_map(params![coll, rid, field], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, Vec<u8>>(3)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (origin, oseq, hlc, state) = row?;
+            out.push(Entry {
+                origin,
+                oseq: oseq as u64,
+                v: Versioned {
+                    stamp: Stamp {
+                        hlc: Hlc(hlc as u64),
+                        origin: self.origin_name(origin),
+                    },
+                    state: FieldState::decode(&state)?,
+                },
+            });
+        }
+        Ok(out)
+    }
+
+    /// Stores `entry` for a field, removing the entries it dominates. The caller has checked
+    /// that nothing already stored dominates it. Returns the entry's local sequence.
+    fn store_entry(&mut self, coll: &str, rid: &str, field: &str, existing: &[Entry], e: &Entry) -> Result<u64, StoreError> {
+        for x in existing {
+            if x.origin != e.origin && field::dominates(&e.v, &x.v) {
+                self.conn
+                    .prepare_cached("DELETE FROM entry WHERE coll = ?1 AND rid = ?2 AND field = ?3 AND origin = ?4")?
+                    .execute(params![coll, rid, field, x.origin])?;
+            }
+        }
+        let lseq = self.next_lseq;
+        self.next_lseq += 1;
+        self.conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO entry(coll, rid, field, origin, oseq, hlc, lseq, state)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                coll,
+                rid,
+                field,
+                e.origin,
+                e.oseq as i64,
+                e.v.stamp.hlc.0 as i64,
+                lseq as i64,
+                e.v.state.encode()
+            ])?;
+        Ok(lseq)
+    }
+
+    fn save_replica_row(&self) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "UPDATE replica SET local_seq = ?1, next_lseq = ?2, hlc = ?3, gc_frontier = ?4, reset_frontier = ?5 WHERE id = 1",
+            )?
+            .execute(params![
+                self.local_seq as i64,
+                self.next_lseq as i64,
+                self.clock.last().0 as i64,
+                self.gc_frontier.to_bytes(),
+                self.reset_frontier.to_bytes()
+            ])?;
+        Ok(())
+    }
+
+    fn save_seen(&mut self, origin: &str, seq: u64) -> Result<(), StoreError> {
+        let id = self.intern(origin)?;
+        self.conn
+            .prepare_cached("INSERT OR REPLACE INTO seen(origin, seq) VALUES (?1, ?2)")?
+            .execute(params![id, seq as i64])?;
+        Ok(())
+    }
+
+    /// Runs `f` in an immediate transaction; on error, rolls back the database and restores
+    /// the in-memory counters so that nothing changed.
+    fn transact<T>(&mut self, f: impl FnOnce(&mut Store) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let saved = (
+            self.vv.clone(),
+            self.local_seq,
+            self.next_lseq,
+            self.gc_frontier.clone(),
+            self.reset_frontier.clone(),
+        );
+        let clock_before = self.clock.last();
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        let result = f(self).and_then(|t| {
+            self.save_replica_row()?;
+            self.conn.execute_batch("COMMIT")?;
+            Ok(t)
+        });
+        if result.is_err() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            (self.vv, self.local_seq, self.next_lseq, self.gc_frontier, self.reset_frontier) = saved;
+            // The HLC only ever moves forward; keeping a newer reading is harmless.
+            let _ = clock_before;
+        }
+        result
+    }
+
+    /// Writes fields of a record, creating it (or bringing it back if deleted). Returns once
+    /// the write is durable.
+    pub fn put(&mut self, collection: &str, id: &str, ops: &[(&str, FieldOp)]) -> Result<Hlc, StoreError> {
+        validate_name("collection", collection)?;
+        validate_name("record", id)?;
+        for (f, _) in ops {
+            validate_name("field", f)?;
+        }
+        self.write_local(collection, id, ops, false)
+    }
+
+    /// Deletes a record. Returns whether it existed.
+    pub fn delete(&mut self, collection: &str, id: &str) -> Result<bool, StoreError> {
+        validate_name("collection", collection)?;
+        validate_name("record", id)?;
+        let life = self.life(collection, id)?;
+        if !life.map(|l| l.alive()).unwrap_or(false) {
+            return Ok(false);
+        }
+        self.write_local(collection, id, &[], true)?;
+        Ok(true)
+    }
+
+    /// Writes into a store-owned (`$`) collection.
+    pub(crate) fn put_system(&mut self, collection: &str, id: &str, ops: &[(&str, FieldOp)]) -> Result<Hlc, StoreError> {
+        self.write_local(collection, id, ops, false)
+    }
+
+    fn life(&self, coll: &str, rid: &str) -> Result<Option<Life>, StoreError> {
+        Ok(join_entries(&self.field_entries(coll, rid, LIFE_FIELD)?).and_then(|v| match v.state {
+            FieldState::Life(l) => Some(l),
+            _ => None,
+        }))
+    }
+
+    fn write_local(&mut self, coll: &str, rid: &str, ops: &[(&str, FieldOp)], delete: bool) -> Result<Hlc, StoreError> {
+        // Check every operation against the schema before anything is written.
+        let mut kinds = Vec::with_capacity(ops.len());
+        for (f, op) in ops {
+            let kind = self.schema.kind(coll, f);
+            let fits = matches!(
+                (&kind, op),
+                (FieldKind::Lww | FieldKind::Mv, FieldOp::Set(_))
+                    | (FieldKind::Set, FieldOp::Add(_) | FieldOp::Remove(_))
+                    | (FieldKind::Counter, FieldOp::Increment(_))
+                    | (FieldKind::Status(_), FieldOp::Advance(_))
+            );
+            if !fits {
+                return Err(StoreError::WrongOp {
+                    field: f.to_string(),
+                    kind: kind.name(),
+                    op: op.name(),
+                });
+            }
+            if let (FieldKind::Status(order), FieldOp::Advance(s)) = (&kind, op) {
+                if !order.contains(s) {
+                    return Err(StoreError::UnknownStatus {
+                        field: f.to_string(),
+                        value: s.clone(),
+                        allowed: order.join(" < "),
+                    });
+                }
+            }
+            kinds.push(kind);
+        }
+        let hlc = self.clock.tick();
+        let node = self.config.node.clone();
+        let stamp = Stamp { hlc, origin: node.clone() };
+        let self_origin = self.self_origin;
+        self.transact(|s| {
+            let mut writes: Vec<(String, FieldState)> = Vec::new();
+            let life_entries = s.field_entries(coll, rid, LIFE_FIELD)?;
+            let life = join_entries(&life_entries).and_then(|v| match v.state {
+                FieldState::Life(l) => Some(l),
+                _ => None,
+            });
+            let current = life.unwrap_or_default();
+            if delete {
+                writes.push((
+                    LIFE_FIELD.into(),
+                    FieldState::Life(Life {
+                        cl: current.cl + 1,
+                        killed_at: current.killed_at.max(hlc.0),
+                    }),
+                ));
+            } else if !current.alive() {
+                writes.push((
+                    LIFE_FIELD.into(),
+                    FieldState::Life(Life {
+                        cl: (current.cl + 1).max(2 * hlc.0 + 1),
+                        killed_at: current.killed_at,
+                    }),
+                ));
+            }
+            for ((f, op), kind) in ops.iter().zip(&kinds) {
+                let valid: Vec<Entry> = s
+                    .field_entries(coll, rid, f)?
+                    .into_iter()
+                    .filter(|e| e.v.stamp.hlc.0 >= current.killed_at)
+                    .collect();
+                let merged = join_entries(&valid).map(|v| v.state);
+                let state = match (kind, op) {
+                    (FieldKind::Lww, FieldOp::Set(v)) => FieldState::Lww(v.clone()),
+                    (FieldKind::Mv, FieldOp::Set(v)) => {
+                        let mut m = match merged {
+                            Some(FieldState::Mv(m)) => m,
+                            _ => MvRegister::default(),
+                        };
+                        m.write(&node, v.clone());
+                        FieldState::Mv(m)
+                    }
+                    (FieldKind::Set, FieldOp::Add(x) | FieldOp::Remove(x)) => {
+                        let mut set = match merged {
+                            Some(FieldState::Set(set)) => set,
+                            _ => crdts::Orswot::new(),
+                        };
+                        if matches!(op, FieldOp::Add(_)) {
+                            field::set_add(&mut set, &node, x);
+                        } else {
+                            field::set_remove(&mut set, x);
+                        }
+                        FieldState::Set(set)
+                    }
+                    (FieldKind::Counter, FieldOp::Increment(d)) => {
+                        let mut c = match merged {
+                            Some(FieldState::Counter(c)) => c,
+                            _ => crdts::PNCounter::new(),
+                        };
+                        field::counter_add(&mut c, &node, *d);
+                        FieldState::Counter(c)
+                    }
+                    (FieldKind::Status(order), FieldOp::Advance(name)) => {
+                        let rank = order.iter().position(|o| o == name).unwrap_or(0) as u32;
+                        match merged {
+                            Some(FieldState::Status(cur)) if cur >= rank => continue,
+                            _ => FieldState::Status(rank),
+                        }
+                    }
+                    _ => continue,
+                };
+                writes.push((f.to_string(), state));
+            }
+            for (f, state) in writes {
+                let existing = if f == LIFE_FIELD {
+                    life_entries.clone()
+                } else {
+                    s.field_entries(coll, rid, &f)?
+                };
+                s.local_seq += 1;
+                let e = Entry {
+                    origin: self_origin,
+                    oseq: s.local_seq,
+                    v: Versioned {
+                        stamp: stamp.clone(),
+                        state,
+                    },
+                };
+                s.store_entry(coll, rid, &f, &existing, &e)?;
+            }
+            if !s.resyncing() {
+                s.vv.raise(&node, s.local_seq);
+                let seq = s.local_seq;
+                s.save_seen(&node, seq)?;
+            }
+            Ok(())
+        })?;
+        let _ = self.events.send(ChangeEvent {
+            collection: coll.to_owned(),
+            record: rid.to_owned(),
+            via: None,
+        });
+        Ok(hlc)
+    }
+
+    /// Reads one record; `None` if it does not exist or was deleted.
+    pub fn get(&self, collection: &str, id: &str) -> Result<Option<Record>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT field, origin, oseq, hlc, state FROM entry WHERE coll = ?1 AND rid = ?2")?;
+        let rows = stmt.query_map(params![collection, id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, Vec<u8>>(4)?,
+            ))
+        })?;
+        let mut entries = Vec::new();
+        for row in rows {
+            let (f, origin, oseq, hlc, state) = row?;
+            entries.push((f, self.decode_entry(origin, oseq, hlc, &state)?));
+        }
+        Ok(self.assemble_one(collection, id, entries))
+    }
+
+    /// Reads every live record of a collection, ordered by id.
+    pub fn list(&self, collection: &str) -> Result<Vec<Record>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT rid, field, origin, oseq, hlc, state, coll FROM entry WHERE coll = ?1 ORDER BY rid, field")?;
+        let rows = stmt.query_map(params![collection], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, Vec<u8>>(5)?,
+            ))
+        })?;
+        let mut by_record: Vec<(String, Vec<(String, Entry)>)> = Vec::new();
+        for row in rows {
+            let (rid, f, origin, oseq, hlc, state) = row?;
+            let e = self.decode_entry(origin, oseq, hlc, &state)?;
+            match by_record.last_mut() {
+                Some((r, v)) if *r == rid => v.push((f, e)),
+                _ => by_record.push((rid, vec![(f, e)])),
+            }
+        }
+        Ok(by_record
+            .into_iter()
+            .filter_map(|(rid, rows)| self.assemble_one(collection, &rid, rows))
+            .collect())
+    }
+
+    /// Names of collections with at least one live or deleted record, and their live counts.
+    pub fn collection_counts(&self) -> Result<BTreeMap<String, u64>, StoreError> {
+        let mut out = BTreeMap::new();
+        let mut stmt = self.conn.prepare("SELECT DISTINCT coll FROM entry")?;
+        let names: Vec<String> = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        for c in names {
+            let n = self.list(&c)?.len() as u64;
+            out.insert(c, n);
+        }
+        Ok(out)
+    }
+
+    fn decode_entry(&self, origin: i64, oseq: i64, hlc: i64, state: &[u8]) -> Result<Entry, StoreError> {
+        Ok(Entry {
+            origin,
+            oseq: oseq as u64,
+            v: Versioned {
+                stamp: Stamp {
+                    hlc: Hlc(hlc as u64),
+                    origin: self.origin_name(origin),
+                },
+                state: FieldState::decode(state)?,
+            },
+        })
+    }
+
+    /// Builds a record from its entries, or `None` if it is not alive.
+    fn assemble_one(&self, coll: &str, rid: &str, rows: Vec<(String, Entry)>) -> Option<Record> {
+        let merged = merge_fields(rows);
+        let life = match merged.get(LIFE_FIELD).map(|v| &v.state) {
+            Some(FieldState::Life(l)) if l.alive() => *l,
+            _ => return None,
+        };
+        let mut updated = Hlc(0);
+        let mut fields = BTreeMap::new();
+        for (f, v) in merged {
+            updated = updated.max(v.stamp.hlc);
+            if f == LIFE_FIELD {
+                continue;
+            }
+            let Some(v) = v.valid_after(life.killed_at) else { continue };
+            fields.insert(f.clone(), self.view(coll, &f, &v.state));
+        }
+        Some(Record {
+            collection: coll.to_owned(),
+            id: rid.to_owned(),
+            fields,
+            updated,
+        })
+    }
+
+    fn view(&self, coll: &str, f: &str, state: &FieldState) -> FieldValue {
+        match state {
+            FieldState::Lww(v) => FieldValue::Value(v.clone()),
+            FieldState::Mv(m) => {
+                let mut vs = m.values();
+                if vs.len() == 1 {
+                    FieldValue::Value(vs.remove(0))
+                } else {
+                    FieldValue::Conflict(vs)
+                }
+            }
+            FieldState::Set(s) => FieldValue::Members(field::set_members(s)),
+            FieldState::Counter(c) => FieldValue::Count(field::counter_value(c)),
+            FieldState::Status(rank) => FieldValue::Status(match self.schema.kind(coll, f) {
+                FieldKind::Status(order) => order.get(*rank as usize).cloned().unwrap_or_else(|| format!("#{rank}")),
+                _ => format!("#{rank}"),
+            }),
+            FieldState::Life(l) => FieldValue::Value(Value::Int(l.cl as i64)),
+        }
+    }
+}
+
+/// Per-field merged state of a record, keeping for each field the entries newer than a delete
+/// apart so that [`MergedField::valid_after`] can drop the previous life's writes.
+pub(crate) struct MergedField {
+    entries: Vec<Entry>,
+    pub stamp: Stamp,
+    pub state: FieldState,
+}
+
+impl MergedField {
+    /// The join of the entries written at or after `killed_at`.
+    pub fn valid_after(&self, killed_at: u64) -> Option<Versioned> {
+        let valid: Vec<Entry> = self
+            .entries
+            .iter()
+            .filter(|e| e.v.stamp.hlc.0 >= killed_at)
+            .cloned()
+            .collect();
+        join_entries(&valid)
+    }
+}
+
+pub(crate) fn merge_fields(rows: Vec<(String, Entry)>) -> BTreeMap<String, MergedField> {
+    let mut by_field: BTreeMap<String, Vec<Entry>> = BTreeMap::new();
+    for (f, e) in rows {
+        by_field.entry(f).or_default().push(e);
+    }
+    by_field
+        .into_iter()
+        .filter_map(|(f, entries)| {
+            let j = join_entries(&entries)?;
+            Some((
+                f,
+                MergedField {
+                    entries,
+                    stamp: j.stamp,
+                    state: j.state,
+                },
+            ))
+        })
+        .collect()
+}
+
+/// The join of a field's entries, in a fixed order so every replica computes the same bytes.
+pub(crate) fn join_entries(entries: &[Entry]) -> Option<Versioned> {
+    let mut sorted: Vec<&Entry> = entries.iter().collect();
+    sorted.sort_by(|a, b| a.v.stamp.cmp(&b.v.stamp));
+    let mut it = sorted.into_iter();
+    let first = it.next()?.v.clone();
+    Some(it.fold(first, |acc, e| field::join(&acc, &e.v)))
+}
