@@ -26,6 +26,6 @@ fi
 stamp=.venv/.requirements.sha
 want=$(sha256sum requirements-interop.txt | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  .venv/bin/pip install -q --disable-pip-version-check -r requirements-interop.txt
+  grep -qvE '^\s*(#|$)' requirements-interop.txt && .venv/bin/pip install -q --disable-pip-version-check -r requirements-interop.txt
   echo "$want" > "$stamp"
 fi

@@ -77,28 +77,41 @@ impl ChangeBatch {
             names: Vec::new(),
         };
         let mut body = Writer::new();
-        let mut groups: Vec<(u64, u64, &str, Vec<&Change>)> = Vec::new();
+        // origin → collection → record → fields, so each name and id is written once.
+        type Records<'c> = Vec<(&'c str, Vec<&'c Change>)>;
+        let mut tree: Vec<(u64, Vec<(u64, Records<'_>)>)> = Vec::new();
         for c in order {
             let (o, col) = (names.id(&c.origin), names.id(&c.collection));
-            match groups.last_mut() {
-                Some(g) if g.0 == o && g.1 == col && g.2 == c.record => g.3.push(c),
-                _ => groups.push((o, col, &c.record, vec![c])),
+            if tree.last().map(|t| t.0) != Some(o) {
+                tree.push((o, Vec::new()));
             }
+            let colls = &mut tree.last_mut().expect("pushed above").1;
+            if colls.last().map(|t| t.0) != Some(col) {
+                colls.push((col, Vec::new()));
+            }
+            let recs = &mut colls.last_mut().expect("pushed above").1;
+            if recs.last().map(|t| t.0) != Some(c.record.as_str()) {
+                recs.push((&c.record, Vec::new()));
+            }
+            recs.last_mut().expect("pushed above").1.push(c);
         }
-        body.varint(groups.len() as u64);
-        let (mut prev_seq, mut prev_hlc) = (0i64, 0i64);
-        for (o, col, rid, changes) in &groups {
+        let mut prev = Delta::default();
+        body.varint(tree.len() as u64);
+        for (o, colls) in &tree {
             body.varint(*o);
-            body.varint(*col);
-            body.str(rid);
-            body.varint(changes.len() as u64);
-            for c in changes {
-                body.varint(names.id(&c.field));
-                body.zigzag(c.oseq as i64 - prev_seq);
-                body.zigzag(c.hlc.0 as i64 - prev_hlc);
-                prev_seq = c.oseq as i64;
-                prev_hlc = c.hlc.0 as i64;
-                c.state.encode_into(&mut body);
+            body.varint(colls.len() as u64);
+            for (col, recs) in colls {
+                body.varint(*col);
+                body.varint(recs.len() as u64);
+                for (rid, changes) in recs {
+                    body.str(rid);
+                    body.varint(changes.len() as u64);
+                    for c in changes {
+                        body.varint(names.id(&c.field));
+                        prev.put(&mut body, c.oseq, c.hlc);
+                        c.state.encode_into(&mut body);
+                    }
+                }
             }
         }
         let mut w = Writer::new();
@@ -143,31 +156,31 @@ impl ChangeBatch {
                 .ok_or_else(|| r.invalid("name index"))
         };
         let mut changes = Vec::new();
-        let (mut prev_seq, mut prev_hlc) = (0i64, 0i64);
+        let mut prev = Delta::default();
         for _ in 0..r.count()? {
             let i = r.varint()?;
             let origin = name(&r, i)?;
-            let i = r.varint()?;
-            let collection = name(&r, i)?;
-            let record = r.str()?.to_owned();
             for _ in 0..r.count()? {
                 let i = r.varint()?;
-                let field = name(&r, i)?;
-                prev_seq = prev_seq.wrapping_add(r.zigzag()?);
-                prev_hlc = prev_hlc.wrapping_add(r.zigzag()?);
-                if prev_seq <= 0 || prev_hlc < 0 {
-                    return Err(r.invalid("sequence or clock"));
+                let collection = name(&r, i)?;
+                for _ in 0..r.count()? {
+                    let record = r.str()?.to_owned();
+                    for _ in 0..r.count()? {
+                        let i = r.varint()?;
+                        let field = name(&r, i)?;
+                        let (oseq, hlc) = prev.get(&mut r)?;
+                        let state = FieldState::decode_from(&mut r)?;
+                        changes.push(Change {
+                            collection: collection.clone(),
+                            record: record.clone(),
+                            field,
+                            origin: origin.clone(),
+                            oseq,
+                            hlc,
+                            state,
+                        });
+                    }
                 }
-                let state = FieldState::decode_from(&mut r)?;
-                changes.push(Change {
-                    collection: collection.clone(),
-                    record: record.clone(),
-                    field,
-                    origin: origin.clone(),
-                    oseq: prev_seq as u64,
-                    hlc: Hlc(prev_hlc as u64),
-                    state,
-                });
             }
         }
         r.finish()?;
@@ -177,6 +190,41 @@ impl ChangeBatch {
             changes,
             complete,
         })
+    }
+}
+
+/// Sequences and clocks as deltas from the previous entry: the clock's physical milliseconds
+/// as a zigzag delta with a flag bit for a non-zero logical counter, which is rare.
+#[derive(Default)]
+struct Delta {
+    seq: u64,
+    ms: u64,
+}
+
+impl Delta {
+    fn put(&mut self, w: &mut Writer, oseq: u64, hlc: Hlc) {
+        w.zigzag(oseq.wrapping_sub(self.seq) as i64);
+        let d = hlc.physical_ms().wrapping_sub(self.ms) as i64;
+        let logical = hlc.logical();
+        w.varint(((d << 1) ^ (d >> 63)) as u64 * 2 + (logical != 0) as u64);
+        if logical != 0 {
+            w.varint(logical as u64);
+        }
+        self.seq = oseq;
+        self.ms = hlc.physical_ms();
+    }
+
+    fn get(&mut self, r: &mut Reader<'_>) -> Result<(u64, Hlc), WireError> {
+        self.seq = self.seq.wrapping_add(r.zigzag()? as u64);
+        let v = r.varint()?;
+        let zz = v >> 1;
+        let d = ((zz >> 1) as i64) ^ -((zz & 1) as i64);
+        self.ms = self.ms.wrapping_add(d as u64);
+        let logical = if v & 1 == 1 { r.varint()? } else { 0 };
+        if self.seq == 0 || self.ms >= 1 << 48 || logical > u16::MAX as u64 {
+            return Err(r.invalid("sequence or clock"));
+        }
+        Ok((self.seq, Hlc::new(self.ms, logical as u16)))
     }
 }
 

@@ -3,8 +3,9 @@
 //! Every kind is a join-semilattice over `(stamp, state)` pairs, where the stamp is the hybrid
 //! logical clock and node name of the write:
 //!
-//! * `lww` and `status` keep one winner (by stamp, or by rank then stamp);
-//! * `mv`, `set`, `counter` and the record's life merge their states;
+//! * `lww` keeps one winner, by stamp;
+//! * `status` keeps the highest rank, `mv`, `set` and `counter` merge their states, and so
+//!   does the record's life;
 //! * the record's life is a causal length (odd = present) plus the time of the latest delete.
 //!
 //! The store keeps, per field, only entries that no other entry dominates; [`join`] and
@@ -124,19 +125,21 @@ pub struct Versioned {
 }
 
 impl FieldState {
-    fn tag(&self) -> u8 {
+    // Tags 0-7 are value tags: a last-writer-wins state is just its value, one byte shorter
+    // on the wire than a separate kind tag would make it.
+    fn tag(&self) -> Option<u8> {
         match self {
-            FieldState::Lww(_) => 0,
-            FieldState::Mv(_) => 1,
-            FieldState::Set(_) => 2,
-            FieldState::Counter(_) => 3,
-            FieldState::Status(_) => 4,
-            FieldState::Life(_) => 5,
+            FieldState::Lww(_) => None,
+            FieldState::Mv(_) => Some(8),
+            FieldState::Set(_) => Some(9),
+            FieldState::Counter(_) => Some(10),
+            FieldState::Status(_) => Some(11),
+            FieldState::Life(_) => Some(12),
         }
     }
 
     fn is_winner_kind(&self) -> bool {
-        matches!(self, FieldState::Lww(_) | FieldState::Status(_))
+        matches!(self, FieldState::Lww(_))
     }
 
     /// Canonical bytes: equal states always encode to equal bytes.
@@ -148,7 +151,9 @@ impl FieldState {
 
     /// Appends the canonical encoding to `w`.
     pub fn encode_into(&self, w: &mut Writer) {
-        w.u8(self.tag());
+        if let Some(tag) = self.tag() {
+            w.u8(tag);
+        }
         match self {
             FieldState::Lww(v) => v.encode(w),
             FieldState::Mv(m) => {
@@ -185,9 +190,19 @@ impl FieldState {
 
     /// Decodes a state from a reader.
     pub fn decode_from(r: &mut Reader<'_>) -> Result<FieldState, WireError> {
-        Ok(match r.u8()? {
-            0 => FieldState::Lww(Value::decode(r)?),
-            1 => {
+        let mut peek = r.clone();
+        Ok(match peek.u8()? {
+            0..=7 => FieldState::Lww(Value::decode(r)?),
+            tag => {
+                *r = peek;
+                Self::decode_tagged(tag, r)?
+            }
+        })
+    }
+
+    fn decode_tagged(tag: u8, r: &mut Reader<'_>) -> Result<FieldState, WireError> {
+        Ok(match tag {
+            8 => {
                 let mut m = MvRegister::default();
                 for _ in 0..r.count()? {
                     let a = r.str()?.to_owned();
@@ -200,7 +215,7 @@ impl FieldState {
                 }
                 FieldState::Mv(m)
             }
-            2 => {
+            9 => {
                 let at = r.offset();
                 let b = r.bytes()?;
                 FieldState::Set(postcard::from_bytes(b).map_err(|_| WireError::Invalid {
@@ -208,7 +223,7 @@ impl FieldState {
                     offset: at,
                 })?)
             }
-            3 => {
+            10 => {
                 let at = r.offset();
                 let b = r.bytes()?;
                 FieldState::Counter(postcard::from_bytes(b).map_err(|_| WireError::Invalid {
@@ -216,11 +231,11 @@ impl FieldState {
                     offset: at,
                 })?)
             }
-            4 => {
+            11 => {
                 let rank = r.varint()?;
                 FieldState::Status(u32::try_from(rank).map_err(|_| r.invalid("status rank"))?)
             }
-            5 => FieldState::Life(Life {
+            12 => FieldState::Life(Life {
                 cl: r.varint()?,
                 killed_at: r.varint()?,
             }),
@@ -298,9 +313,7 @@ pub fn counter_value(c: &PNCounter<String>) -> i64 {
 pub fn join(a: &Versioned, b: &Versioned) -> Versioned {
     let stamp = a.stamp.clone().max(b.stamp.clone());
     let state = match (&a.state, &b.state) {
-        (FieldState::Status(x), FieldState::Status(y)) => {
-            return if (x, &a.stamp) >= (y, &b.stamp) { a.clone() } else { b.clone() };
-        }
+        (FieldState::Status(x), FieldState::Status(y)) => FieldState::Status(*x.max(y)),
         (FieldState::Mv(x), FieldState::Mv(y)) => FieldState::Mv(x.merge(y)),
         (FieldState::Set(x), FieldState::Set(y)) => {
             let mut m = x.clone();
@@ -326,13 +339,18 @@ pub fn join(a: &Versioned, b: &Versioned) -> Versioned {
 }
 
 /// Whether `a` already contains everything `b` says (so `b` can be dropped).
+///
+/// This also requires `a` to be at least as new as `b`: whether an entry is
+/// shown depends on its stamp (writes older than the record's latest delete are hidden), so an
+/// entry may only be dropped in favour of one that stays visible whenever it would have been.
 pub fn dominates(a: &Versioned, b: &Versioned) -> bool {
     let j = join(a, b);
-    if a.state.is_winner_kind() || std::mem::discriminant(&a.state) != std::mem::discriminant(&b.state) {
+    let same = if a.state.is_winner_kind() || std::mem::discriminant(&a.state) != std::mem::discriminant(&b.state) {
         j == *a
     } else {
         j.state == a.state
-    }
+    };
+    same && a.stamp >= b.stamp
 }
 
 /// The bytes that identify a merged field for convergence checks: the state, plus the winning
@@ -478,7 +496,7 @@ mod tests {
 
     #[test]
     fn garbage_states_are_errors() {
-        for bad in [&[][..], &[9], &[2, 200, 1], &[3, 1, 0xff], &[0, 3, 0x80]] {
+        for bad in [&[][..], &[13], &[9, 200, 1], &[10, 1, 0xff], &[3, 0x80], &[5, 4, b'a']] {
             assert!(FieldState::decode(bad).is_err(), "{bad:?}");
         }
     }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use rusqlite::{params, OptionalExtension};
 
-use super::{join_entries, merge_fields, ChangeEvent, Entry, Store};
+use super::{merge_fields, ChangeEvent, Entry, Store};
 use crate::change::{Change, ChangeBatch};
 use crate::clock::Hlc;
 use crate::error::StoreError;
@@ -169,11 +169,11 @@ impl Store {
                         state: c.state.clone(),
                     },
                 };
-                if let Some(m) = join_entries(&existing) {
-                    if field::dominates(&m, &e.v) {
-                        report.skipped += 1;
-                        continue;
-                    }
+                // Compare with each stored entry, not with their join: the join may owe part of
+                // its state to entries a later delete hides.
+                if existing.iter().any(|x| field::dominates(&x.v, &e.v)) {
+                    report.skipped += 1;
+                    continue;
                 }
                 s.clock.observe(c.hlc);
                 s.store_entry(&c.collection, &c.record, &c.field, &existing, &e)?;

@@ -1,0 +1,196 @@
+//! Property tests: random writes on several replicas, random topologies, connections cut at
+//! random points, batches applied out of order and twice — and at the end every replica shows
+//! exactly the same records.
+
+mod common;
+
+use common::{exchange, pair, replica, small_batches, sync_pair};
+use mizugiwa_sync::{FieldOp, ManualClock, Store, Value};
+use proptest::prelude::*;
+
+#[derive(Debug, Clone)]
+enum Action {
+    Write { at: usize, rec: u8, op: u8, arg: i8 },
+    Delete { at: usize, rec: u8 },
+    /// A connection between two replicas that carries `budget` frames, then is cut.
+    Link { a: usize, b: usize, budget: u8, order_seed: u64 },
+}
+
+fn action(n: usize) -> impl Strategy<Value = Action> {
+    prop_oneof![
+        5 => (0..n, 0u8..6, 0u8..7, any::<i8>()).prop_map(|(at, rec, op, arg)| Action::Write { at, rec, op, arg }),
+        1 => (0..n, 0u8..6).prop_map(|(at, rec)| Action::Delete { at, rec }),
+        3 => (0..n, 0..n, 0u8..30, any::<u64>()).prop_map(|(a, b, budget, order_seed)| Action::Link { a, b, budget, order_seed }),
+    ]
+}
+
+fn write(store: &mut Store, rec: u8, op: u8, arg: i8) {
+    let id = format!("r{rec}");
+    let op = match op {
+        0 => ("title", FieldOp::Set(Value::Int(arg as i64))),
+        1 => ("verdict", FieldOp::Set(Value::Int(arg as i64 % 3))),
+        2 => ("assignees", FieldOp::Add(format!("officer-{}", arg.rem_euclid(4)))),
+        3 => ("assignees", FieldOp::Remove(format!("officer-{}", arg.rem_euclid(4)))),
+        4 => ("comments", FieldOp::Increment(arg as i64 % 5)),
+        5 => ("state", FieldOp::Advance(["new", "acked", "resolved", "closed"][arg.rem_euclid(4) as usize].into())),
+        _ => ("title", FieldOp::Set(Value::Text(format!("t{arg}")))),
+    };
+    store.put("alerts", &id, &[op]).expect("local write");
+}
+
+/// `links` lists which pairs may talk (a chain, a star, a mesh...).
+fn run(n: usize, actions: Vec<Action>, links: &[(usize, usize)]) -> Result<(), TestCaseError> {
+    let clock = ManualClock::new(1_700_000_000_000);
+    let mut replicas: Vec<Store> = (0..n).map(|i| replica(&format!("n{i}"), &clock)).collect();
+    for act in actions {
+        clock.advance(7);
+        match act {
+            Action::Write { at, rec, op, arg } => write(&mut replicas[at], rec, op, arg),
+            Action::Delete { at, rec } => {
+                replicas[at].delete("alerts", &format!("r{rec}")).expect("delete");
+            }
+            Action::Link { a, b, budget, order_seed } => {
+                let (a, b) = links[(a * n + b) % links.len()];
+                let (x, y) = pair(&mut replicas, a, b);
+                let mut s = order_seed;
+                exchange(x, y, small_batches(), budget as usize, || {
+                    s ^= s << 13;
+                    s ^= s >> 7;
+                    s ^= s << 17;
+                    s & 1 == 0
+                })
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            }
+        }
+    }
+    // Heal: full exchanges along the allowed links until nothing moves (n rounds suffice for
+    // any connected topology).
+    for _ in 0..n {
+        for &(a, b) in links {
+            let (x, y) = pair(&mut replicas, a, b);
+            sync_pair(x, y);
+        }
+    }
+    let hashes: Vec<String> = replicas.iter().map(|r| r.state_hash().unwrap()).collect();
+    for (i, h) in hashes.iter().enumerate() {
+        prop_assert_eq!(h, &hashes[0], "replica {} differs from replica 0", i);
+    }
+    let lists: Vec<_> = replicas.iter().map(|r| r.list("alerts").unwrap()).collect();
+    for l in &lists {
+        let strip = |v: &Vec<mizugiwa_sync::Record>| v.iter().map(|r| (r.id.clone(), r.fields.clone())).collect::<Vec<_>>();
+        prop_assert_eq!(strip(l), strip(&lists[0]));
+    }
+    for r in &replicas {
+        prop_assert_eq!(r.version_vector(), replicas[0].version_vector());
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn mesh_of_four_converges(actions in proptest::collection::vec(action(4), 1..60)) {
+        let links: Vec<(usize, usize)> = (0..4).flat_map(|a| (0..4).filter(move |b| *b != a).map(move |b| (a, b))).collect();
+        run(4, actions, &links)?;
+    }
+
+    #[test]
+    fn chain_converges_through_the_middle(actions in proptest::collection::vec(action(3), 1..60)) {
+        // A–B–C: A and C never talk directly; everything goes through B.
+        run(3, actions, &[(0, 1), (1, 2)])?;
+    }
+
+    #[test]
+    fn hub_and_spoke_converges(actions in proptest::collection::vec(action(4), 1..60)) {
+        run(4, actions, &[(0, 1), (0, 2), (0, 3)])?;
+    }
+
+    /// Batches delivered out of order and twice, straight into the store: same result.
+    #[test]
+    fn any_delivery_order_and_duplication_converges(
+        writes in proptest::collection::vec((0u8..6, 0u8..7, any::<i8>()), 1..40),
+        order in proptest::collection::vec(any::<prop::sample::Index>(), 1..80),
+    ) {
+        let clock = ManualClock::new(1_700_000_000_000);
+        let mut source = replica("src", &clock);
+        for (rec, op, arg) in writes {
+            clock.advance(3);
+            write(&mut source, rec, op, arg);
+        }
+        let mut batches = Vec::new();
+        let mut cursor = 0;
+        loop {
+            let b = source.read_changes(cursor, &Default::default(), 2, 1 << 20).unwrap();
+            cursor = b.upto_lseq;
+            let done = b.complete.is_some();
+            batches.push(b);
+            if done { break; }
+        }
+        let mut sink = replica("sink", &clock);
+        for i in order {
+            let mut b = batches[i.index(batches.len())].clone();
+            b.complete = None; // out of order, a batch proves nothing about the sender's vector
+            sink.apply_changes("src", source.incarnation(), &b).unwrap();
+        }
+        for b in &batches {
+            sink.apply_changes("src", source.incarnation(), b).unwrap();
+        }
+        prop_assert_eq!(sink.state_hash().unwrap(), source.state_hash().unwrap());
+    }
+}
+
+#[test]
+fn a_write_at_a_reaches_c_through_b() {
+    let clock = ManualClock::new(1_700_000_000_000);
+    let (mut a, mut b, mut c) = (replica("a", &clock), replica("b", &clock), replica("c", &clock));
+    a.put("alerts", "x", &[("title", FieldOp::Set("dark vessel".into()))]).unwrap();
+    sync_pair(&mut a, &mut b);
+    sync_pair(&mut b, &mut c);
+    let rec = c.get("alerts", "x").unwrap().expect("record reached c");
+    assert_eq!(rec.get("title"), Some(&Value::Text("dark vessel".into())));
+    assert_eq!(c.version_vector().get("a"), a.version_vector().get("a"));
+}
+
+#[test]
+fn concurrent_acks_never_go_backwards_and_mv_conflicts_stay_visible() {
+    let clock = ManualClock::new(1_700_000_000_000);
+    let (mut site, mut hq) = (replica("site", &clock), replica("hq", &clock));
+    site.put("alerts", "a1", &[("state", FieldOp::Advance("new".into()))]).unwrap();
+    sync_pair(&mut site, &mut hq);
+    clock.advance(10);
+    hq.put("alerts", "a1", &[("state", FieldOp::Advance("resolved".into())), ("verdict", FieldOp::Set("smuggling".into()))]).unwrap();
+    clock.advance(10);
+    // The site acks later in wall time, without having seen HQ's resolve.
+    site.put("alerts", "a1", &[("state", FieldOp::Advance("acked".into())), ("verdict", FieldOp::Set("fishing".into()))]).unwrap();
+    sync_pair(&mut site, &mut hq);
+    for s in [&site, &hq] {
+        let r = s.get("alerts", "a1").unwrap().unwrap();
+        assert_eq!(r.fields["state"], mizugiwa_sync::FieldValue::Status("resolved".into()));
+        assert_eq!(
+            r.fields["verdict"],
+            // Concurrent values are listed in the order of their writers' dots: hq before site.
+            mizugiwa_sync::FieldValue::Conflict(vec![Value::Text("smuggling".into()), Value::Text("fishing".into())])
+        );
+    }
+}
+
+#[test]
+fn delete_then_reinsert_shows_only_the_new_life() {
+    let clock = ManualClock::new(1_700_000_000_000);
+    let (mut a, mut b) = (replica("a", &clock), replica("b", &clock));
+    a.put("alerts", "r", &[("title", FieldOp::Set("old".into())), ("comments", FieldOp::Increment(2))]).unwrap();
+    sync_pair(&mut a, &mut b);
+    clock.advance(5);
+    assert!(b.delete("alerts", "r").unwrap());
+    sync_pair(&mut a, &mut b);
+    assert!(a.get("alerts", "r").unwrap().is_none());
+    clock.advance(5);
+    a.put("alerts", "r", &[("comments", FieldOp::Increment(1))]).unwrap();
+    sync_pair(&mut a, &mut b);
+    for s in [&a, &b] {
+        let r = s.get("alerts", "r").unwrap().expect("reinserted");
+        assert_eq!(r.get("title"), None, "the old life's title is gone");
+        assert_eq!(r.fields["comments"], mizugiwa_sync::FieldValue::Count(1));
+    }
+}
