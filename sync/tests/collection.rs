@@ -1,0 +1,99 @@
+//! Garbage collection, the collection horizon and snapshot resync: a replica that was offline
+//! past the horizon comes back without resurrecting anything deleted while it was away, and
+//! without losing what it wrote while offline.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{replica, schema, sync_pair};
+use mizugiwa_sync::{FieldOp, ManualClock, Store, StoreConfig, Value};
+
+const HOUR: u64 = 3600 * 1000;
+
+fn replica_with_horizon(name: &str, clock: &ManualClock) -> Store {
+    let mut cfg = StoreConfig::new(name);
+    cfg.collection_horizon_ms = HOUR;
+    Store::open_in_memory(schema(), Arc::new(clock.clone()), cfg).unwrap()
+}
+
+fn title(s: &Store, id: &str) -> Option<Value> {
+    s.get("alerts", id).unwrap().and_then(|r| r.get("title").cloned())
+}
+
+#[test]
+fn a_replica_offline_past_the_horizon_resyncs_without_resurrecting_deletes() {
+    let clock = ManualClock::new(1_700_000_000_000);
+    let mut a = replica_with_horizon("a", &clock);
+    let mut b = replica_with_horizon("b", &clock);
+    let mut c = replica_with_horizon("c", &clock);
+    for i in 0..5 {
+        a.put("alerts", &format!("r{i}"), &[("title", FieldOp::Set(Value::Int(i)))]).unwrap();
+    }
+    for s in [&mut a, &mut b, &mut c] {
+        s.announce().unwrap();
+    }
+    sync_pair(&mut a, &mut b);
+    sync_pair(&mut b, &mut c);
+    sync_pair(&mut a, &mut b);
+    assert_eq!(title(&c, "r1"), Some(Value::Int(1)));
+
+    // C goes offline. It keeps working: a new record, and an edit of one that A deletes.
+    clock.advance(1000);
+    c.put("alerts", "c-offline", &[("title", FieldOp::Set("seen from the coast".into()))]).unwrap();
+    a.delete("alerts", "r1").unwrap();
+    a.delete("alerts", "r2").unwrap();
+    sync_pair(&mut a, &mut b);
+
+    // Two hours later C is past the horizon: A and B collect the deletes without it.
+    clock.advance(2 * HOUR);
+    for _ in 0..2 {
+        a.announce().unwrap();
+        b.announce().unwrap();
+        sync_pair(&mut a, &mut b);
+    }
+    let gc = a.collect_garbage().unwrap();
+    assert_eq!(gc.expired, vec!["c".to_string()]);
+    assert_eq!(gc.records_collected, 2, "{gc:?}");
+    assert_eq!(b.collect_garbage().unwrap().records_collected, 2);
+
+    // C comes back. It is behind A's collection frontier, so A makes it resync.
+    sync_pair(&mut c, &mut a);
+    assert!(!c.reset_frontier().is_empty(), "c was told to resync");
+    sync_pair(&mut c, &mut a);
+    for s in [&a, &b, &c] {
+        assert_eq!(title(s, "r1"), None, "{} resurrected r1", s.node());
+        assert_eq!(title(s, "r2"), None, "{} resurrected r2", s.node());
+    }
+    assert_eq!(title(&a, "c-offline"), Some(Value::Text("seen from the coast".into())), "c's offline write reached a");
+    sync_pair(&mut a, &mut b);
+    assert_eq!(a.state_hash().unwrap(), c.state_hash().unwrap());
+    assert_eq!(a.state_hash().unwrap(), b.state_hash().unwrap());
+
+    // A brand-new replica that learns everything from C sees no deleted record either.
+    let mut d = replica_with_horizon("d", &clock);
+    sync_pair(&mut d, &mut c);
+    assert_eq!(title(&d, "r1"), None);
+    assert_eq!(title(&d, "r3"), Some(Value::Int(3)));
+    assert_eq!(d.state_hash().unwrap(), a.state_hash().unwrap());
+}
+
+#[test]
+fn nothing_is_collected_while_a_live_member_has_not_seen_the_delete() {
+    let clock = ManualClock::new(1_700_000_000_000);
+    let (mut a, mut b) = (replica("a", &clock), replica("b", &clock));
+    a.put("alerts", "x", &[("title", FieldOp::Set("t".into()))]).unwrap();
+    a.announce().unwrap();
+    b.announce().unwrap();
+    sync_pair(&mut a, &mut b);
+    a.delete("alerts", "x").unwrap();
+    // B has not seen the delete and is well within the horizon.
+    assert_eq!(a.collect_garbage().unwrap().records_collected, 0);
+    sync_pair(&mut a, &mut b);
+    b.announce().unwrap();
+    sync_pair(&mut a, &mut b);
+    assert_eq!(a.collect_garbage().unwrap().records_collected, 1);
+    let (rows_after, _) = a.footprint().unwrap();
+    // Only member records remain.
+    assert!(rows_after <= 4, "{rows_after} rows left");
+}
