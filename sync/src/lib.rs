@@ -27,11 +27,14 @@
 
 pub mod change;
 pub mod clock;
+pub mod driver;
 pub mod error;
 pub mod field;
+pub mod pki;
 pub mod protocol;
 pub mod schema;
 pub mod store;
+pub mod transport;
 pub mod value;
 pub mod vv;
 pub mod wire;

@@ -326,3 +326,20 @@ impl Store {
             .optional()?)
     }
 }
+
+impl Store {
+    /// The node name recorded in an existing database file, or `None` if there is no file yet.
+    pub fn node_of(path: &std::path::Path) -> Result<Option<String>, StoreError> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        let conn = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        let has_table: bool = conn
+            .query_row("SELECT count(*) FROM sqlite_master WHERE name = 'replica'", [], |r| r.get::<_, i64>(0))
+            .map(|n| n > 0)?;
+        if !has_table {
+            return Ok(None);
+        }
+        Ok(conn.query_row("SELECT node FROM replica WHERE id = 1", [], |r| r.get(0)).optional()?)
+    }
+}

@@ -1,0 +1,377 @@
+//! The thin tokio driver: runs [`Session`]s over QUIC [`Link`]s.
+//!
+//! The protocol logic lives in [`crate::protocol`]; this module only moves frames. Each link
+//! gets a reader task (so the network keeps draining while this side is busy sending, which
+//! rules out the both-sides-blocked-on-send deadlock) and a loop that feeds frames to the
+//! session and flushes what it wants to send after every frame, every local change and every
+//! tick. Configured peers are dialled and redialled with backoff; any peer with a valid
+//! certificate may dial in. A housekeeping task announces this replica's progress, collects
+//! garbage, and applies the replicated revocation list to the TLS verifiers.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::pki::{NodeIdentity, Revocations};
+use crate::protocol::{Session, SessionConfig, SessionError};
+use crate::store::Store;
+use crate::transport::{Endpoint, Link, TransportConfig, TransportError};
+
+/// A peer to dial.
+#[derive(Debug, Clone, serde::Deserialize, Serialize)]
+pub struct PeerAddr {
+    /// Its node name (must match its certificate).
+    pub name: String,
+    /// Its QUIC address.
+    pub addr: SocketAddr,
+}
+
+/// Settings of the sync driver.
+#[derive(Debug, Clone)]
+pub struct SyncConfig {
+    /// Local UDP address to bind.
+    pub listen: SocketAddr,
+    /// Peers to dial.
+    pub peers: Vec<PeerAddr>,
+    /// Protocol tuning.
+    pub session: SessionConfig,
+    /// Transport tuning.
+    pub transport: TransportConfig,
+    /// How often to announce progress, collect garbage and refresh revocations.
+    pub housekeeping: Duration,
+    /// Longest wait between redials of an unreachable peer.
+    pub max_redial: Duration,
+}
+
+impl SyncConfig {
+    /// Defaults for a node listening on `listen` and dialling `peers`.
+    pub fn new(listen: SocketAddr, peers: Vec<PeerAddr>) -> Self {
+        SyncConfig {
+            listen,
+            peers,
+            session: SessionConfig::default(),
+            transport: TransportConfig::default(),
+            housekeeping: Duration::from_secs(5),
+            max_redial: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What this node knows about one peer's link.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PeerStatus {
+    /// Peer node name.
+    pub peer: String,
+    /// Whether a session is open now.
+    pub connected: bool,
+    /// Wall time (ms since the epoch) of the last frame from the peer.
+    pub last_contact_ms: Option<u64>,
+    /// Changes this node has seen that the peer has not acknowledged (version-vector gap).
+    pub lag_changes: u64,
+    /// Entries of this node's log past the peer's acknowledged cursor.
+    pub lag_entries: u64,
+    /// Bytes sent and received in the current or last session.
+    pub bytes_sent: u64,
+    /// Bytes received.
+    pub bytes_received: u64,
+    /// Why the last session ended, if it failed.
+    pub last_error: Option<String>,
+}
+
+/// A running sync driver.
+pub struct SyncHandle {
+    local_addr: SocketAddr,
+    status: Arc<Mutex<BTreeMap<String, PeerStatus>>>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    endpoint: Arc<Endpoint>,
+}
+
+impl SyncHandle {
+    /// The bound UDP address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The status of every peer seen so far.
+    pub fn status(&self) -> Vec<PeerStatus> {
+        self.status.lock().map(|s| s.values().cloned().collect()).unwrap_or_default()
+    }
+
+    /// Stops every session and the endpoint.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        self.endpoint.close(0, "shutting down");
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        self.endpoint.wait_idle().await;
+    }
+}
+
+type SharedStore = Arc<Mutex<Store>>;
+
+/// Why the driver could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    /// Binding the endpoint failed.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+}
+
+/// Starts syncing `store` with the configured peers and whoever dials in.
+pub fn start(
+    store: SharedStore,
+    identity: &NodeIdentity,
+    ca: rustls::pki_types::CertificateDer<'static>,
+    config: SyncConfig,
+) -> Result<SyncHandle, DriverError> {
+    let revocations = Revocations::new();
+    refresh_revocations(&store, &revocations);
+    let endpoint = Arc::new(Endpoint::bind(
+        config.listen,
+        identity,
+        ca,
+        revocations.clone(),
+        config.transport.clone(),
+    )?);
+    let local_addr = endpoint.local_addr()?;
+    let status: Arc<Mutex<BTreeMap<String, PeerStatus>>> = Default::default();
+    let (shutdown, stop) = watch::channel(false);
+    let mut tasks = Vec::new();
+    let node = identity.name.clone();
+    tracing::info!(node = %node, %local_addr, peers = config.peers.len(), "sync endpoint up");
+
+    {
+        let (endpoint, store, status, stop, session) =
+            (endpoint.clone(), store.clone(), status.clone(), stop.clone(), config.session.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut stop2 = stop.clone();
+            loop {
+                let incoming = tokio::select! {
+                    l = endpoint.accept() => l,
+                    _ = stop2.changed() => break,
+                };
+                match incoming {
+                    None => break,
+                    Some(Ok(link)) => {
+                        let (store, status, stop, session) = (store.clone(), status.clone(), stop.clone(), session.clone());
+                        tokio::spawn(async move {
+                            let _ = run_link(link, store, status, stop, session).await;
+                        });
+                    }
+                    Some(Err(e)) => tracing::warn!(error = %e, "refused an incoming connection"),
+                }
+            }
+        }));
+    }
+    for peer in config.peers.clone() {
+        let (endpoint, store, status, mut stop, session, max_redial) = (
+            endpoint.clone(),
+            store.clone(),
+            status.clone(),
+            stop.clone(),
+            config.session.clone(),
+            config.max_redial,
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(200);
+            loop {
+                if *stop.borrow() {
+                    break;
+                }
+                match endpoint.connect(peer.addr, &peer.name).await {
+                    Ok(link) => {
+                        backoff = Duration::from_millis(200);
+                        let _ = run_link(link, store.clone(), status.clone(), stop.clone(), session.clone()).await;
+                    }
+                    Err(e) => {
+                        tracing::debug!(peer = %peer.name, error = %e, "dial failed");
+                        if let Ok(mut s) = status.lock() {
+                            let st = s.entry(peer.name.clone()).or_default();
+                            st.peer = peer.name.clone();
+                            st.connected = false;
+                            st.last_error = Some(e.to_string());
+                        }
+                    }
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stop.changed() => break,
+                }
+                backoff = (backoff * 2).min(max_redial);
+            }
+        }));
+    }
+    {
+        let (store, mut stop, revocations, every) = (store.clone(), stop.clone(), revocations.clone(), config.housekeeping);
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop.changed() => break,
+                }
+                if let Ok(mut s) = store.lock() {
+                    if let Err(e) = s.announce() {
+                        tracing::warn!(error = %e, "announcing progress failed");
+                    }
+                    if let Err(e) = s.collect_garbage() {
+                        tracing::warn!(error = %e, "garbage collection failed");
+                    }
+                }
+                refresh_revocations(&store, &revocations);
+            }
+        }));
+    }
+    Ok(SyncHandle {
+        local_addr,
+        status,
+        shutdown,
+        tasks,
+        endpoint,
+    })
+}
+
+fn refresh_revocations(store: &SharedStore, revocations: &Revocations) {
+    let revoked = store.lock().ok().and_then(|s| s.revoked().ok()).unwrap_or_default();
+    revocations.replace_all(revoked.clone(), revoked);
+}
+
+/// Runs one session over one link until it ends.
+async fn run_link(
+    link: Link,
+    store: SharedStore,
+    status: Arc<Mutex<BTreeMap<String, PeerStatus>>>,
+    mut stop: watch::Receiver<bool>,
+    config: SessionConfig,
+) -> Result<(), SessionError> {
+    let (handle, mut tx, mut rx) = link.split();
+    let peer = handle.peer.name.clone();
+    let span = tracing::info_span!("sync", peer = %peer, remote = %handle.remote);
+    let _enter = span.enter();
+    tracing::info!("session open");
+    // Bounded: at most `window` batches plus their acks can be in flight from the peer, so
+    // this never blocks the peer for long, and a stalled consumer pushes back through QUIC.
+    let (frames_tx, mut frames_rx) = mpsc::channel::<Result<Vec<u8>, TransportError>>(64);
+    let reader = tokio::spawn(async move {
+        loop {
+            match rx.recv().await {
+                Ok(Some(f)) => {
+                    if frames_tx.send(Ok(f)).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    let _ = frames_tx.send(Err(e)).await;
+                    break;
+                }
+            }
+        }
+    });
+    let (mut events, mut session) = {
+        let s = store.lock().map_err(|_| poisoned(&peer))?;
+        let mut session = Session::new(&peer, config);
+        session.start(&s)?;
+        (s.subscribe(), session)
+    };
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let result: Result<(), SessionError> = async {
+        loop {
+            // Flush everything the session wants to say.
+            loop {
+                let frame = {
+                    let s = store.lock().map_err(|_| poisoned(&peer))?;
+                    session.poll_transmit(&s)?
+                };
+                match frame {
+                    Some(f) => {
+                        if let Err(e) = tx.send(&f).await {
+                            return Err(SessionError::Protocol { peer: peer.clone(), what: format!("link lost: {e}") });
+                        }
+                    }
+                    None => break,
+                }
+            }
+            update_status(&status, &store, &session, true, None);
+            tokio::select! {
+                f = frames_rx.recv() => match f {
+                    Some(Ok(frame)) => {
+                        let r = {
+                            let mut s = store.lock().map_err(|_| poisoned(&peer))?;
+                            let r = session.handle_frame(&frame, &mut s);
+                            if let Ok(mut st) = status.lock() {
+                                st.entry(peer.clone()).or_default().last_contact_ms = Some(s.now_ms());
+                            }
+                            r
+                        };
+                        if let Err(e) = r {
+                            // Tell the peer why before closing.
+                            let refusal = store.lock().ok().and_then(|s| session.poll_transmit(&s).ok().flatten());
+                            if let Some(f) = refusal {
+                                let _ = tx.send(&f).await;
+                                let _ = tx.finish();
+                            }
+                            return Err(e);
+                        }
+                    }
+                    Some(Err(e)) => {
+                        return Err(SessionError::Protocol { peer: peer.clone(), what: e.to_string() });
+                    }
+                    None => return Ok(()),
+                },
+                _ = events.recv() => {}
+                _ = tick.tick() => {}
+                _ = stop.changed() => return Ok(()),
+            }
+        }
+    }
+    .await;
+    reader.abort();
+    match &result {
+        Ok(()) => {
+            tracing::info!("session closed");
+            handle.close(0, "bye");
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "session failed");
+            handle.close(1, "protocol error");
+        }
+    }
+    update_status(&status, &store, &session, false, result.as_ref().err().map(|e| e.to_string()));
+    result
+}
+
+fn poisoned(peer: &str) -> SessionError {
+    SessionError::Protocol {
+        peer: peer.to_owned(),
+        what: "store lock poisoned by an earlier panic".into(),
+    }
+}
+
+fn update_status(
+    status: &Arc<Mutex<BTreeMap<String, PeerStatus>>>,
+    store: &SharedStore,
+    session: &Session,
+    connected: bool,
+    error: Option<String>,
+) {
+    let Ok(s) = store.lock() else { return };
+    let Ok(mut map) = status.lock() else { return };
+    let st = map.entry(session.peer().to_owned()).or_default();
+    st.peer = session.peer().to_owned();
+    st.connected = connected;
+    st.lag_changes = session.peer_vv().lag_behind(s.version_vector());
+    st.lag_entries = s.log_end().saturating_sub(session.acked());
+    st.bytes_sent = session.stats().bytes_sent;
+    st.bytes_received = session.stats().bytes_received;
+    if error.is_some() {
+        st.last_error = error;
+    }
+}
