@@ -9,7 +9,9 @@ fn kill_dash_nine_loses_no_acknowledged_write() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("site.db");
     let mut child = Command::new(env!("CARGO_BIN_EXE_mizugiwa"))
-        .args(["store", "fill", "--node", "yokohama", "--count", "1000000", "--db"])
+        .args([
+            "store", "fill", "--node", "yokohama", "--count", "1000000", "--db",
+        ])
         .arg(&db)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -30,7 +32,9 @@ fn kill_dash_nine_loses_no_acknowledged_write() {
     acked.extend(lines.map_while(Result::ok));
 
     let conn = rusqlite::Connection::open(&db).unwrap();
-    let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(check, "ok");
     drop(conn);
 
@@ -39,12 +43,26 @@ fn kill_dash_nine_loses_no_acknowledged_write() {
         .arg(&db)
         .output()
         .unwrap();
-    assert!(list.status.success(), "{}", String::from_utf8_lossy(&list.stderr));
+    assert!(
+        list.status.success(),
+        "{}",
+        String::from_utf8_lossy(&list.stderr)
+    );
     let stored: std::collections::HashSet<String> = String::from_utf8_lossy(&list.stdout)
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].as_str().unwrap().to_owned())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
     let missing: Vec<&String> = acked.iter().filter(|id| !stored.contains(*id)).collect();
-    assert!(missing.is_empty(), "{} acknowledged writes lost, e.g. {:?}", missing.len(), &missing[..missing.len().min(5)]);
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged writes lost, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
     assert!(stored.len() >= acked.len());
 }

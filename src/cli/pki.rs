@@ -53,7 +53,12 @@ pub fn run(cmd: PkiCommand) -> anyhow::Result<()> {
             println!("CA certificate: {}", paths.cert.display());
             println!("CA key:         {} (keep it offline)", paths.key.display());
         }
-        PkiCommand::Issue { dir, node, role, out } => {
+        PkiCommand::Issue {
+            dir,
+            node,
+            role,
+            out,
+        } => {
             let out = out.unwrap_or_else(|| dir.clone());
             let issued = pki::issue(&dir, &out, &node, role)?;
             println!("node:        {node} ({role})");
@@ -63,7 +68,9 @@ pub fn run(cmd: PkiCommand) -> anyhow::Result<()> {
         }
         PkiCommand::Revoke { db, target, reason } => {
             let mut store = super::store::open_existing(&db)?;
-            store.revoke(&target, &reason).context("recording the revocation")?;
+            store
+                .revoke(&target, &reason)
+                .context("recording the revocation")?;
             println!("revoked {target}: {reason} (replicates with the next sync)");
         }
     }

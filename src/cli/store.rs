@@ -92,9 +92,17 @@ pub fn open(db: &Path, node: Option<&str>) -> anyhow::Result<Store> {
         (Some(r), Some(n)) if r != n => bail!("{} belongs to node {r:?}, not {n:?}", db.display()),
         (Some(r), _) => r,
         (None, Some(n)) => n.to_owned(),
-        (None, None) => bail!("{} is a new database: say which node it belongs to with --node", db.display()),
+        (None, None) => bail!(
+            "{} is a new database: say which node it belongs to with --node",
+            db.display()
+        ),
     };
-    Ok(Store::open(db, Schema::new(), Arc::new(SystemClock::new()), StoreConfig::new(&node))?)
+    Ok(Store::open(
+        db,
+        Schema::new(),
+        Arc::new(SystemClock::new()),
+        StoreConfig::new(&node),
+    )?)
 }
 
 /// Opens an existing replica.
@@ -107,7 +115,10 @@ pub fn open_existing(db: &Path) -> anyhow::Result<Store> {
 
 fn parse_assignment(s: &str) -> anyhow::Result<(String, FieldOp)> {
     if let Some((f, n)) = s.split_once("+=") {
-        let n: i64 = n.trim().parse().with_context(|| format!("{s:?}: `+=` takes an integer"))?;
+        let n: i64 = n
+            .trim()
+            .parse()
+            .with_context(|| format!("{s:?}: `+=` takes an integer"))?;
         return Ok((f.to_owned(), FieldOp::Increment(n)));
     }
     let Some((f, v)) = s.split_once('=') else {
@@ -122,10 +133,20 @@ fn parse_assignment(s: &str) -> anyhow::Result<(String, FieldOp)> {
 
 pub fn run(cmd: StoreCommand) -> anyhow::Result<()> {
     match cmd {
-        StoreCommand::Put { db, node, collection, id, fields } => {
+        StoreCommand::Put {
+            db,
+            node,
+            collection,
+            id,
+            fields,
+        } => {
             let mut store = open(&db, node.as_deref())?;
-            let ops: Vec<(String, FieldOp)> = fields.iter().map(|f| parse_assignment(f)).collect::<Result<_, _>>()?;
-            let refs: Vec<(&str, FieldOp)> = ops.iter().map(|(f, o)| (f.as_str(), o.clone())).collect();
+            let ops: Vec<(String, FieldOp)> = fields
+                .iter()
+                .map(|f| parse_assignment(f))
+                .collect::<Result<_, _>>()?;
+            let refs: Vec<(&str, FieldOp)> =
+                ops.iter().map(|(f, o)| (f.as_str(), o.clone())).collect();
             let hlc = store.put(&collection, &id, &refs)?;
             println!("{collection}/{id} written at {hlc}");
         }
@@ -149,7 +170,11 @@ pub fn run(cmd: StoreCommand) -> anyhow::Result<()> {
             }
             println!("{collection}/{id} deleted");
         }
-        StoreCommand::Watch { db, collection, from_start } => {
+        StoreCommand::Watch {
+            db,
+            collection,
+            from_start,
+        } => {
             // Another process (the sync daemon) may be writing: follow the change log itself,
             // which every write extends, rather than in-process events.
             let store = open_existing(&db)?;
@@ -160,7 +185,9 @@ pub fn run(cmd: StoreCommand) -> anyhow::Result<()> {
                 cursor = batch.upto_lseq;
                 let mut seen = std::collections::BTreeSet::new();
                 for c in &batch.changes {
-                    if collection.as_ref().is_some_and(|w| *w != c.collection) || c.collection.starts_with('$') {
+                    if collection.as_ref().is_some_and(|w| *w != c.collection)
+                        || c.collection.starts_with('$')
+                    {
                         continue;
                     }
                     if !seen.insert((c.collection.clone(), c.record.clone())) {
@@ -168,7 +195,9 @@ pub fn run(cmd: StoreCommand) -> anyhow::Result<()> {
                     }
                     let line = match store.get(&c.collection, &c.record)? {
                         Some(r) => r.to_json(),
-                        None => serde_json::json!({"collection": c.collection, "id": c.record, "deleted": true}),
+                        None => {
+                            serde_json::json!({"collection": c.collection, "id": c.record, "deleted": true})
+                        }
                     };
                     let mut out = stdout.lock();
                     writeln!(out, "{line}")?;
@@ -179,12 +208,21 @@ pub fn run(cmd: StoreCommand) -> anyhow::Result<()> {
                 }
             }
         }
-        StoreCommand::Fill { db, node, collection, count } => {
+        StoreCommand::Fill {
+            db,
+            node,
+            collection,
+            count,
+        } => {
             let mut store = open(&db, node.as_deref())?;
             let stdout = std::io::stdout();
             for i in 0..count {
                 let id = format!("w{i:08}");
-                store.put(&collection, &id, &[("seq", FieldOp::Set(Value::Int(i as i64)))])?;
+                store.put(
+                    &collection,
+                    &id,
+                    &[("seq", FieldOp::Set(Value::Int(i as i64)))],
+                )?;
                 // Printed only after `put` returned, i.e. after the commit is durable.
                 let mut out = stdout.lock();
                 writeln!(out, "{id}")?;

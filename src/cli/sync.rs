@@ -67,8 +67,10 @@ fn status_path(db: &Path) -> PathBuf {
 pub fn run(cmd: SyncCommand) -> anyhow::Result<()> {
     match cmd {
         SyncCommand::Run { config } => {
-            let text = std::fs::read_to_string(&config).with_context(|| format!("reading {}", config.display()))?;
-            let cfg: ReplicaConfig = toml::from_str(&text).with_context(|| format!("parsing {}", config.display()))?;
+            let text = std::fs::read_to_string(&config)
+                .with_context(|| format!("reading {}", config.display()))?;
+            let cfg: ReplicaConfig =
+                toml::from_str(&text).with_context(|| format!("parsing {}", config.display()))?;
             let identity = NodeIdentity::load_dir(&cfg.pki_dir, &cfg.node)?;
             let ca = pki::load_ca(&cfg.pki_dir.join("ca.crt"))?;
             let mut store_cfg = mizugiwa_sync::StoreConfig::new(&cfg.node);
@@ -106,16 +108,31 @@ pub fn run(cmd: SyncCommand) -> anyhow::Result<()> {
         }
         SyncCommand::Status { db } => {
             let path = status_path(&db);
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("no status at {}: is `mizugiwa sync run` running for this database?", path.display()))?;
+            let text = std::fs::read_to_string(&path).with_context(|| {
+                format!(
+                    "no status at {}: is `mizugiwa sync run` running for this database?",
+                    path.display()
+                )
+            })?;
             let doc: serde_json::Value = serde_json::from_str(&text)?;
-            println!("node {}  seen {}", doc["node"].as_str().unwrap_or("?"), doc["version_vector"].as_str().unwrap_or("?"));
-            println!("{:<16} {:<10} {:>12} {:>12} {:>20}  last error", "peer", "link", "lag changes", "lag entries", "last contact (ms)");
+            println!(
+                "node {}  seen {}",
+                doc["node"].as_str().unwrap_or("?"),
+                doc["version_vector"].as_str().unwrap_or("?")
+            );
+            println!(
+                "{:<16} {:<10} {:>12} {:>12} {:>20}  last error",
+                "peer", "link", "lag changes", "lag entries", "last contact (ms)"
+            );
             for p in doc["peers"].as_array().cloned().unwrap_or_default() {
                 println!(
                     "{:<16} {:<10} {:>12} {:>12} {:>20}  {}",
                     p["peer"].as_str().unwrap_or("?"),
-                    if p["connected"].as_bool() == Some(true) { "up" } else { "down" },
+                    if p["connected"].as_bool() == Some(true) {
+                        "up"
+                    } else {
+                        "down"
+                    },
                     p["lag_changes"],
                     p["lag_entries"],
                     p["last_contact_ms"],

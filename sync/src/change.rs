@@ -70,7 +70,12 @@ impl ChangeBatch {
     pub fn encode(&self) -> Vec<u8> {
         let mut order: Vec<&Change> = self.changes.iter().collect();
         order.sort_by(|a, b| {
-            (&a.origin, &a.collection, &a.record, a.oseq).cmp(&(&b.origin, &b.collection, &b.record, b.oseq))
+            (&a.origin, &a.collection, &a.record, a.oseq).cmp(&(
+                &b.origin,
+                &b.collection,
+                &b.record,
+                b.oseq,
+            ))
         });
         let mut names = Interner {
             index: HashMap::new(),
@@ -254,7 +259,15 @@ mod tests {
             from_lseq: 10,
             upto_lseq: 50,
             changes: (1..=40)
-                .map(|i| change(if i % 2 == 0 { "yokohama" } else { "narita" }, &format!("r{i}"), "score", i, i as i64))
+                .map(|i| {
+                    change(
+                        if i % 2 == 0 { "yokohama" } else { "narita" },
+                        &format!("r{i}"),
+                        "score",
+                        i,
+                        i as i64,
+                    )
+                })
                 .collect(),
             complete: Some(vv),
         };
@@ -265,7 +278,11 @@ mod tests {
         back.changes.sort_by_key(key);
         expect.changes.sort_by_key(key);
         assert_eq!(back, expect);
-        assert!(bytes.len() < 40 * 12, "{} bytes for 40 single-field updates", bytes.len());
+        assert!(
+            bytes.len() < 40 * 12,
+            "{} bytes for 40 single-field updates",
+            bytes.len()
+        );
     }
 
     proptest! {

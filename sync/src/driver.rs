@@ -100,7 +100,10 @@ impl SyncHandle {
 
     /// The status of every peer seen so far.
     pub fn status(&self) -> Vec<PeerStatus> {
-        self.status.lock().map(|s| s.values().cloned().collect()).unwrap_or_default()
+        self.status
+            .lock()
+            .map(|s| s.values().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Stops every session and the endpoint.
@@ -148,8 +151,13 @@ pub fn start(
     tracing::info!(node = %node, %local_addr, peers = config.peers.len(), "sync endpoint up");
 
     {
-        let (endpoint, store, status, stop, session) =
-            (endpoint.clone(), store.clone(), status.clone(), stop.clone(), config.session.clone());
+        let (endpoint, store, status, stop, session) = (
+            endpoint.clone(),
+            store.clone(),
+            status.clone(),
+            stop.clone(),
+            config.session.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut stop2 = stop.clone();
             loop {
@@ -160,7 +168,8 @@ pub fn start(
                 match incoming {
                     None => break,
                     Some(Ok(link)) => {
-                        let (store, status, stop, session) = (store.clone(), status.clone(), stop.clone(), session.clone());
+                        let (store, status, stop, session) =
+                            (store.clone(), status.clone(), stop.clone(), session.clone());
                         tokio::spawn(async move {
                             let _ = run_link(link, store, status, stop, session).await;
                         });
@@ -188,7 +197,14 @@ pub fn start(
                 match endpoint.connect(peer.addr, &peer.name).await {
                     Ok(link) => {
                         backoff = Duration::from_millis(200);
-                        let _ = run_link(link, store.clone(), status.clone(), stop.clone(), session.clone()).await;
+                        let _ = run_link(
+                            link,
+                            store.clone(),
+                            status.clone(),
+                            stop.clone(),
+                            session.clone(),
+                        )
+                        .await;
                     }
                     Err(e) => {
                         tracing::debug!(peer = %peer.name, error = %e, "dial failed");
@@ -209,7 +225,12 @@ pub fn start(
         }));
     }
     {
-        let (store, mut stop, revocations, every) = (store.clone(), stop.clone(), revocations.clone(), config.housekeeping);
+        let (store, mut stop, revocations, every) = (
+            store.clone(),
+            stop.clone(),
+            revocations.clone(),
+            config.housekeeping,
+        );
         tasks.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             loop {
@@ -239,7 +260,11 @@ pub fn start(
 }
 
 fn refresh_revocations(store: &SharedStore, revocations: &Revocations) {
-    let revoked = store.lock().ok().and_then(|s| s.revoked().ok()).unwrap_or_default();
+    let revoked = store
+        .lock()
+        .ok()
+        .and_then(|s| s.revoked().ok())
+        .unwrap_or_default();
     revocations.replace_all(revoked.clone(), revoked);
 }
 
@@ -344,7 +369,13 @@ async fn run_link(
             handle.close(1, "protocol error");
         }
     }
-    update_status(&status, &store, &session, false, result.as_ref().err().map(|e| e.to_string()));
+    update_status(
+        &status,
+        &store,
+        &session,
+        false,
+        result.as_ref().err().map(|e| e.to_string()),
+    );
     result
 }
 

@@ -305,8 +305,11 @@ pub fn counter_add(c: &mut PNCounter<String>, actor: &str, delta: i64) {
 /// Reads a counter (saturating at the bounds of `i64`).
 pub fn counter_value(c: &PNCounter<String>) -> i64 {
     let s = c.read().to_string();
-    s.parse::<i64>()
-        .unwrap_or(if s.starts_with('-') { i64::MIN } else { i64::MAX })
+    s.parse::<i64>().unwrap_or(if s.starts_with('-') {
+        i64::MIN
+    } else {
+        i64::MAX
+    })
 }
 
 /// The join (least upper bound) of two versions of one field.
@@ -332,7 +335,11 @@ pub fn join(a: &Versioned, b: &Versioned) -> Versioned {
         // Plain last-writer-wins, and the fallback when two replicas disagree on a field's
         // kind (a schema mismatch): the newer write wins, the same on every replica.
         _ => {
-            return if a.stamp >= b.stamp { a.clone() } else { b.clone() };
+            return if a.stamp >= b.stamp {
+                a.clone()
+            } else {
+                b.clone()
+            };
         }
     };
     Versioned { stamp, state }
@@ -345,7 +352,9 @@ pub fn join(a: &Versioned, b: &Versioned) -> Versioned {
 /// entry may only be dropped in favour of one that stays visible whenever it would have been.
 pub fn dominates(a: &Versioned, b: &Versioned) -> bool {
     let j = join(a, b);
-    let same = if a.state.is_winner_kind() || std::mem::discriminant(&a.state) != std::mem::discriminant(&b.state) {
+    let same = if a.state.is_winner_kind()
+        || std::mem::discriminant(&a.state) != std::mem::discriminant(&b.state)
+    {
         j == *a
     } else {
         j.state == a.state
@@ -388,7 +397,10 @@ mod tests {
     /// returns every intermediate state of one kind.
     fn states(kind: u8, ops: &[(usize, Op, Option<usize>)]) -> Vec<Versioned> {
         let init = |actor: &str| Versioned {
-            stamp: Stamp { hlc: Hlc(0), origin: actor.to_owned() },
+            stamp: Stamp {
+                hlc: Hlc(0),
+                origin: actor.to_owned(),
+            },
             state: match kind {
                 0 => FieldState::Lww(Value::Null),
                 1 => FieldState::Mv(MvRegister::default()),
@@ -403,7 +415,10 @@ mod tests {
         for (t, (i, op, merge_from)) in ops.iter().enumerate() {
             let actor = ACTORS[*i];
             let mut v = reps[*i].clone();
-            v.stamp = Stamp { hlc: Hlc(v.stamp.hlc.0.max(t as u64) + 1), origin: actor.to_owned() };
+            v.stamp = Stamp {
+                hlc: Hlc(v.stamp.hlc.0.max(t as u64) + 1),
+                origin: actor.to_owned(),
+            };
             match (&mut v.state, op) {
                 (FieldState::Lww(x), Op::Lww(n)) => *x = Value::Int(*n),
                 (FieldState::Mv(m), Op::Mv(n)) => m.write(actor, Value::Int(*n)),
@@ -491,12 +506,23 @@ mod tests {
         assert!(set_members(&b).is_empty());
         set_add(&mut b, "b", "officer-7");
         a.merge(b.clone());
-        assert_eq!(set_members(&a), vec!["officer-7".to_string()], "add wins over an unseen remove");
+        assert_eq!(
+            set_members(&a),
+            vec!["officer-7".to_string()],
+            "add wins over an unseen remove"
+        );
     }
 
     #[test]
     fn garbage_states_are_errors() {
-        for bad in [&[][..], &[13], &[9, 200, 1], &[10, 1, 0xff], &[3, 0x80], &[5, 4, b'a']] {
+        for bad in [
+            &[][..],
+            &[13],
+            &[9, 200, 1],
+            &[10, 1, 0xff],
+            &[3, 0x80],
+            &[5, 4, b'a'],
+        ] {
             assert!(FieldState::decode(bad).is_err(), "{bad:?}");
         }
     }

@@ -361,12 +361,17 @@ impl Session {
                 resume,
             } => {
                 if version != PROTOCOL_VERSION {
-                    let e = self.violation(format!("speaks protocol {version}, this node speaks {PROTOCOL_VERSION}"));
+                    let e = self.violation(format!(
+                        "speaks protocol {version}, this node speaks {PROTOCOL_VERSION}"
+                    ));
                     self.refuse(e.to_string());
                     return Err(e);
                 }
                 if node != self.peer {
-                    let e = self.violation(format!("says it is {node:?} but its certificate is for {:?}", self.peer));
+                    let e = self.violation(format!(
+                        "says it is {node:?} but its certificate is for {:?}",
+                        self.peer
+                    ));
                     self.refuse(e.to_string());
                     return Err(e);
                 }
@@ -422,7 +427,9 @@ impl Session {
                 self.peer_vv = vv;
             }
             Message::Resync { frontier } => {
-                store.begin_resync(&frontier).map_err(|e| self.store_err(e))?;
+                store
+                    .begin_resync(&frontier)
+                    .map_err(|e| self.store_err(e))?;
                 let hello = self.hello(store)?;
                 self.outbox.push_back(hello);
             }

@@ -121,7 +121,11 @@ pub fn is_system_collection(name: &str) -> bool {
 
 /// Checks a user-supplied collection, record or field name.
 pub fn validate_name(what: &'static str, name: &str) -> Result<(), crate::StoreError> {
-    if name.is_empty() || name.len() > 256 || name.starts_with('$') || name.chars().any(char::is_control) {
+    if name.is_empty()
+        || name.len() > 256
+        || name.starts_with('$')
+        || name.chars().any(char::is_control)
+    {
         return Err(crate::StoreError::InvalidName {
             what,
             name: name.chars().take(64).collect(),

@@ -89,7 +89,11 @@ impl Value {
                 .map(serde_json::Value::Number)
                 .unwrap_or(serde_json::Value::Null),
             Value::Text(s) => s.clone().into(),
-            Value::Bytes(b) => b.iter().map(|x| format!("{x:02x}")).collect::<String>().into(),
+            Value::Bytes(b) => b
+                .iter()
+                .map(|x| format!("{x:02x}"))
+                .collect::<String>()
+                .into(),
             Value::Json(s) => serde_json::from_str(s).unwrap_or(serde_json::Value::Null),
         }
     }

@@ -75,7 +75,11 @@ impl VersionVector {
 
     /// Sum of the gaps where `other` is ahead of `self`: how many changes `self` lacks at most.
     pub fn lag_behind(&self, other: &VersionVector) -> u64 {
-        other.0.iter().map(|(o, s)| s.saturating_sub(self.get(o))).sum()
+        other
+            .0
+            .iter()
+            .map(|(o, s)| s.saturating_sub(self.get(o)))
+            .sum()
     }
 
     /// Encodes the vector.

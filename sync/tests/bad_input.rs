@@ -12,7 +12,8 @@ use mizugiwa_sync::{FieldOp, ManualClock, Store, StoreConfig, StoreError};
 
 fn seeded(clock: &ManualClock) -> Store {
     let mut s = replica("hq", clock);
-    s.put("alerts", "a1", &[("title", FieldOp::Set("keep me".into()))]).unwrap();
+    s.put("alerts", "a1", &[("title", FieldOp::Set("keep me".into()))])
+        .unwrap();
     s
 }
 
@@ -21,7 +22,14 @@ fn garbage_frames_are_refused_and_change_nothing() {
     let clock = ManualClock::new(1_700_000_000_000);
     let mut hq = seeded(&clock);
     let before = hq.state_hash().unwrap();
-    for garbage in [&b""[..], b"\x00", b"\x02\xff\xff\xff\xff\xff", b"\x01\x01\x05yoko", b"\x09hello", b"\x02\x00\x00\x00\x00\x01"] {
+    for garbage in [
+        &b""[..],
+        b"\x00",
+        b"\x02\xff\xff\xff\xff\xff",
+        b"\x01\x01\x05yoko",
+        b"\x09hello",
+        b"\x02\x00\x00\x00\x00\x01",
+    ] {
         let mut s = Session::new("yokohama", SessionConfig::default());
         s.start(&hq).unwrap();
         let err = s.handle_frame(garbage, &mut hq);
@@ -55,8 +63,15 @@ fn a_clock_far_ahead_is_refused_and_reported() {
     let clock = ManualClock::new(1_700_000_000_000);
     let ahead = ManualClock::new(1_700_000_000_000 + 3_600_000);
     let mut hq = seeded(&clock);
-    let mut skewed = Store::open_in_memory(schema(), Arc::new(ahead), StoreConfig::new("tsushima")).unwrap();
-    skewed.put("alerts", "from-the-future", &[("title", FieldOp::Set("x".into()))]).unwrap();
+    let mut skewed =
+        Store::open_in_memory(schema(), Arc::new(ahead), StoreConfig::new("tsushima")).unwrap();
+    skewed
+        .put(
+            "alerts",
+            "from-the-future",
+            &[("title", FieldOp::Set("x".into()))],
+        )
+        .unwrap();
     let before = hq.state_hash().unwrap();
     let mut sh = Session::new("tsushima", SessionConfig::default());
     let mut st = Session::new("hq", SessionConfig::default());
@@ -77,14 +92,21 @@ fn a_clock_far_ahead_is_refused_and_reported() {
         }
     }
     match error {
-        Some(SessionError::Store { source: StoreError::ClockSkew { origin, skew }, .. }) => {
+        Some(SessionError::Store {
+            source: StoreError::ClockSkew { origin, skew },
+            ..
+        }) => {
             assert_eq!(origin, "tsushima");
             assert!(skew.ahead_ms >= 3_500_000);
         }
         other => panic!("expected a clock-skew refusal, got {other:?}"),
     }
     assert_eq!(hq.refused_batches(), 1);
-    assert_eq!(hq.state_hash().unwrap(), before, "nothing from the skewed batch was stored");
+    assert_eq!(
+        hq.state_hash().unwrap(),
+        before,
+        "nothing from the skewed batch was stored"
+    );
     assert!(hq.get("alerts", "from-the-future").unwrap().is_none());
 }
 

@@ -18,7 +18,9 @@ fn replica_with_horizon(name: &str, clock: &ManualClock) -> Store {
 }
 
 fn title(s: &Store, id: &str) -> Option<Value> {
-    s.get("alerts", id).unwrap().and_then(|r| r.get("title").cloned())
+    s.get("alerts", id)
+        .unwrap()
+        .and_then(|r| r.get("title").cloned())
 }
 
 #[test]
@@ -28,7 +30,12 @@ fn a_replica_offline_past_the_horizon_resyncs_without_resurrecting_deletes() {
     let mut b = replica_with_horizon("b", &clock);
     let mut c = replica_with_horizon("c", &clock);
     for i in 0..5 {
-        a.put("alerts", &format!("r{i}"), &[("title", FieldOp::Set(Value::Int(i)))]).unwrap();
+        a.put(
+            "alerts",
+            &format!("r{i}"),
+            &[("title", FieldOp::Set(Value::Int(i)))],
+        )
+        .unwrap();
     }
     for s in [&mut a, &mut b, &mut c] {
         s.announce().unwrap();
@@ -40,7 +47,12 @@ fn a_replica_offline_past_the_horizon_resyncs_without_resurrecting_deletes() {
 
     // C goes offline. It keeps working: a new record, and an edit of one that A deletes.
     clock.advance(1000);
-    c.put("alerts", "c-offline", &[("title", FieldOp::Set("seen from the coast".into()))]).unwrap();
+    c.put(
+        "alerts",
+        "c-offline",
+        &[("title", FieldOp::Set("seen from the coast".into()))],
+    )
+    .unwrap();
     a.delete("alerts", "r1").unwrap();
     a.delete("alerts", "r2").unwrap();
     sync_pair(&mut a, &mut b);
@@ -65,7 +77,11 @@ fn a_replica_offline_past_the_horizon_resyncs_without_resurrecting_deletes() {
         assert_eq!(title(s, "r1"), None, "{} resurrected r1", s.node());
         assert_eq!(title(s, "r2"), None, "{} resurrected r2", s.node());
     }
-    assert_eq!(title(&a, "c-offline"), Some(Value::Text("seen from the coast".into())), "c's offline write reached a");
+    assert_eq!(
+        title(&a, "c-offline"),
+        Some(Value::Text("seen from the coast".into())),
+        "c's offline write reached a"
+    );
     sync_pair(&mut a, &mut b);
     assert_eq!(a.state_hash().unwrap(), c.state_hash().unwrap());
     assert_eq!(a.state_hash().unwrap(), b.state_hash().unwrap());
@@ -82,7 +98,8 @@ fn a_replica_offline_past_the_horizon_resyncs_without_resurrecting_deletes() {
 fn nothing_is_collected_while_a_live_member_has_not_seen_the_delete() {
     let clock = ManualClock::new(1_700_000_000_000);
     let (mut a, mut b) = (replica("a", &clock), replica("b", &clock));
-    a.put("alerts", "x", &[("title", FieldOp::Set("t".into()))]).unwrap();
+    a.put("alerts", "x", &[("title", FieldOp::Set("t".into()))])
+        .unwrap();
     a.announce().unwrap();
     b.announce().unwrap();
     sync_pair(&mut a, &mut b);

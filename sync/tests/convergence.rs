@@ -10,10 +10,23 @@ use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
 enum Action {
-    Write { at: usize, rec: u8, op: u8, arg: i8 },
-    Delete { at: usize, rec: u8 },
+    Write {
+        at: usize,
+        rec: u8,
+        op: u8,
+        arg: i8,
+    },
+    Delete {
+        at: usize,
+        rec: u8,
+    },
     /// A connection between two replicas that carries `budget` frames, then is cut.
-    Link { a: usize, b: usize, budget: u8, order_seed: u64 },
+    Link {
+        a: usize,
+        b: usize,
+        budget: u8,
+        order_seed: u64,
+    },
 }
 
 fn action(n: usize) -> impl Strategy<Value = Action> {
@@ -29,10 +42,21 @@ fn write(store: &mut Store, rec: u8, op: u8, arg: i8) {
     let op = match op {
         0 => ("title", FieldOp::Set(Value::Int(arg as i64))),
         1 => ("verdict", FieldOp::Set(Value::Int(arg as i64 % 3))),
-        2 => ("assignees", FieldOp::Add(format!("officer-{}", arg.rem_euclid(4)))),
-        3 => ("assignees", FieldOp::Remove(format!("officer-{}", arg.rem_euclid(4)))),
+        2 => (
+            "assignees",
+            FieldOp::Add(format!("officer-{}", arg.rem_euclid(4))),
+        ),
+        3 => (
+            "assignees",
+            FieldOp::Remove(format!("officer-{}", arg.rem_euclid(4))),
+        ),
         4 => ("comments", FieldOp::Increment(arg as i64 % 5)),
-        5 => ("state", FieldOp::Advance(["new", "acked", "resolved", "closed"][arg.rem_euclid(4) as usize].into())),
+        5 => (
+            "state",
+            FieldOp::Advance(
+                ["new", "acked", "resolved", "closed"][arg.rem_euclid(4) as usize].into(),
+            ),
+        ),
         _ => ("title", FieldOp::Set(Value::Text(format!("t{arg}")))),
     };
     store.put("alerts", &id, &[op]).expect("local write");
@@ -47,9 +71,16 @@ fn run(n: usize, actions: Vec<Action>, links: &[(usize, usize)]) -> Result<(), T
         match act {
             Action::Write { at, rec, op, arg } => write(&mut replicas[at], rec, op, arg),
             Action::Delete { at, rec } => {
-                replicas[at].delete("alerts", &format!("r{rec}")).expect("delete");
+                replicas[at]
+                    .delete("alerts", &format!("r{rec}"))
+                    .expect("delete");
             }
-            Action::Link { a, b, budget, order_seed } => {
+            Action::Link {
+                a,
+                b,
+                budget,
+                order_seed,
+            } => {
                 let (a, b) = links[(a * n + b) % links.len()];
                 let (x, y) = pair(&mut replicas, a, b);
                 let mut s = order_seed;
@@ -77,7 +108,11 @@ fn run(n: usize, actions: Vec<Action>, links: &[(usize, usize)]) -> Result<(), T
     }
     let lists: Vec<_> = replicas.iter().map(|r| r.list("alerts").unwrap()).collect();
     for l in &lists {
-        let strip = |v: &Vec<mizugiwa_sync::Record>| v.iter().map(|r| (r.id.clone(), r.fields.clone())).collect::<Vec<_>>();
+        let strip = |v: &Vec<mizugiwa_sync::Record>| {
+            v.iter()
+                .map(|r| (r.id.clone(), r.fields.clone()))
+                .collect::<Vec<_>>()
+        };
         prop_assert_eq!(strip(l), strip(&lists[0]));
     }
     for r in &replicas {
@@ -143,8 +178,17 @@ proptest! {
 #[test]
 fn a_write_at_a_reaches_c_through_b() {
     let clock = ManualClock::new(1_700_000_000_000);
-    let (mut a, mut b, mut c) = (replica("a", &clock), replica("b", &clock), replica("c", &clock));
-    a.put("alerts", "x", &[("title", FieldOp::Set("dark vessel".into()))]).unwrap();
+    let (mut a, mut b, mut c) = (
+        replica("a", &clock),
+        replica("b", &clock),
+        replica("c", &clock),
+    );
+    a.put(
+        "alerts",
+        "x",
+        &[("title", FieldOp::Set("dark vessel".into()))],
+    )
+    .unwrap();
     sync_pair(&mut a, &mut b);
     sync_pair(&mut b, &mut c);
     let rec = c.get("alerts", "x").unwrap().expect("record reached c");
@@ -156,21 +200,44 @@ fn a_write_at_a_reaches_c_through_b() {
 fn concurrent_acks_never_go_backwards_and_mv_conflicts_stay_visible() {
     let clock = ManualClock::new(1_700_000_000_000);
     let (mut site, mut hq) = (replica("site", &clock), replica("hq", &clock));
-    site.put("alerts", "a1", &[("state", FieldOp::Advance("new".into()))]).unwrap();
+    site.put("alerts", "a1", &[("state", FieldOp::Advance("new".into()))])
+        .unwrap();
     sync_pair(&mut site, &mut hq);
     clock.advance(10);
-    hq.put("alerts", "a1", &[("state", FieldOp::Advance("resolved".into())), ("verdict", FieldOp::Set("smuggling".into()))]).unwrap();
+    hq.put(
+        "alerts",
+        "a1",
+        &[
+            ("state", FieldOp::Advance("resolved".into())),
+            ("verdict", FieldOp::Set("smuggling".into())),
+        ],
+    )
+    .unwrap();
     clock.advance(10);
     // The site acks later in wall time, without having seen HQ's resolve.
-    site.put("alerts", "a1", &[("state", FieldOp::Advance("acked".into())), ("verdict", FieldOp::Set("fishing".into()))]).unwrap();
+    site.put(
+        "alerts",
+        "a1",
+        &[
+            ("state", FieldOp::Advance("acked".into())),
+            ("verdict", FieldOp::Set("fishing".into())),
+        ],
+    )
+    .unwrap();
     sync_pair(&mut site, &mut hq);
     for s in [&site, &hq] {
         let r = s.get("alerts", "a1").unwrap().unwrap();
-        assert_eq!(r.fields["state"], mizugiwa_sync::FieldValue::Status("resolved".into()));
+        assert_eq!(
+            r.fields["state"],
+            mizugiwa_sync::FieldValue::Status("resolved".into())
+        );
         assert_eq!(
             r.fields["verdict"],
             // Concurrent values are listed in the order of their writers' dots: hq before site.
-            mizugiwa_sync::FieldValue::Conflict(vec![Value::Text("smuggling".into()), Value::Text("fishing".into())])
+            mizugiwa_sync::FieldValue::Conflict(vec![
+                Value::Text("smuggling".into()),
+                Value::Text("fishing".into())
+            ])
         );
     }
 }
@@ -179,14 +246,23 @@ fn concurrent_acks_never_go_backwards_and_mv_conflicts_stay_visible() {
 fn delete_then_reinsert_shows_only_the_new_life() {
     let clock = ManualClock::new(1_700_000_000_000);
     let (mut a, mut b) = (replica("a", &clock), replica("b", &clock));
-    a.put("alerts", "r", &[("title", FieldOp::Set("old".into())), ("comments", FieldOp::Increment(2))]).unwrap();
+    a.put(
+        "alerts",
+        "r",
+        &[
+            ("title", FieldOp::Set("old".into())),
+            ("comments", FieldOp::Increment(2)),
+        ],
+    )
+    .unwrap();
     sync_pair(&mut a, &mut b);
     clock.advance(5);
     assert!(b.delete("alerts", "r").unwrap());
     sync_pair(&mut a, &mut b);
     assert!(a.get("alerts", "r").unwrap().is_none());
     clock.advance(5);
-    a.put("alerts", "r", &[("comments", FieldOp::Increment(1))]).unwrap();
+    a.put("alerts", "r", &[("comments", FieldOp::Increment(1))])
+        .unwrap();
     sync_pair(&mut a, &mut b);
     for s in [&a, &b] {
         let r = s.get("alerts", "r").unwrap().expect("reinserted");

@@ -24,7 +24,13 @@ fn open(dir: &Path, node: &str) -> Shared {
     Arc::new(Mutex::new(store))
 }
 
-fn start(dir: &Path, store: &Shared, node: &str, listen: SocketAddr, peers: Vec<PeerAddr>) -> SyncHandle {
+fn start(
+    dir: &Path,
+    store: &Shared,
+    node: &str,
+    listen: SocketAddr,
+    peers: Vec<PeerAddr>,
+) -> SyncHandle {
     let identity = NodeIdentity::load_dir(dir, node).unwrap();
     let ca = pki::load_ca(&dir.join("ca.crt")).unwrap();
     let mut cfg = SyncConfig::new(listen, peers);
@@ -46,7 +52,11 @@ async fn until(secs: u64, what: &str, watch: &Shared, mut cond: impl FnMut() -> 
 }
 
 fn title(s: &Shared, id: &str) -> Option<Value> {
-    s.lock().unwrap().get("alerts", id).unwrap().and_then(|r| r.get("title").cloned())
+    s.lock()
+        .unwrap()
+        .get("alerts", id)
+        .unwrap()
+        .and_then(|r| r.get("title").cloned())
 }
 
 fn hash(s: &Shared) -> String {
@@ -60,23 +70,64 @@ async fn chain_write_reaches_the_far_end_and_a_partition_heals() {
     for n in ["a", "b", "c"] {
         pki::issue(dir.path(), dir.path(), n, Role::Site).unwrap();
     }
-    let (a, b, c) = (open(dir.path(), "a"), open(dir.path(), "b"), open(dir.path(), "c"));
+    let (a, b, c) = (
+        open(dir.path(), "a"),
+        open(dir.path(), "b"),
+        open(dir.path(), "c"),
+    );
     let hb = start(dir.path(), &b, "b", "127.0.0.1:0".parse().unwrap(), vec![]);
     let b_addr = hb.local_addr();
-    let to_b = vec![PeerAddr { name: "b".into(), addr: b_addr }];
-    let ha = start(dir.path(), &a, "a", "127.0.0.1:0".parse().unwrap(), to_b.clone());
-    let hc = start(dir.path(), &c, "c", "127.0.0.1:0".parse().unwrap(), to_b.clone());
+    let to_b = vec![PeerAddr {
+        name: "b".into(),
+        addr: b_addr,
+    }];
+    let ha = start(
+        dir.path(),
+        &a,
+        "a",
+        "127.0.0.1:0".parse().unwrap(),
+        to_b.clone(),
+    );
+    let hc = start(
+        dir.path(),
+        &c,
+        "c",
+        "127.0.0.1:0".parse().unwrap(),
+        to_b.clone(),
+    );
 
-    a.lock().unwrap().put("alerts", "x", &[("title", FieldOp::Set("dark vessel off Tsushima".into()))]).unwrap();
+    a.lock()
+        .unwrap()
+        .put(
+            "alerts",
+            "x",
+            &[("title", FieldOp::Set("dark vessel off Tsushima".into()))],
+        )
+        .unwrap();
     until(20, "a's write to reach c", &c, || title(&c, "x").is_some()).await;
-    assert_eq!(title(&c, "x"), Some(Value::Text("dark vessel off Tsushima".into())));
+    assert_eq!(
+        title(&c, "x"),
+        Some(Value::Text("dark vessel off Tsushima".into()))
+    );
 
     // Partition: B goes away, A and C cannot reach each other.
     hb.shutdown().await;
-    a.lock().unwrap().put("alerts", "x", &[("title", FieldOp::Set("from a".into()))]).unwrap();
-    a.lock().unwrap().put("alerts", "only-a", &[("title", FieldOp::Set("a".into()))]).unwrap();
-    c.lock().unwrap().put("alerts", "x", &[("title", FieldOp::Set("from c".into()))]).unwrap();
-    c.lock().unwrap().put("alerts", "only-c", &[("title", FieldOp::Set("c".into()))]).unwrap();
+    a.lock()
+        .unwrap()
+        .put("alerts", "x", &[("title", FieldOp::Set("from a".into()))])
+        .unwrap();
+    a.lock()
+        .unwrap()
+        .put("alerts", "only-a", &[("title", FieldOp::Set("a".into()))])
+        .unwrap();
+    c.lock()
+        .unwrap()
+        .put("alerts", "x", &[("title", FieldOp::Set("from c".into()))])
+        .unwrap();
+    c.lock()
+        .unwrap()
+        .put("alerts", "only-c", &[("title", FieldOp::Set("c".into()))])
+        .unwrap();
     assert_eq!(title(&a, "only-c"), None);
 
     // Heal: B comes back on the same address.
@@ -90,7 +141,10 @@ async fn chain_write_reaches_the_far_end_and_a_partition_heals() {
     assert_eq!(title(&a, "x"), Some(Value::Text("from c".into())));
     assert_eq!(title(&c, "only-a"), Some(Value::Text("a".into())));
     let status = ha.status();
-    assert!(status.iter().any(|p| p.peer == "b" && p.connected), "{status:?}");
+    assert!(
+        status.iter().any(|p| p.peer == "b" && p.connected),
+        "{status:?}"
+    );
     for h in [ha, hb, hc] {
         h.shutdown().await;
     }
@@ -105,21 +159,56 @@ async fn a_node_revoked_through_the_store_is_refused() {
     }
     let (hq, rogue) = (open(dir.path(), "hq"), open(dir.path(), "rogue"));
     hq.lock().unwrap().revoke("rogue", "laptop stolen").unwrap();
-    let hh = start(dir.path(), &hq, "hq", "127.0.0.1:0".parse().unwrap(), vec![]);
-    rogue.lock().unwrap().put("alerts", "fake", &[("title", FieldOp::Set("all clear".into()))]).unwrap();
+    let hh = start(
+        dir.path(),
+        &hq,
+        "hq",
+        "127.0.0.1:0".parse().unwrap(),
+        vec![],
+    );
+    rogue
+        .lock()
+        .unwrap()
+        .put(
+            "alerts",
+            "fake",
+            &[("title", FieldOp::Set("all clear".into()))],
+        )
+        .unwrap();
     let before = hash(&hq);
-    let hr = start(dir.path(), &rogue, "rogue", "127.0.0.1:0".parse().unwrap(), vec![PeerAddr { name: "hq".into(), addr: hh.local_addr() }]);
+    let hr = start(
+        dir.path(),
+        &rogue,
+        "rogue",
+        "127.0.0.1:0".parse().unwrap(),
+        vec![PeerAddr {
+            name: "hq".into(),
+            addr: hh.local_addr(),
+        }],
+    );
     // Wait until the rogue's dialler has been refused at least once.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let refused = hr.status().iter().any(|p| p.last_error.as_deref().is_some_and(|e| e.contains("revoked")));
+        let refused = hr.status().iter().any(|p| {
+            p.last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("revoked"))
+        });
         if refused {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "rogue was never refused: {:?}", hr.status());
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "rogue was never refused: {:?}",
+            hr.status()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(hash(&hq), before, "nothing from the revoked node was stored");
+    assert_eq!(
+        hash(&hq),
+        before,
+        "nothing from the revoked node was stored"
+    );
     assert!(title(&hq, "fake").is_none());
     hr.shutdown().await;
     hh.shutdown().await;

@@ -11,11 +11,11 @@
 use rusqlite::params;
 
 use super::{join_entries, Entry, FieldOp, Store};
+use crate::clock::Hlc;
 use crate::error::StoreError;
 use crate::field::{FieldState, Stamp, Versioned, LIFE_FIELD};
 use crate::value::Value;
 use crate::vv::VersionVector;
-use crate::clock::Hlc;
 
 /// The collection where members announce their version vectors.
 pub const MEMBERS: &str = "$members";
@@ -52,7 +52,11 @@ impl Store {
         }
         let node = self.node().to_owned();
         vv.raise(&node, self.local_seq + 2);
-        self.put_system(MEMBERS, &node, &[("vv", FieldOp::Set(Value::Bytes(vv.to_bytes())))])?;
+        self.put_system(
+            MEMBERS,
+            &node,
+            &[("vv", FieldOp::Set(Value::Bytes(vv.to_bytes())))],
+        )?;
         self.last_announced = Some(self.vv.clone());
         Ok(true)
     }
@@ -171,7 +175,11 @@ impl Store {
                 name: serial_or_node.chars().take(64).collect(),
             });
         }
-        self.put_system(REVOKED, serial_or_node, &[("reason", FieldOp::Set(Value::Text(reason.to_owned())))])?;
+        self.put_system(
+            REVOKED,
+            serial_or_node,
+            &[("reason", FieldOp::Set(Value::Text(reason.to_owned())))],
+        )?;
         Ok(())
     }
 

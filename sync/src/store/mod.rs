@@ -145,8 +145,11 @@ pub struct Record {
 impl Record {
     /// The record as a JSON object.
     pub fn to_json(&self) -> serde_json::Value {
-        let fields: serde_json::Map<String, serde_json::Value> =
-            self.fields.iter().map(|(k, v)| (k.clone(), v.to_json())).collect();
+        let fields: serde_json::Map<String, serde_json::Value> = self
+            .fields
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_json()))
+            .collect();
         serde_json::json!({
             "collection": self.collection,
             "id": self.id,
@@ -243,8 +246,18 @@ impl Store {
     }
 
     /// An in-memory replica (tests, simulations).
-    pub fn open_in_memory(schema: Schema, wall: Arc<dyn Clock>, config: StoreConfig) -> Result<Store, StoreError> {
-        Self::init(Connection::open_in_memory()?, ":memory:".into(), schema, wall, config)
+    pub fn open_in_memory(
+        schema: Schema,
+        wall: Arc<dyn Clock>,
+        config: StoreConfig,
+    ) -> Result<Store, StoreError> {
+        Self::init(
+            Connection::open_in_memory()?,
+            ":memory:".into(),
+            schema,
+            wall,
+            config,
+        )
     }
 
     fn init(
@@ -421,18 +434,25 @@ impl Store {
         if let Some(id) = self.origin_ids.get(name) {
             return Ok(*id);
         }
-        self.conn
-            .execute("INSERT OR IGNORE INTO origin(name) VALUES (?1)", params![name])?;
-        let id: i64 = self
-            .conn
-            .query_row("SELECT id FROM origin WHERE name = ?1", params![name], |r| r.get(0))?;
+        self.conn.execute(
+            "INSERT OR IGNORE INTO origin(name) VALUES (?1)",
+            params![name],
+        )?;
+        let id: i64 = self.conn.query_row(
+            "SELECT id FROM origin WHERE name = ?1",
+            params![name],
+            |r| r.get(0),
+        )?;
         self.origin_ids.insert(name.to_owned(), id);
         self.origin_names.insert(id, name.to_owned());
         Ok(id)
     }
 
     fn origin_name(&self, id: i64) -> String {
-        self.origin_names.get(&id).cloned().unwrap_or_else(|| format!("#{id}"))
+        self.origin_names
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| format!("#{id}"))
     }
 
     /// Loads the entries of one field.
@@ -441,7 +461,12 @@ impl Store {
             "SELECT origin, oseq, hlc, state FROM entry WHERE coll = ?1 AND rid = ?2 AND field = ?3",
         )?;
         let rows = stmt.query_map(params![coll, rid, field], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, Vec<u8>>(3)?))
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, Vec<u8>>(3)?,
+            ))
         })?;
         let mut out = Vec::new();
         for row in rows {
@@ -463,7 +488,14 @@ impl Store {
 
     /// Stores `entry` for a field, removing the entries it dominates. The caller has checked
     /// that nothing already stored dominates it. Returns the entry's local sequence.
-    fn store_entry(&mut self, coll: &str, rid: &str, field: &str, existing: &[Entry], e: &Entry) -> Result<u64, StoreError> {
+    fn store_entry(
+        &mut self,
+        coll: &str,
+        rid: &str,
+        field: &str,
+        existing: &[Entry],
+        e: &Entry,
+    ) -> Result<u64, StoreError> {
         for x in existing {
             if x.origin != e.origin && field::dominates(&e.v, &x.v) {
                 self.conn
@@ -516,7 +548,10 @@ impl Store {
 
     /// Runs `f` in an immediate transaction; on error, rolls back the database and restores
     /// the in-memory counters so that nothing changed.
-    fn transact<T>(&mut self, f: impl FnOnce(&mut Store) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    fn transact<T>(
+        &mut self,
+        f: impl FnOnce(&mut Store) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let saved = (
             self.vv.clone(),
             self.local_seq,
@@ -533,7 +568,13 @@ impl Store {
         });
         if result.is_err() {
             let _ = self.conn.execute_batch("ROLLBACK");
-            (self.vv, self.local_seq, self.next_lseq, self.gc_frontier, self.reset_frontier) = saved;
+            (
+                self.vv,
+                self.local_seq,
+                self.next_lseq,
+                self.gc_frontier,
+                self.reset_frontier,
+            ) = saved;
             // The HLC only ever moves forward; keeping a newer reading is harmless.
             let _ = clock_before;
         }
@@ -542,7 +583,12 @@ impl Store {
 
     /// Writes fields of a record, creating it (or bringing it back if deleted). Returns once
     /// the write is durable.
-    pub fn put(&mut self, collection: &str, id: &str, ops: &[(&str, FieldOp)]) -> Result<Hlc, StoreError> {
+    pub fn put(
+        &mut self,
+        collection: &str,
+        id: &str,
+        ops: &[(&str, FieldOp)],
+    ) -> Result<Hlc, StoreError> {
         validate_name("collection", collection)?;
         validate_name("record", id)?;
         for (f, _) in ops {
@@ -564,18 +610,31 @@ impl Store {
     }
 
     /// Writes into a store-owned (`$`) collection.
-    pub(crate) fn put_system(&mut self, collection: &str, id: &str, ops: &[(&str, FieldOp)]) -> Result<Hlc, StoreError> {
+    pub(crate) fn put_system(
+        &mut self,
+        collection: &str,
+        id: &str,
+        ops: &[(&str, FieldOp)],
+    ) -> Result<Hlc, StoreError> {
         self.write_local(collection, id, ops, false)
     }
 
     fn life(&self, coll: &str, rid: &str) -> Result<Option<Life>, StoreError> {
-        Ok(join_entries(&self.field_entries(coll, rid, LIFE_FIELD)?).and_then(|v| match v.state {
-            FieldState::Life(l) => Some(l),
-            _ => None,
-        }))
+        Ok(
+            join_entries(&self.field_entries(coll, rid, LIFE_FIELD)?).and_then(|v| match v.state {
+                FieldState::Life(l) => Some(l),
+                _ => None,
+            }),
+        )
     }
 
-    fn write_local(&mut self, coll: &str, rid: &str, ops: &[(&str, FieldOp)], delete: bool) -> Result<Hlc, StoreError> {
+    fn write_local(
+        &mut self,
+        coll: &str,
+        rid: &str,
+        ops: &[(&str, FieldOp)],
+        delete: bool,
+    ) -> Result<Hlc, StoreError> {
         // Check every operation against the schema before anything is written.
         let mut kinds = Vec::with_capacity(ops.len());
         for (f, op) in ops {
@@ -607,7 +666,10 @@ impl Store {
         }
         let hlc = self.clock.tick();
         let node = self.config.node.clone();
-        let stamp = Stamp { hlc, origin: node.clone() };
+        let stamp = Stamp {
+            hlc,
+            origin: node.clone(),
+        };
         let self_origin = self.self_origin;
         self.transact(|s| {
             let mut writes: Vec<(String, FieldState)> = Vec::new();
@@ -716,9 +778,9 @@ impl Store {
 
     /// Reads one record; `None` if it does not exist or was deleted.
     pub fn get(&self, collection: &str, id: &str) -> Result<Option<Record>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT field, origin, oseq, hlc, state FROM entry WHERE coll = ?1 AND rid = ?2")?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT field, origin, oseq, hlc, state FROM entry WHERE coll = ?1 AND rid = ?2",
+        )?;
         let rows = stmt.query_map(params![collection, id], |r| {
             Ok((
                 r.get::<_, String>(0)?,
@@ -770,7 +832,9 @@ impl Store {
     pub fn collection_counts(&self) -> Result<BTreeMap<String, u64>, StoreError> {
         let mut out = BTreeMap::new();
         let mut stmt = self.conn.prepare("SELECT DISTINCT coll FROM entry")?;
-        let names: Vec<String> = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        let names: Vec<String> = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
         for c in names {
             let n = self.list(&c)?.len() as u64;
             out.insert(c, n);
@@ -778,7 +842,13 @@ impl Store {
         Ok(out)
     }
 
-    fn decode_entry(&self, origin: i64, oseq: i64, hlc: i64, state: &[u8]) -> Result<Entry, StoreError> {
+    fn decode_entry(
+        &self,
+        origin: i64,
+        oseq: i64,
+        hlc: i64,
+        state: &[u8],
+    ) -> Result<Entry, StoreError> {
         Ok(Entry {
             origin,
             oseq: oseq as u64,
@@ -806,7 +876,9 @@ impl Store {
             if f == LIFE_FIELD {
                 continue;
             }
-            let Some(v) = v.valid_after(life.killed_at) else { continue };
+            let Some(v) = v.valid_after(life.killed_at) else {
+                continue;
+            };
             fields.insert(f.clone(), self.view(coll, &f, &v.state));
         }
         Some(Record {
@@ -831,7 +903,10 @@ impl Store {
             FieldState::Set(s) => FieldValue::Members(field::set_members(s)),
             FieldState::Counter(c) => FieldValue::Count(field::counter_value(c)),
             FieldState::Status(rank) => FieldValue::Status(match self.schema.kind(coll, f) {
-                FieldKind::Status(order) => order.get(*rank as usize).cloned().unwrap_or_else(|| format!("#{rank}")),
+                FieldKind::Status(order) => order
+                    .get(*rank as usize)
+                    .cloned()
+                    .unwrap_or_else(|| format!("#{rank}")),
                 _ => format!("#{rank}"),
             }),
             FieldState::Life(l) => FieldValue::Value(Value::Int(l.cl as i64)),

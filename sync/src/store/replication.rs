@@ -120,7 +120,12 @@ impl Store {
 
     /// Applies a batch received from `peer` (whose database has `incarnation`) in one
     /// transaction. A batch with any change stamped too far in the future is refused whole.
-    pub fn apply_changes(&mut self, peer: &str, incarnation: u64, batch: &ChangeBatch) -> Result<ApplyReport, StoreError> {
+    pub fn apply_changes(
+        &mut self,
+        peer: &str,
+        incarnation: u64,
+        batch: &ChangeBatch,
+    ) -> Result<ApplyReport, StoreError> {
         for c in &batch.changes {
             if let Err(skew) = self.clock.check(c.hlc) {
                 self.refused_batches += 1;
@@ -130,7 +135,12 @@ impl Store {
                     skew,
                 });
             }
-            for (what, name) in [("collection", &c.collection), ("record", &c.record), ("field", &c.field), ("origin", &c.origin)] {
+            for (what, name) in [
+                ("collection", &c.collection),
+                ("record", &c.record),
+                ("field", &c.field),
+                ("origin", &c.origin),
+            ] {
                 if name.is_empty() || name.len() > 256 {
                     self.refused_batches += 1;
                     return Err(StoreError::InvalidName {
@@ -232,8 +242,10 @@ impl Store {
             .collect();
         self.transact(|s| {
             for (id, seq) in &ids {
-                s.conn
-                    .execute("DELETE FROM entry WHERE origin = ?1 AND oseq <= ?2", params![id, *seq as i64])?;
+                s.conn.execute(
+                    "DELETE FROM entry WHERE origin = ?1 AND oseq <= ?2",
+                    params![id, *seq as i64],
+                )?;
             }
             s.conn.execute("DELETE FROM seen", [])?;
             s.conn.execute("DELETE FROM cursor", [])?;
@@ -302,7 +314,9 @@ impl Store {
 
     /// Bytes and rows the store keeps, for the benchmarks' metadata figures.
     pub fn footprint(&self) -> Result<(u64, u64), StoreError> {
-        let rows: i64 = self.conn.query_row("SELECT count(*) FROM entry", [], |r| r.get(0))?;
+        let rows: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM entry", [], |r| r.get(0))?;
         let bytes: i64 = self.conn.query_row(
             "SELECT coalesce(sum(length(coll) + length(rid) + length(field) + length(state) + 24), 0) FROM entry",
             [],
@@ -333,13 +347,22 @@ impl Store {
         if !path.exists() {
             return Ok(None);
         }
-        let conn = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        let conn = rusqlite::Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )?;
         let has_table: bool = conn
-            .query_row("SELECT count(*) FROM sqlite_master WHERE name = 'replica'", [], |r| r.get::<_, i64>(0))
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'replica'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
             .map(|n| n > 0)?;
         if !has_table {
             return Ok(None);
         }
-        Ok(conn.query_row("SELECT node FROM replica WHERE id = 1", [], |r| r.get(0)).optional()?)
+        Ok(conn
+            .query_row("SELECT node FROM replica WHERE id = 1", [], |r| r.get(0))
+            .optional()?)
     }
 }

@@ -20,7 +20,8 @@ pub fn schema() -> Schema {
 }
 
 pub fn replica(name: &str, clock: &ManualClock) -> Store {
-    Store::open_in_memory(schema(), Arc::new(clock.clone()), StoreConfig::new(name)).expect("open replica")
+    Store::open_in_memory(schema(), Arc::new(clock.clone()), StoreConfig::new(name))
+        .expect("open replica")
 }
 
 pub fn small_batches() -> SessionConfig {
