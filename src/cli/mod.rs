@@ -1,5 +1,6 @@
 //! Command-line interface: `mizugiwa <subcommand>`.
 
+mod demo;
 mod pki;
 mod store;
 mod sync;
@@ -25,6 +26,8 @@ enum Command {
     /// Run replication, or show its status.
     #[command(subcommand)]
     Sync(sync::SyncCommand),
+    /// Run a whole deployment on this machine: a command center and three sites on loopback.
+    Demo(demo::DemoArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -32,5 +35,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Pki(c) => pki::run(c),
         Command::Store(c) => store::run(c),
         Command::Sync(c) => sync::run(c),
+        Command::Demo(a) => demo::run(a),
     }
 }

@@ -133,9 +133,9 @@ pub fn run(cmd: SyncCommand) -> anyhow::Result<()> {
                     } else {
                         "down"
                     },
-                    p["lag_changes"],
-                    p["lag_entries"],
-                    p["last_contact_ms"],
+                    p["lag_changes"].to_string(),
+                    p["lag_entries"].to_string(),
+                    p["last_contact_ms"].to_string(),
                     p["last_error"].as_str().unwrap_or("")
                 );
             }
