@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use crate::pki::{NodeIdentity, Revocations};
 use crate::protocol::{Session, SessionConfig, SessionError};
 use crate::store::Store;
-use crate::transport::{Endpoint, Link, TransportConfig, TransportError};
+use crate::transport::{close_code, Endpoint, Link, TransportConfig, TransportError};
 
 /// A peer to dial.
 #[derive(Debug, Clone, serde::Deserialize, Serialize)]
@@ -151,12 +151,13 @@ pub fn start(
     tracing::info!(node = %node, %local_addr, peers = config.peers.len(), "sync endpoint up");
 
     {
-        let (endpoint, store, status, stop, session) = (
+        let (endpoint, store, status, stop, session, revocations) = (
             endpoint.clone(),
             store.clone(),
             status.clone(),
             stop.clone(),
             config.session.clone(),
+            revocations.clone(),
         );
         tasks.push(tokio::spawn(async move {
             let mut stop2 = stop.clone();
@@ -168,10 +169,15 @@ pub fn start(
                 match incoming {
                     None => break,
                     Some(Ok(link)) => {
-                        let (store, status, stop, session) =
-                            (store.clone(), status.clone(), stop.clone(), session.clone());
+                        let links = LinkContext {
+                            store: store.clone(),
+                            status: status.clone(),
+                            stop: stop.clone(),
+                            session: session.clone(),
+                            revocations: revocations.clone(),
+                        };
                         tokio::spawn(async move {
-                            let _ = run_link(link, store, status, stop, session).await;
+                            let _ = run_link(link, links).await;
                         });
                     }
                     Some(Err(e)) => tracing::warn!(error = %e, "refused an incoming connection"),
@@ -180,13 +186,14 @@ pub fn start(
         }));
     }
     for peer in config.peers.clone() {
-        let (endpoint, store, status, mut stop, session, max_redial) = (
+        let (endpoint, store, status, mut stop, session, max_redial, revocations) = (
             endpoint.clone(),
             store.clone(),
             status.clone(),
             stop.clone(),
             config.session.clone(),
             config.max_redial,
+            revocations.clone(),
         );
         tasks.push(tokio::spawn(async move {
             let mut backoff = Duration::from_millis(200);
@@ -197,14 +204,14 @@ pub fn start(
                 match endpoint.connect(peer.addr, &peer.name).await {
                     Ok(link) => {
                         backoff = Duration::from_millis(200);
-                        let _ = run_link(
-                            link,
-                            store.clone(),
-                            status.clone(),
-                            stop.clone(),
-                            session.clone(),
-                        )
-                        .await;
+                        let links = LinkContext {
+                            store: store.clone(),
+                            status: status.clone(),
+                            stop: stop.clone(),
+                            session: session.clone(),
+                            revocations: revocations.clone(),
+                        };
+                        let _ = run_link(link, links).await;
                     }
                     Err(e) => {
                         tracing::debug!(peer = %peer.name, error = %e, "dial failed");
@@ -268,14 +275,24 @@ fn refresh_revocations(store: &SharedStore, revocations: &Revocations) {
     revocations.replace_all(revoked.clone(), revoked);
 }
 
-/// Runs one session over one link until it ends.
-async fn run_link(
-    link: Link,
+/// What every link's task shares with the driver.
+struct LinkContext {
     store: SharedStore,
     status: Arc<Mutex<BTreeMap<String, PeerStatus>>>,
-    mut stop: watch::Receiver<bool>,
-    config: SessionConfig,
-) -> Result<(), SessionError> {
+    stop: watch::Receiver<bool>,
+    session: SessionConfig,
+    revocations: Revocations,
+}
+
+/// Runs one session over one link until it ends.
+async fn run_link(link: Link, cx: LinkContext) -> Result<(), SessionError> {
+    let LinkContext {
+        store,
+        status,
+        mut stop,
+        session: config,
+        revocations,
+    } = cx;
     let (handle, mut tx, mut rx) = link.split();
     let peer = handle.peer.name.clone();
     let span = tracing::info_span!("sync", peer = %peer, remote = %handle.remote);
@@ -352,7 +369,13 @@ async fn run_link(
                     None => return Ok(()),
                 },
                 _ = events.recv() => {}
-                _ = tick.tick() => {}
+                _ = tick.tick() => {
+                    // The handshake checked revocation; a node revoked while connected is
+                    // dropped here, within one tick of the revocation reaching this replica.
+                    if revocations.is_revoked(&handle.peer) {
+                        return Err(SessionError::Revoked { peer: peer.clone() });
+                    }
+                }
                 _ = stop.changed() => return Ok(()),
             }
         }
@@ -362,11 +385,15 @@ async fn run_link(
     match &result {
         Ok(()) => {
             tracing::info!("session closed");
-            handle.close(0, "bye");
+            handle.close(close_code::NORMAL, "bye");
+        }
+        Err(SessionError::Revoked { .. }) => {
+            tracing::warn!("closing the session: the peer's certificate has been revoked");
+            handle.close(close_code::REVOKED, "certificate revoked");
         }
         Err(e) => {
             tracing::warn!(error = %e, "session failed");
-            handle.close(1, "protocol error");
+            handle.close(close_code::PROTOCOL_ERROR, "protocol error");
         }
     }
     update_status(

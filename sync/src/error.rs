@@ -59,4 +59,14 @@ pub enum StoreError {
         /// The node name recorded in the file.
         found: String,
     },
+    /// The database was written by a version of Mizugiwa with another on-disk layout.
+    #[error("database {path} has layout version {found}, this build reads version {expected}; export its records with the version that wrote it")]
+    LayoutVersion {
+        /// Path of the database.
+        path: String,
+        /// The layout this build writes.
+        expected: i64,
+        /// The layout recorded in the file.
+        found: i64,
+    },
 }

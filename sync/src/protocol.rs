@@ -176,6 +176,12 @@ pub enum SessionError {
         /// Its reason.
         reason: String,
     },
+    /// The peer's certificate was revoked while the session was open.
+    #[error("{peer}'s certificate has been revoked; session closed")]
+    Revoked {
+        /// The peer.
+        peer: String,
+    },
     /// Applying or reading the store failed (the batch was rolled back).
     #[error("store error while syncing with {peer}: {source}")]
     Store {

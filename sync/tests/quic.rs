@@ -213,3 +213,74 @@ async fn a_node_revoked_through_the_store_is_refused() {
     hr.shutdown().await;
     hh.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_revoked_while_connected_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    pki::init_ca(dir.path(), "test").unwrap();
+    for n in ["hq", "laptop"] {
+        pki::issue(dir.path(), dir.path(), n, Role::Site).unwrap();
+    }
+    let (hq, laptop) = (open(dir.path(), "hq"), open(dir.path(), "laptop"));
+    let hh = start(
+        dir.path(),
+        &hq,
+        "hq",
+        "127.0.0.1:0".parse().unwrap(),
+        vec![],
+    );
+    let hl = start(
+        dir.path(),
+        &laptop,
+        "laptop",
+        "127.0.0.1:0".parse().unwrap(),
+        vec![PeerAddr {
+            name: "hq".into(),
+            addr: hh.local_addr(),
+        }],
+    );
+    let put = |id: &str| {
+        laptop
+            .lock()
+            .unwrap()
+            .put("alerts", id, &[("title", FieldOp::Set(id.into()))])
+            .unwrap();
+    };
+    put("before");
+    until(20, "the laptop's first write at hq", &hq, || {
+        title(&hq, "before").is_some()
+    })
+    .await;
+    // Revoke at hq while the session is open; the next housekeeping pass loads the revocation
+    // and the open session is closed.
+    hq.lock().unwrap().revoke("laptop", "stolen").unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while hh
+        .status()
+        .iter()
+        .any(|p| p.peer == "laptop" && p.connected)
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "session with the revoked laptop stayed open: {:?}",
+            hh.status()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let reason = hh
+        .status()
+        .into_iter()
+        .find(|p| p.peer == "laptop")
+        .and_then(|p| p.last_error)
+        .unwrap_or_default();
+    assert!(reason.contains("revoked"), "closed for: {reason:?}");
+    put("after");
+    // Give the laptop's dialler several redial attempts; all must be refused.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        title(&hq, "after").is_none(),
+        "a write made after revocation reached hq"
+    );
+    hl.shutdown().await;
+    hh.shutdown().await;
+}

@@ -13,7 +13,7 @@ use rusqlite::params;
 use super::{join_entries, Entry, FieldOp, Store};
 use crate::clock::Hlc;
 use crate::error::StoreError;
-use crate::field::{FieldState, Stamp, Versioned, LIFE_FIELD};
+use crate::field::{FieldState, LIFE_FIELD};
 use crate::value::Value;
 use crate::vv::VersionVector;
 
@@ -113,17 +113,7 @@ impl Store {
         let mut lives: Vec<((String, String), Vec<Entry>)> = Vec::new();
         for row in rows {
             let (coll, rid, origin, oseq, hlc, state) = row?;
-            let e = Entry {
-                origin,
-                oseq: oseq as u64,
-                v: Versioned {
-                    stamp: Stamp {
-                        hlc: Hlc(hlc as u64),
-                        origin: self.origin_name(origin),
-                    },
-                    state: FieldState::decode(&state)?,
-                },
-            };
+            let e = self.decode_entry(origin, oseq, hlc, &state)?;
             let key = (coll, rid);
             match lives.last_mut() {
                 Some((k, v)) if *k == key => v.push(e),

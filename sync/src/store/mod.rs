@@ -196,6 +196,12 @@ pub struct Store {
     refused_batches: u64,
 }
 
+/// The on-disk layout this build reads and writes (`PRAGMA user_version`).
+const LAYOUT_VERSION: i64 = 2;
+
+// `entry` is keyed by the local sequence (the rowid), so the log a peer reads is a range scan
+// of the table itself and an applied entry is an append; the unique index finds a field's
+// entries for merging.
 const SCHEMA_SQL: &str = "
 CREATE TABLE IF NOT EXISTS replica(
     id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -209,17 +215,16 @@ CREATE TABLE IF NOT EXISTS replica(
 );
 CREATE TABLE IF NOT EXISTS origin(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS entry(
+    lseq INTEGER PRIMARY KEY,
     coll TEXT NOT NULL,
     rid TEXT NOT NULL,
     field TEXT NOT NULL,
     origin INTEGER NOT NULL,
     oseq INTEGER NOT NULL,
     hlc INTEGER NOT NULL,
-    lseq INTEGER NOT NULL,
-    state BLOB NOT NULL,
-    PRIMARY KEY (coll, rid, field, origin)
-) WITHOUT ROWID;
-CREATE UNIQUE INDEX IF NOT EXISTS entry_by_lseq ON entry(lseq);
+    state BLOB NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS entry_by_field ON entry(coll, rid, field, origin);
 CREATE TABLE IF NOT EXISTS seen(origin INTEGER PRIMARY KEY, seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS cursor(peer TEXT PRIMARY KEY, incarnation INTEGER NOT NULL, lseq INTEGER NOT NULL);
 ";
@@ -278,7 +283,24 @@ impl Store {
                 Durability::Normal => "NORMAL",
             },
         )?;
+        // A larger page cache keeps the field index in memory while a backlog is applied.
+        conn.pragma_update(None, "cache_size", -32768)?;
+        conn.pragma_update(None, "wal_autocheckpoint", 16384)?;
+        let layout: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let has_tables: bool = conn.query_row(
+            "SELECT count(*) > 0 FROM sqlite_master WHERE name = 'entry'",
+            [],
+            |r| r.get(0),
+        )?;
+        if has_tables && layout != LAYOUT_VERSION {
+            return Err(StoreError::LayoutVersion {
+                path,
+                expected: LAYOUT_VERSION,
+                found: layout,
+            });
+        }
         conn.execute_batch(SCHEMA_SQL)?;
+        conn.pragma_update(None, "user_version", LAYOUT_VERSION)?;
         let row = conn
             .query_row(
                 "SELECT node, incarnation, local_seq, next_lseq, hlc, gc_frontier, reset_frontier FROM replica WHERE id = 1",
@@ -471,17 +493,7 @@ impl Store {
         let mut out = Vec::new();
         for row in rows {
             let (origin, oseq, hlc, state) = row?;
-            out.push(Entry {
-                origin,
-                oseq: oseq as u64,
-                v: Versioned {
-                    stamp: Stamp {
-                        hlc: Hlc(hlc as u64),
-                        origin: self.origin_name(origin),
-                    },
-                    state: FieldState::decode(&state)?,
-                },
-            });
+            out.push(self.decode_entry(origin, oseq, hlc, &state)?);
         }
         Ok(out)
     }
@@ -559,7 +571,6 @@ impl Store {
             self.gc_frontier.clone(),
             self.reset_frontier.clone(),
         );
-        let clock_before = self.clock.last();
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
         let result = f(self).and_then(|t| {
             self.save_replica_row()?;
@@ -575,8 +586,7 @@ impl Store {
                 self.gc_frontier,
                 self.reset_frontier,
             ) = saved;
-            // The HLC only ever moves forward; keeping a newer reading is harmless.
-            let _ = clock_before;
+            // The HLC is left as it is: it only moves forward, and a newer reading is harmless.
         }
         result
     }

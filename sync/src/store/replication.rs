@@ -1,7 +1,7 @@
 //! The store's side of replication: reading its change log in local order, applying batches
 //! from peers, resume cursors, snapshot resync and state hashes.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 
 use rusqlite::{params, OptionalExtension};
 
@@ -154,7 +154,9 @@ impl Store {
             self.intern(&c.origin)?;
         }
         let prior_cursor = self.cursor(peer, incarnation)?;
-        let mut touched: BTreeMap<(String, String), ()> = BTreeMap::new();
+        // Change events are only built when someone listens (a UI, a pipeline, a sync link).
+        let notify = self.events.receiver_count() > 0;
+        let mut touched: BTreeSet<(String, String)> = BTreeSet::new();
         let report = self.transact(|s| {
             let mut report = ApplyReport::default();
             for c in &batch.changes {
@@ -187,7 +189,9 @@ impl Store {
                 }
                 s.clock.observe(c.hlc);
                 s.store_entry(&c.collection, &c.record, &c.field, &existing, &e)?;
-                touched.insert((c.collection.clone(), c.record.clone()), ());
+                if notify {
+                    touched.insert((c.collection.clone(), c.record.clone()));
+                }
                 report.stored += 1;
             }
             // Resume cursors only move over contiguous ranges of the sender's log.
@@ -220,7 +224,7 @@ impl Store {
             }
             Ok(report)
         })?;
-        for ((collection, record), ()) in touched {
+        for (collection, record) in touched {
             let _ = self.events.send(ChangeEvent {
                 collection,
                 record,
