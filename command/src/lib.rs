@@ -1,4 +1,21 @@
-//! The command center (`mizugiwa command`): sync hub for every site, the live web map, the
-//! alert workflow, node health, the Cursor-on-Target gateway to TAK and the audit log.
+//! The command center (`mizugiwa command`) and the parts every daemon shares.
 //!
-//! Not built yet: see issue 3.
+//! * [`runtime`] — what every daemon runs: its replica, the sync driver, the dashboard and API
+//!   ([`web`]), and its own status record. `mizugiwa-field-node` builds the site daemon on it.
+//! * [`web`] — the dashboard (embedded [`assets`]), the HTTP API, live events with resume
+//!   ([`events`]), operators and roles ([`auth`]), the hash-chained [`audit`] log and the
+//!   Prometheus [`metrics`].
+//! * [`records`] — the deployment's collections and how their fields merge.
+//! * [`config`] — `command.toml`, and [`run`], the command center daemon.
+
+pub mod assets;
+pub mod audit;
+pub mod auth;
+pub mod config;
+pub mod events;
+pub mod metrics;
+pub mod records;
+pub mod runtime;
+pub mod web;
+
+pub use config::{run, CommandConfig};

@@ -1,5 +1,14 @@
-//! The site daemon (`mizugiwa node`): composes the domain crates for one site (port, airport or
-//! coast), runs the zenoh site bus for live data, keeps the local replicated store, serves the
-//! officer UI and API, and syncs with the command center and neighbouring sites.
+//! The site daemon (`mizugiwa node`): one port, airport or coast.
 //!
-//! Not built yet: see issue 3. The replicated store it will stand on is `mizugiwa-sync`.
+//! It runs the shared daemon core of `mizugiwa-command` ([`mizugiwa_command::runtime`]: the
+//! local replica, sync with the command center and neighbouring sites, the dashboard in site
+//! mode, the node's status record) and adds the site's [`pipeline`]: sources (an inbox folder,
+//! AIS feeds, later drones, gates and scanners) whose observations become records.
+//!
+//! Live data stays live: only downsampled breadcrumbs and current state become records, so
+//! that sync carries what the picture needs and not every sensor sample.
+
+pub mod config;
+pub mod pipeline;
+
+pub use config::{run, SiteConfig};

@@ -1,5 +1,6 @@
 //! Command-line interface: `mizugiwa <subcommand>`.
 
+mod daemons;
 mod demo;
 mod pki;
 mod store;
@@ -26,6 +27,16 @@ enum Command {
     /// Run replication, or show its status.
     #[command(subcommand)]
     Sync(sync::SyncCommand),
+    /// Run the command center: sync hub, dashboard and API (`--config command.toml`).
+    Command(daemons::DaemonArgs),
+    /// Run a field node for one site (`--config site.toml`).
+    Node(daemons::DaemonArgs),
+    /// Operator accounts: hash a password for the config.
+    #[command(subcommand)]
+    User(daemons::UserCommand),
+    /// The audit log: verify its hash chain.
+    #[command(subcommand)]
+    Audit(daemons::AuditCommand),
     /// Run a whole deployment on this machine: a command center and three sites on loopback.
     Demo(demo::DemoArgs),
 }
@@ -36,5 +47,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Store(c) => store::run(c),
         Command::Sync(c) => sync::run(c),
         Command::Demo(a) => demo::run(a),
+        Command::Command(a) => daemons::command(a),
+        Command::Node(a) => daemons::node(a),
+        Command::User(c) => daemons::user(c),
+        Command::Audit(c) => daemons::audit(c),
     }
 }

@@ -106,6 +106,12 @@ impl SyncHandle {
             .unwrap_or_default()
     }
 
+    /// A cloneable view of the peers' status, for status pages and metrics that outlive a
+    /// borrow of this handle.
+    pub fn status_view(&self) -> StatusView {
+        StatusView(self.status.clone())
+    }
+
     /// Stops every session and the endpoint.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
@@ -114,6 +120,20 @@ impl SyncHandle {
             let _ = t.await;
         }
         self.endpoint.wait_idle().await;
+    }
+}
+
+/// The peers' status of a running driver (see [`SyncHandle::status_view`]).
+#[derive(Clone, Default)]
+pub struct StatusView(Arc<Mutex<BTreeMap<String, PeerStatus>>>);
+
+impl StatusView {
+    /// The status of every peer seen so far.
+    pub fn get(&self) -> Vec<PeerStatus> {
+        self.0
+            .lock()
+            .map(|s| s.values().cloned().collect())
+            .unwrap_or_default()
     }
 }
 

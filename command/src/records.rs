@@ -1,0 +1,52 @@
+//! The deployment's replicated collections and how their fields merge (see `docs/api.md`).
+//!
+//! Every replica opens its store with [`schema`], so that an acknowledgement made at a site and
+//! one made at headquarters merge the same way everywhere.
+
+use mizugiwa_sync::{Collection, Schema};
+
+/// Node health, one record per node, written by the node itself.
+pub const SITES: &str = "sites";
+/// Alerts and their workflow.
+pub const ALERTS: &str = "alerts";
+/// Latest drone positions.
+pub const DRONES: &str = "drones";
+/// Latest AIS position per vessel (MMSI).
+pub const VESSELS: &str = "vessels";
+/// Detections from imagery and sensors.
+pub const DETECTIONS: &str = "detections";
+/// Gate throughput counters.
+pub const GATE_STATS: &str = "gate_stats";
+/// Downsampled tracks: one record per entity and minute.
+pub const BREADCRUMBS: &str = "breadcrumbs";
+/// Events ingested from TAK clients.
+pub const COT: &str = "cot";
+
+/// The collections the dashboard shows (and `/api/snapshot` returns).
+pub const DASHBOARD_COLLECTIONS: [&str; 7] =
+    [SITES, ALERTS, DRONES, VESSELS, DETECTIONS, GATE_STATS, COT];
+
+/// The order an alert moves through. Concurrent actions merge to the furthest state, so an
+/// acknowledgement never undoes a resolution made elsewhere.
+pub const ALERT_STATES: [&str; 3] = ["new", "acknowledged", "resolved"];
+
+/// The schema every replica of a deployment opens its store with. Fields not declared here
+/// are last-writer-wins.
+pub fn schema() -> Schema {
+    Schema::new()
+        .collection(
+            ALERTS,
+            Collection::default()
+                .status("status", &ALERT_STATES)
+                .set("comments"),
+        )
+        .collection(
+            GATE_STATS,
+            Collection::default()
+                .counter("opened")
+                .counter("officer_lane"),
+        )
+}
+
+/// Alert severities, lowest first.
+pub const SEVERITIES: [&str; 4] = ["low", "medium", "high", "critical"];

@@ -1,0 +1,100 @@
+//! `site.toml` and the site daemon.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use mizugiwa_command::auth::UserConfig;
+use mizugiwa_command::runtime::{HttpSection, Location, Runtime, RuntimeConfig, SyncSection};
+use mizugiwa_command::web::Mode;
+use serde::Deserialize;
+
+use crate::pipeline::{self, SourceConfig};
+
+/// A site's config file (documented example: `docs/site.toml`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteConfig {
+    /// Site name; must match its certificate.
+    pub node: String,
+    /// Folder of the replica database, the audit log and the default inbox.
+    pub data_dir: PathBuf,
+    /// Folder holding `ca.crt`, `NODE.crt` and `NODE.key`.
+    pub pki_dir: PathBuf,
+    /// What and where the site is.
+    pub location: Location,
+    /// Seconds between status records (default 5).
+    #[serde(default = "default_status_secs")]
+    pub status_interval_secs: u64,
+    /// Sync settings: list the command center and neighbouring sites as peers.
+    pub sync: SyncSection,
+    /// The site-mode dashboard and API.
+    pub http: HttpSection,
+    /// Officers.
+    #[serde(default)]
+    pub users: Vec<UserConfig>,
+    /// The site's pipeline sources.
+    #[serde(default)]
+    pub sources: Vec<SourceConfig>,
+    /// How observations are turned into records.
+    #[serde(default)]
+    pub records: pipeline::RecordPolicy,
+}
+
+fn default_status_secs() -> u64 {
+    5
+}
+
+impl SiteConfig {
+    /// Reads a config file. Relative paths are taken from the file's folder.
+    pub fn load(path: &Path) -> anyhow::Result<SiteConfig> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let mut cfg: SiteConfig =
+            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        cfg.data_dir = base.join(&cfg.data_dir);
+        cfg.pki_dir = base.join(&cfg.pki_dir);
+        for s in &mut cfg.sources {
+            s.resolve_paths(base);
+        }
+        Ok(cfg)
+    }
+
+    /// The daemon core this config describes.
+    pub fn runtime(&self) -> RuntimeConfig {
+        RuntimeConfig {
+            node: self.node.clone(),
+            data_dir: self.data_dir.clone(),
+            pki_dir: self.pki_dir.clone(),
+            sync: self.sync.clone(),
+            http: self.http.clone(),
+            users: self.users.clone(),
+            mode: Mode::Site {
+                site: self.node.clone(),
+            },
+            location: self.location.clone(),
+            status_interval: Duration::from_secs(self.status_interval_secs.max(1)),
+        }
+    }
+}
+
+/// Runs the site until `shutdown` resolves.
+pub async fn run(
+    cfg: SiteConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let runtime = Runtime::start(cfg.runtime()).await?;
+    let pipeline = pipeline::start(&cfg, &runtime).await?;
+    println!(
+        "site {} up: dashboard http://{}  sync {}",
+        cfg.node,
+        runtime.http_addr(),
+        runtime.sync_addr()
+    );
+    shutdown.await;
+    tracing::info!("shutting down");
+    pipeline.shutdown().await;
+    runtime.shutdown().await;
+    Ok(())
+}

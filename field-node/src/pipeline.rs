@@ -1,0 +1,421 @@
+//! The site's pipeline host: sources → observations → records.
+//!
+//! Each source runs as its own task and hands observations to the [`Sink`], which owns the
+//! policy for turning them into records: records from the inbox are written as they are,
+//! vessel positions update `vessels/<mmsi>` at most every `vessel_interval_secs` and add a
+//! point to the vessel's breadcrumb of the minute. A source learns that an observation is
+//! stored only when the write is durable, so an inbox file is moved to `done/` only after all
+//! its records are on disk.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use mizugiwa_command::records::{BREADCRUMBS, VESSELS};
+use mizugiwa_command::runtime::Runtime;
+use mizugiwa_sync::{FieldOp, Store, Value};
+use serde::Deserialize;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::SiteConfig;
+
+/// One configured source.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SourceConfig {
+    /// A folder watched for `*.json` files of records (see [`InboxFile`]).
+    Inbox {
+        /// The folder; `done/` and `rejected/` are made inside it.
+        dir: PathBuf,
+        /// Milliseconds between scans (default 500).
+        #[serde(default = "default_poll_ms")]
+        poll_ms: u64,
+    },
+}
+
+fn default_poll_ms() -> u64 {
+    500
+}
+
+impl SourceConfig {
+    pub(crate) fn resolve_paths(&mut self, base: &Path) {
+        match self {
+            SourceConfig::Inbox { dir, .. } => *dir = base.join(&*dir),
+        }
+    }
+}
+
+/// How observations become records.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordPolicy {
+    /// A vessel's record is rewritten at most this often (seconds).
+    pub vessel_interval_secs: u64,
+}
+
+impl Default for RecordPolicy {
+    fn default() -> Self {
+        RecordPolicy {
+            vessel_interval_secs: 10,
+        }
+    }
+}
+
+/// What sources observe.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Observation {
+    /// A record to write as it is (fields are last-writer-wins unless the schema says
+    /// otherwise).
+    Record {
+        /// Collection.
+        collection: String,
+        /// Record id.
+        id: String,
+        /// Field values.
+        fields: Vec<(String, serde_json::Value)>,
+    },
+    /// A vessel position (from AIS).
+    VesselPosition {
+        /// MMSI.
+        mmsi: u32,
+        /// When it was reported, ms since the epoch.
+        at_ms: u64,
+        /// Latitude, degrees.
+        lat: f64,
+        /// Longitude, degrees.
+        lon: f64,
+        /// Speed over ground, knots.
+        sog_kn: Option<f64>,
+        /// Course over ground, degrees.
+        cog_deg: Option<f64>,
+    },
+}
+
+/// Converts a JSON value to a field value.
+pub fn value_of(v: &serde_json::Value) -> Value {
+    match v {
+        serde_json::Value::Null => Value::Null,
+        serde_json::Value::Bool(b) => Value::Bool(*b),
+        serde_json::Value::Number(n) => match n.as_i64() {
+            Some(i) => Value::Int(i),
+            None => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        serde_json::Value::String(s) => Value::Text(s.clone()),
+        other => Value::Json(other.to_string()),
+    }
+}
+
+/// Turns observations into durable records.
+pub struct Sink {
+    store: Arc<Mutex<Store>>,
+    site: String,
+    policy: RecordPolicy,
+    last_vessel_write: Mutex<HashMap<u32, u64>>,
+}
+
+impl Sink {
+    /// A sink writing into `store` for `site`.
+    pub fn new(store: Arc<Mutex<Store>>, site: &str, policy: RecordPolicy) -> Sink {
+        Sink {
+            store,
+            site: site.to_owned(),
+            policy,
+            last_vessel_write: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Writes all `observations` in one durable transaction per record; returns how many
+    /// records were written. Either every record of the call is written or an error says
+    /// which one failed (earlier ones stay written: they are independent facts).
+    pub fn write(&self, observations: &[Observation]) -> anyhow::Result<usize> {
+        let mut store = self
+            .store
+            .lock()
+            .map_err(|_| anyhow::anyhow!("store lock poisoned"))?;
+        let mut written = 0;
+        for o in observations {
+            match o {
+                Observation::Record {
+                    collection,
+                    id,
+                    fields,
+                } => {
+                    let ops: Vec<(&str, FieldOp)> = fields
+                        .iter()
+                        .map(|(f, v)| (f.as_str(), FieldOp::Set(value_of(v))))
+                        .collect();
+                    store
+                        .put(collection, id, &ops)
+                        .with_context(|| format!("writing {collection}/{id}"))?;
+                    written += 1;
+                }
+                Observation::VesselPosition {
+                    mmsi,
+                    at_ms,
+                    lat,
+                    lon,
+                    sog_kn,
+                    cog_deg,
+                } => {
+                    let due = {
+                        let mut last = self
+                            .last_vessel_write
+                            .lock()
+                            .map_err(|_| anyhow::anyhow!("poisoned"))?;
+                        let prev = last.get(mmsi).copied().unwrap_or(0);
+                        let due =
+                            at_ms.saturating_sub(prev) >= self.policy.vessel_interval_secs * 1000;
+                        if due {
+                            last.insert(*mmsi, *at_ms);
+                        }
+                        due
+                    };
+                    if !due {
+                        continue;
+                    }
+                    let mut ops = vec![
+                        ("lat", FieldOp::Set(Value::Float(*lat))),
+                        ("lon", FieldOp::Set(Value::Float(*lon))),
+                        ("at_ms", FieldOp::Set(Value::Int(*at_ms as i64))),
+                        ("site", FieldOp::Set(self.site.clone().into())),
+                    ];
+                    if let Some(s) = sog_kn {
+                        ops.push(("sog_kn", FieldOp::Set(Value::Float(*s))));
+                    }
+                    if let Some(c) = cog_deg {
+                        ops.push(("cog_deg", FieldOp::Set(Value::Float(*c))));
+                    }
+                    store.put(VESSELS, &mmsi.to_string(), &ops)?;
+                    add_breadcrumb(
+                        &mut store,
+                        "vessel",
+                        &mmsi.to_string(),
+                        &self.site,
+                        *at_ms,
+                        *lat,
+                        *lon,
+                    )?;
+                    written += 1;
+                }
+            }
+        }
+        Ok(written)
+    }
+}
+
+/// Appends a point to the entity's breadcrumb record of the minute.
+pub fn add_breadcrumb(
+    store: &mut Store,
+    kind: &str,
+    entity: &str,
+    site: &str,
+    at_ms: u64,
+    lat: f64,
+    lon: f64,
+) -> anyhow::Result<()> {
+    let minute = at_ms / 60_000;
+    let id = format!("{kind}:{entity}:{minute}");
+    let mut points: Vec<serde_json::Value> = store
+        .get(BREADCRUMBS, &id)?
+        .and_then(|r| match r.get("points") {
+            Some(Value::Json(s)) => serde_json::from_str(s).ok(),
+            _ => None,
+        })
+        .unwrap_or_default();
+    points.push(serde_json::json!([at_ms, lat, lon]));
+    store.put(
+        BREADCRUMBS,
+        &id,
+        &[
+            ("kind", FieldOp::Set(kind.into())),
+            ("entity", FieldOp::Set(entity.into())),
+            ("site", FieldOp::Set(site.into())),
+            ("at_ms", FieldOp::Set(Value::Int((minute * 60_000) as i64))),
+            (
+                "points",
+                FieldOp::Set(Value::Json(serde_json::Value::Array(points).to_string())),
+            ),
+        ],
+    )?;
+    Ok(())
+}
+
+/// The content of an inbox file: one record, or an array of them.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboxFile {
+    /// Collection.
+    pub collection: String,
+    /// Record id.
+    pub id: String,
+    /// Fields (JSON objects and arrays are stored as JSON values).
+    pub fields: BTreeMap<String, serde_json::Value>,
+}
+
+/// Parses an inbox file into observations; the error says what is wrong with it.
+pub fn parse_inbox(bytes: &[u8]) -> anyhow::Result<Vec<Observation>> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).context("not JSON")?;
+    let files: Vec<InboxFile> = if value.is_array() {
+        serde_json::from_value(value)
+    } else {
+        serde_json::from_value(value).map(|f| vec![f])
+    }
+    .context("expected {\"collection\", \"id\", \"fields\": {...}} or an array of them")?;
+    files
+        .into_iter()
+        .map(|f| {
+            if f.collection.starts_with('$') {
+                anyhow::bail!("collection {:?} is reserved", f.collection);
+            }
+            if f.fields.is_empty() {
+                anyhow::bail!("record {}/{} has no fields", f.collection, f.id);
+            }
+            Ok(Observation::Record {
+                collection: f.collection,
+                id: f.id,
+                fields: f.fields.into_iter().collect(),
+            })
+        })
+        .collect()
+}
+
+/// Running sources.
+pub struct Pipeline {
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Pipeline {
+    /// Stops every source after its current item.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Starts the configured sources.
+pub async fn start(cfg: &SiteConfig, runtime: &Runtime) -> anyhow::Result<Pipeline> {
+    let sink = Arc::new(Sink::new(
+        runtime.store.clone(),
+        &cfg.node,
+        cfg.records.clone(),
+    ));
+    let (stop, stopped) = watch::channel(false);
+    let mut tasks = Vec::new();
+    for source in &cfg.sources {
+        match source.clone() {
+            SourceConfig::Inbox { dir, poll_ms } => {
+                for sub in ["", "done", "rejected"] {
+                    std::fs::create_dir_all(dir.join(sub))
+                        .with_context(|| format!("creating {}", dir.join(sub).display()))?;
+                }
+                tracing::info!(dir = %dir.display(), "inbox source watching");
+                let (sink, queues, mut stopped) =
+                    (sink.clone(), runtime.queues.clone(), stopped.clone());
+                tasks.push(tokio::spawn(async move {
+                    loop {
+                        let (sink, dir2, queues) = (sink.clone(), dir.clone(), queues.clone());
+                        let scan =
+                            tokio::task::spawn_blocking(move || scan_inbox(&dir2, &sink, &queues))
+                                .await;
+                        if let Ok(Err(e)) = scan {
+                            tracing::warn!(error = %e, "inbox scan failed");
+                        }
+                        tokio::select! {
+                            _ = tokio::time::sleep(Duration::from_millis(poll_ms)) => {}
+                            _ = stopped.wait_for(|s| *s) => break,
+                        }
+                    }
+                }));
+            }
+        }
+    }
+    Ok(Pipeline { stop, tasks })
+}
+
+/// Handles every `*.json` file in the inbox, oldest name first.
+fn scan_inbox(
+    dir: &Path,
+    sink: &Sink,
+    queues: &Mutex<BTreeMap<String, u64>>,
+) -> anyhow::Result<()> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    if let Ok(mut q) = queues.lock() {
+        q.insert("inbox".into(), files.len() as u64);
+    }
+    for path in files {
+        let name = path.file_name().unwrap_or_default().to_owned();
+        let result = std::fs::read(&path)
+            .context("reading")
+            .and_then(|bytes| parse_inbox(&bytes))
+            .and_then(|obs| sink.write(&obs));
+        match result {
+            Ok(n) => {
+                tracing::info!(file = ?name, records = n, "inbox file stored");
+                std::fs::rename(&path, dir.join("done").join(&name))?;
+            }
+            Err(e) => {
+                tracing::warn!(file = ?name, error = %format!("{e:#}"), "inbox file rejected");
+                let rejected = dir.join("rejected").join(&name);
+                std::fs::rename(&path, &rejected)?;
+                let mut why = rejected.into_os_string();
+                why.push(".error.txt");
+                std::fs::write(why, format!("{e:#}\n"))?;
+            }
+        }
+    }
+    if let Ok(mut q) = queues.lock() {
+        q.insert("inbox".into(), 0);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inbox_files_parse_or_say_why_not() {
+        let one = br#"{"collection":"alerts","id":"a1","fields":{"title":"x","lat":34.2,"n":3,"detail":{"k":1}}}"#;
+        let obs = parse_inbox(one).unwrap();
+        assert_eq!(obs.len(), 1);
+        let many = br#"[{"collection":"a","id":"1","fields":{"x":1}},{"collection":"a","id":"2","fields":{"x":2}}]"#;
+        assert_eq!(parse_inbox(many).unwrap().len(), 2);
+        for (bad, why) in [
+            (&b"{"[..], "not JSON"),
+            (br#"{"collection":"a"}"#, "expected"),
+            (
+                br#"{"collection":"$revoked","id":"x","fields":{"a":1}}"#,
+                "reserved",
+            ),
+            (br#"{"collection":"a","id":"x","fields":{}}"#, "no fields"),
+            (
+                br#"{"collection":"a","id":"x","fields":{"a":1},"extra":1}"#,
+                "expected",
+            ),
+        ] {
+            let err = format!("{:#}", parse_inbox(bad).unwrap_err());
+            assert!(err.contains(why), "{err}");
+        }
+    }
+
+    #[test]
+    fn json_values_map_to_field_values() {
+        assert_eq!(value_of(&serde_json::json!(3)), Value::Int(3));
+        assert_eq!(value_of(&serde_json::json!(3.5)), Value::Float(3.5));
+        assert_eq!(value_of(&serde_json::json!("s")), Value::Text("s".into()));
+        assert_eq!(
+            value_of(&serde_json::json!({"a": [1]})),
+            Value::Json("{\"a\":[1]}".into())
+        );
+    }
+}
