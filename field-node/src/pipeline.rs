@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::Context;
 use mizugiwa_command::records::{BREADCRUMBS, VESSELS};
 use mizugiwa_command::runtime::Runtime;
-use mizugiwa_sync::{FieldOp, Store, Value};
+use mizugiwa_sync::{FieldKind, FieldOp, Store, Value};
 use serde::Deserialize;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -108,6 +108,33 @@ pub fn value_of(v: &serde_json::Value) -> Value {
     }
 }
 
+/// The operations that write JSON value `v` into a field of `kind`: a value for registers,
+/// members to add for a set, an amount for a counter, a state to advance to for a status.
+pub fn ops_for(kind: FieldKind, v: &serde_json::Value) -> anyhow::Result<Vec<FieldOp>> {
+    Ok(match kind {
+        FieldKind::Lww | FieldKind::Mv => vec![FieldOp::Set(value_of(v))],
+        FieldKind::Set => match v {
+            serde_json::Value::String(s) => vec![FieldOp::Add(s.clone())],
+            serde_json::Value::Array(items) => items
+                .iter()
+                .map(|i| match i {
+                    serde_json::Value::String(s) => Ok(FieldOp::Add(s.clone())),
+                    other => Ok(FieldOp::Add(other.to_string())),
+                })
+                .collect::<anyhow::Result<_>>()?,
+            _ => anyhow::bail!("a set field takes a string or an array of members"),
+        },
+        FieldKind::Counter => match v.as_i64() {
+            Some(n) => vec![FieldOp::Increment(n)],
+            None => anyhow::bail!("a counter field takes an integer to add"),
+        },
+        FieldKind::Status(order) => match v.as_str() {
+            Some(s) if order.iter().any(|o| o == s) => vec![FieldOp::Advance(s.to_owned())],
+            _ => anyhow::bail!("a status field takes one of {order:?}"),
+        },
+    })
+}
+
 /// Turns observations into durable records.
 pub struct Sink {
     store: Arc<Mutex<Store>>,
@@ -143,10 +170,14 @@ impl Sink {
                     id,
                     fields,
                 } => {
-                    let ops: Vec<(&str, FieldOp)> = fields
-                        .iter()
-                        .map(|(f, v)| (f.as_str(), FieldOp::Set(value_of(v))))
-                        .collect();
+                    let mut ops: Vec<(&str, FieldOp)> = Vec::new();
+                    for (f, v) in fields {
+                        for op in ops_for(store.schema().kind(collection, f), v)
+                            .with_context(|| format!("{collection}/{id} field {f:?}"))?
+                        {
+                            ops.push((f.as_str(), op));
+                        }
+                    }
                     store
                         .put(collection, id, &ops)
                         .with_context(|| format!("writing {collection}/{id}"))?;
@@ -406,6 +437,23 @@ mod tests {
             let err = format!("{:#}", parse_inbox(bad).unwrap_err());
             assert!(err.contains(why), "{err}");
         }
+    }
+
+    #[test]
+    fn values_become_the_operations_of_their_field_kind() {
+        let status = FieldKind::Status(vec!["new".into(), "acknowledged".into()]);
+        assert_eq!(
+            ops_for(status.clone(), &serde_json::json!("new")).unwrap(),
+            vec![FieldOp::Advance("new".into())]
+        );
+        assert!(ops_for(status, &serde_json::json!("closed")).is_err());
+        assert_eq!(
+            ops_for(FieldKind::Set, &serde_json::json!(["a", "b"]))
+                .unwrap()
+                .len(),
+            2
+        );
+        assert!(ops_for(FieldKind::Counter, &serde_json::json!("x")).is_err());
     }
 
     #[test]

@@ -1,0 +1,212 @@
+//! End to end on real processes: `mizugiwa command` and `mizugiwa node` with their own
+//! certificates, SQLite replicas and HTTP servers, the site reaching headquarters through a
+//! UDP relay that the test can cut.
+//!
+//! A record dropped into the site's inbox appears on headquarters' live event feed; with the
+//! link cut, the site and headquarters both write (a new alert at the site, an
+//! acknowledgement at headquarters); after the heal both show both, and the event feed shows
+//! them as they arrive. Bad requests (no login, wrong role, forged token) are refused.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Daemon, Deployment, EventFeed, UdpRelay};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_record_reaches_the_dashboard_and_a_partition_heals() {
+    let dep = Deployment::new(&[("hq", "command"), ("tsushima", "site")]);
+    let hq = Daemon::command(&dep, "hq", &[]);
+    let relay = UdpRelay::start(hq.sync_addr).await;
+    let site = Daemon::site(&dep, "tsushima", &[("hq", relay.addr())]);
+
+    let hq_admin = hq.login("admin", "admin-pw").await;
+    let hq_viewer = hq.login("viewer", "viewer-pw").await;
+    let site_officer = site.login("officer", "officer-pw").await;
+    let feed = EventFeed::open(&hq, &hq_viewer).await;
+
+    // 1. A record written at the site (through its inbox) reaches the command center's feed.
+    site.drop_inbox(
+        "a1.json",
+        &json!({"collection": "alerts", "id": "tsushima-a1",
+                "fields": {"title": "Dark vessel off Izuhara", "severity": "high",
+                           "kind": "dark_vessel", "site": "tsushima", "status": "new",
+                           "lat": 34.2, "lon": 129.3}}),
+    );
+    feed.wait_for(30, "the site's alert on hq's feed", |e| {
+        e["collection"] == "alerts"
+            && e["id"] == "tsushima-a1"
+            && e["record"]["fields"]["title"] == "Dark vessel off Izuhara"
+    })
+    .await;
+    // The site's health record arrives too.
+    feed.wait_for(30, "the site's status record", |e| {
+        e["collection"] == "sites" && e["id"] == "tsushima"
+    })
+    .await;
+
+    // 2. Cut the link. Both sides keep working and write.
+    relay.cut();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let acked = hq
+        .post(&hq_admin, "/api/alerts/tsushima-a1/ack", json!({}))
+        .await;
+    assert_eq!(acked["fields"]["status"], "acknowledged", "{acked}");
+    site.drop_inbox(
+        "a2.json",
+        &json!({"collection": "alerts", "id": "tsushima-a2",
+                "fields": {"title": "Boat landing at Komoda beach", "severity": "critical",
+                           "site": "tsushima", "status": "new"}}),
+    );
+    site.wait_record(&site_officer, "alerts", "tsushima-a2", 30, |_| true)
+        .await;
+    // The officer at the site comments while cut off; it must survive the merge with hq's ack.
+    site.post(
+        &site_officer,
+        "/api/alerts/tsushima-a1/comment",
+        json!({"text": "patrol boat 2 dispatched"}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let at_hq = hq.get(&hq_viewer, "/api/records/alerts").await;
+    assert!(
+        !at_hq.to_string().contains("tsushima-a2"),
+        "the partition held: hq cannot have seen a2 yet"
+    );
+
+    // 3. Heal: both converge, and hq's live feed shows the site's write.
+    relay.heal();
+    feed.wait_for(60, "a2 on hq's feed after the heal", |e| {
+        e["id"] == "tsushima-a2" && e["record"].is_object()
+    })
+    .await;
+    let a1 = site
+        .wait_record(&site_officer, "alerts", "tsushima-a1", 60, |r| {
+            r["fields"]["status"] == "acknowledged"
+        })
+        .await;
+    assert_eq!(a1["fields"]["acked_by"], "admin");
+    let comments = a1["fields"]["comments"].to_string();
+    assert!(comments.contains("patrol boat 2 dispatched"), "{a1}");
+    let at_hq = hq
+        .wait_record(&hq_viewer, "alerts", "tsushima-a1", 60, |r| {
+            r["fields"]["comments"]
+                .to_string()
+                .contains("patrol boat 2")
+        })
+        .await;
+    assert_eq!(at_hq["fields"]["status"], "acknowledged");
+
+    // 4. Concurrent actions never go backwards: the site resolves, hq acknowledges again.
+    site.post(&site_officer, "/api/alerts/tsushima-a1/resolve", json!({}))
+        .await;
+    hq.post(&hq_admin, "/api/alerts/tsushima-a1/ack", json!({}))
+        .await;
+    for d in [&hq, &site] {
+        let token = if d.name == "hq" {
+            &hq_viewer
+        } else {
+            &site_officer
+        };
+        d.wait_record(token, "alerts", "tsushima-a1", 60, |r| {
+            r["fields"]["status"] == "resolved"
+        })
+        .await;
+    }
+    let hq_alert = hq.get(&hq_viewer, "/api/records/alerts").await;
+    assert!(hq_alert.to_string().contains("resolved"));
+
+    // 5. The audit log recorded the logins and the actions, and its chain verifies.
+    let audit = hq.get(&hq_admin, "/api/audit").await;
+    let actions: Vec<String> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert!(actions.contains(&"login".to_string()) && actions.contains(&"ack".to_string()));
+    assert!(audit["error"].is_null(), "{audit}");
+    let verify = dep.run(&["audit", "verify", hq.audit_path().to_str().unwrap()]);
+    assert!(verify.contains("chain intact"), "{verify}");
+
+    // 6. Metrics show the site as a peer of hq, with records per collection.
+    let metrics = hq.get_text("/metrics").await;
+    assert!(
+        metrics.contains("mizugiwa_sync_peer_connected{peer=\"tsushima\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("mizugiwa_records{collection=\"alerts\"}"));
+    assert!(metrics.contains("mizugiwa_http_request_duration_seconds"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unauthenticated_and_wrong_role_requests_are_refused() {
+    let dep = Deployment::new(&[("hq", "command")]);
+    let hq = Daemon::command(&dep, "hq", &[]);
+    let viewer = hq.login("viewer", "viewer-pw").await;
+    let client = reqwest::Client::new();
+    let url = |p: &str| format!("http://{}{p}", hq.http_addr);
+
+    let r = client.get(url("/api/snapshot")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = client
+        .get(url("/api/snapshot"))
+        .bearer_auth("0123456789abcdef")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "a forged token is refused");
+    let r = client
+        .post(url("/api/login"))
+        .json(&json!({"user": "admin", "password": "wrong"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = client
+        .post(url("/api/alerts"))
+        .bearer_auth(&viewer)
+        .json(&json!({"title": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "a viewer may not raise alerts");
+    let r = client
+        .get(url("/api/audit"))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "a viewer may not read the audit log");
+    let before = hq.get(&viewer, "/api/records/alerts").await;
+    let admin = hq.login("admin", "admin-pw").await;
+    for bad in [
+        json!({"title": ""}),
+        json!({"title": "x", "severity": "apocalyptic"}),
+        json!({"title": "x", "lat": 123.0, "lon": 0.0}),
+    ] {
+        let r = client
+            .post(url("/api/alerts"))
+            .bearer_auth(&admin)
+            .json(&bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{bad}");
+    }
+    let r = client
+        .post(url("/api/alerts/no-such-alert/ack"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(
+        hq.get(&viewer, "/api/records/alerts").await,
+        before,
+        "refused requests changed nothing"
+    );
+    let audit = hq.get(&admin, "/api/audit").await;
+    assert!(audit.to_string().contains("login_failed"));
+}
