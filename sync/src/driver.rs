@@ -304,8 +304,15 @@ struct LinkContext {
     revocations: Revocations,
 }
 
-/// Runs one session over one link until it ends.
+/// Runs one session over one link until it ends, its log lines tagged with the peer.
 async fn run_link(link: Link, cx: LinkContext) -> Result<(), SessionError> {
+    use tracing::Instrument;
+    let h = link.handle();
+    let span = tracing::info_span!("sync", peer = %h.peer.name, remote = %h.remote);
+    run_session(link, cx).instrument(span).await
+}
+
+async fn run_session(link: Link, cx: LinkContext) -> Result<(), SessionError> {
     let LinkContext {
         store,
         status,
@@ -315,8 +322,6 @@ async fn run_link(link: Link, cx: LinkContext) -> Result<(), SessionError> {
     } = cx;
     let (handle, mut tx, mut rx) = link.split();
     let peer = handle.peer.name.clone();
-    let span = tracing::info_span!("sync", peer = %peer, remote = %handle.remote);
-    let _enter = span.enter();
     tracing::info!("session open");
     // Bounded: at most `window` batches plus their acks can be in flight from the peer, so
     // this never blocks the peer for long, and a stalled consumer pushes back through QUIC.
@@ -355,6 +360,10 @@ async fn run_link(link: Link, cx: LinkContext) -> Result<(), SessionError> {
                 match frame {
                     Some(f) => {
                         if let Err(e) = tx.send(&f).await {
+                            if e.is_orderly_close() {
+                                tracing::info!(reason = %e, "peer ended the session");
+                                return Ok(());
+                            }
                             return Err(SessionError::Protocol { peer: peer.clone(), what: format!("link lost: {e}") });
                         }
                     }
@@ -382,6 +391,10 @@ async fn run_link(link: Link, cx: LinkContext) -> Result<(), SessionError> {
                             }
                             return Err(e);
                         }
+                    }
+                    Some(Err(e)) if e.is_orderly_close() => {
+                        tracing::info!(reason = %e, "peer ended the session");
+                        return Ok(());
                     }
                     Some(Err(e)) => {
                         return Err(SessionError::Protocol { peer: peer.clone(), what: e.to_string() });

@@ -224,7 +224,26 @@ pub enum TransportError {
         /// What closed it.
         reason: String,
     },
-    /// The connection ended (closed by either side, reset, idle timeout).
+    /// This node closed the connection (shutdown, or a session it ended).
+    #[error("connection with {addr} lost: {reason}")]
+    LocallyClosed {
+        /// The peer address.
+        addr: SocketAddr,
+        /// Why.
+        reason: String,
+    },
+    /// The peer closed the connection on purpose, with an application close code
+    /// ([`close_code`]).
+    #[error("connection with {addr} lost: peer closed the connection with code {code}{}", if reason.is_empty() { String::new() } else { format!(" ({reason})") })]
+    PeerClosed {
+        /// The peer address.
+        addr: SocketAddr,
+        /// Its close code.
+        code: u64,
+        /// Its reason text.
+        reason: String,
+    },
+    /// The connection ended (closed by this side, reset, idle timeout).
     #[error("connection with {addr} lost: {reason}")]
     ConnectionLost {
         /// The peer address.
@@ -807,23 +826,16 @@ fn connection_error(err: ConnectionError, addr: SocketAddr) -> TransportError {
                 reason: format!("aborted by peer: {close}"),
             },
         },
-        ConnectionError::ApplicationClosed(close) => TransportError::ConnectionLost {
+        ConnectionError::ApplicationClosed(close) => TransportError::PeerClosed {
             addr,
-            reason: format!(
-                "peer closed the connection with code {}{}",
-                close.error_code,
-                if close.reason.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", String::from_utf8_lossy(&close.reason))
-                }
-            ),
+            code: close.error_code.into_inner(),
+            reason: String::from_utf8_lossy(&close.reason).into_owned(),
         },
         ConnectionError::TimedOut => TransportError::Timeout {
             addr,
             what: "waiting for the peer (idle timeout)",
         },
-        ConnectionError::LocallyClosed => TransportError::ConnectionLost {
+        ConnectionError::LocallyClosed => TransportError::LocallyClosed {
             addr,
             reason: "closed by this node".into(),
         },
@@ -941,6 +953,20 @@ pub struct LinkHandle {
     /// The peer's UDP address.
     pub remote: SocketAddr,
     conn: quinn::Connection,
+}
+
+impl TransportError {
+    /// Whether the connection ended in an orderly way: the peer said goodbye or is shutting
+    /// down, or this node closed it.
+    pub fn is_orderly_close(&self) -> bool {
+        match self {
+            TransportError::PeerClosed { code, .. } => {
+                *code == u64::from(close_code::NORMAL) || *code == u64::from(close_code::SHUTDOWN)
+            }
+            TransportError::LocallyClosed { .. } => true,
+            _ => false,
+        }
+    }
 }
 
 impl fmt::Debug for LinkHandle {
