@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(pkg-config libsqlite3-dev sqlite3 build-essential python3-venv)
+DEBIAN_PACKAGES=(pkg-config libsqlite3-dev sqlite3 build-essential python3-venv chromium)
+# Node.js and npm build the dashboard's assets; take Debian's only where none is installed.
+command -v npm >/dev/null 2>&1 || DEBIAN_PACKAGES+=(nodejs npm)
 
 missing=()
 for p in "${DEBIAN_PACKAGES[@]}"; do
@@ -27,5 +29,16 @@ stamp=.venv/.requirements.sha
 want=$(sha256sum requirements-interop.txt | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   grep -qvE '^\s*(#|$)' requirements-interop.txt && .venv/bin/pip install -q --disable-pip-version-check -r requirements-interop.txt
+  echo "$want" > "$stamp"
+fi
+
+# The dashboard's npm packages (MapLibre GL JS, topojson-client, the Natural Earth basemap in
+# world-atlas, playwright-core for the browser test), pinned in command/web/package-lock.json.
+# The command crate embeds them at build time. Reinstalled only when the lock file changes.
+web=command/web
+stamp=$web/node_modules/.lock.sha
+want=$(sha256sum $web/package-lock.json | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  (cd $web && npm ci --no-audit --no-fund --loglevel=error)
   echo "$want" > "$stamp"
 fi
