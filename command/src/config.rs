@@ -93,3 +93,14 @@ pub async fn run(
     runtime.shutdown().await;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_documented_command_config_parses() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/command.toml");
+        let cfg = super::CommandConfig::load(&path).unwrap();
+        assert_eq!(cfg.node, "hq");
+        assert_eq!(cfg.users.len(), 1);
+    }
+}

@@ -98,3 +98,16 @@ pub async fn run(
     runtime.shutdown().await;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_documented_site_config_parses() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/site.toml");
+        let cfg = super::SiteConfig::load(&path).unwrap();
+        assert_eq!(cfg.node, "tsushima");
+        assert_eq!(cfg.sync.peers.len(), 2);
+        assert_eq!(cfg.sources.len(), 1);
+        assert_eq!(cfg.records.vessel_interval_secs, 10);
+    }
+}
