@@ -7,6 +7,7 @@ use anyhow::Context;
 use serde::Deserialize;
 
 use crate::auth::UserConfig;
+use crate::gateway::{self, TakSection};
 use crate::runtime::{HttpSection, Location, Runtime, RuntimeConfig, SyncSection};
 use crate::web::Mode;
 
@@ -33,6 +34,8 @@ pub struct CommandConfig {
     /// Operators.
     #[serde(default)]
     pub users: Vec<UserConfig>,
+    /// The Cursor-on-Target gateway to a TAK server, if any.
+    pub tak: Option<TakSection>,
 }
 
 fn hq_location() -> Location {
@@ -57,6 +60,11 @@ impl CommandConfig {
         let base = path.parent().unwrap_or(Path::new("."));
         cfg.data_dir = base.join(&cfg.data_dir);
         cfg.pki_dir = base.join(&cfg.pki_dir);
+        if let Some(tls) = cfg.tak.as_mut().and_then(|t| t.tls.as_mut()) {
+            for p in [&mut tls.ca, &mut tls.cert, &mut tls.key] {
+                *p = base.join(&*p);
+            }
+        }
         Ok(cfg)
     }
 
@@ -82,6 +90,10 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let runtime = Runtime::start(cfg.runtime()).await?;
+    let tak = cfg.tak.as_ref().map(|t| {
+        tracing::info!(addr = %t.addr, tls = t.tls.is_some(), "Cursor-on-Target gateway to TAK");
+        gateway::start(runtime.store.clone(), t)
+    });
     println!(
         "command center {} up: dashboard http://{}  sync {}",
         cfg.node,
@@ -90,6 +102,9 @@ pub async fn run(
     );
     shutdown.await;
     tracing::info!("shutting down");
+    if let Some(g) = tak {
+        g.shutdown().await;
+    }
     runtime.shutdown().await;
     Ok(())
 }

@@ -6,16 +6,21 @@
 //!   ([`events`]), operators and roles ([`auth`]), the hash-chained [`audit`] log and the
 //!   Prometheus [`metrics`].
 //! * [`records`] — the deployment's collections and how their fields merge.
+//! * [`cot`], [`tak`], [`gateway`] — Cursor-on-Target: the picture out to a TAK server, TAK
+//!   clients' events in as records.
 //! * [`config`] — `command.toml`, and [`run`], the command center daemon.
 
 pub mod assets;
 pub mod audit;
 pub mod auth;
 pub mod config;
+pub mod cot;
 pub mod events;
+pub mod gateway;
 pub mod metrics;
 pub mod records;
 pub mod runtime;
+pub mod tak;
 pub mod web;
 
 pub use config::{run, CommandConfig};

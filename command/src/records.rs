@@ -3,7 +3,7 @@
 //! Every replica opens its store with [`schema`], so that an acknowledgement made at a site and
 //! one made at headquarters merge the same way everywhere.
 
-use mizugiwa_sync::{Collection, Schema};
+use mizugiwa_sync::{Collection, Schema, Value};
 
 /// Node health, one record per node, written by the node itself.
 pub const SITES: &str = "sites";
@@ -50,3 +50,18 @@ pub fn schema() -> Schema {
 
 /// Alert severities, lowest first.
 pub const SEVERITIES: [&str; 4] = ["low", "medium", "high", "critical"];
+
+/// A JSON value as a field value: numbers stay integers when they are, objects and arrays are
+/// kept as JSON.
+pub fn value_from_json(v: &serde_json::Value) -> Value {
+    match v {
+        serde_json::Value::Null => Value::Null,
+        serde_json::Value::Bool(b) => Value::Bool(*b),
+        serde_json::Value::Number(n) => match n.as_i64() {
+            Some(i) => Value::Int(i),
+            None => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        serde_json::Value::String(s) => Value::Text(s.clone()),
+        other => Value::Json(other.to_string()),
+    }
+}

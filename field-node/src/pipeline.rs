@@ -95,18 +95,7 @@ pub enum Observation {
 }
 
 /// Converts a JSON value to a field value.
-pub fn value_of(v: &serde_json::Value) -> Value {
-    match v {
-        serde_json::Value::Null => Value::Null,
-        serde_json::Value::Bool(b) => Value::Bool(*b),
-        serde_json::Value::Number(n) => match n.as_i64() {
-            Some(i) => Value::Int(i),
-            None => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
-        },
-        serde_json::Value::String(s) => Value::Text(s.clone()),
-        other => Value::Json(other.to_string()),
-    }
-}
+pub use mizugiwa_command::records::value_from_json as value_of;
 
 /// The operations that write JSON value `v` into a field of `kind`: a value for registers,
 /// members to add for a set, an amount for a counter, a state to advance to for a status.

@@ -1,0 +1,222 @@
+//! The Cursor-on-Target gateway: the store's picture out to a TAK server, TAK clients' events
+//! in as records.
+//!
+//! Out: every change to a site, drone, vessel, detection or alert becomes a CoT event
+//! ([`cot::event_for`]); sites and open alerts are also republished on a timer, because TAK
+//! forgets what goes stale. In: each valid event from TAK becomes (or updates) record
+//! `cot/<uid>`; records whose stale time has passed are deleted, so the picture at every
+//! replica forgets them as TAK does.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mizugiwa_sync::{FieldOp, Store};
+use serde::Deserialize;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::cot::{self, CotEvent};
+use crate::records::{self, ALERTS, COT, DETECTIONS, DRONES, SITES, VESSELS};
+use crate::tak::{self, TakConfig, TakStats, TakTls};
+
+/// The `[tak]` section of a daemon's config.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TakSection {
+    /// `host:port` of the TAK server's streaming CoT port (taky: 8087 TCP, 8089 TLS).
+    pub addr: String,
+    /// PEM files for TLS with a client certificate; plain TCP when absent.
+    pub tls: Option<TakTlsSection>,
+    /// Seconds between republishing sites and open alerts (default 60; TAK marks sites stale
+    /// after 2 minutes).
+    #[serde(default = "default_republish")]
+    pub republish_secs: u64,
+}
+
+/// TLS files of the `[tak.tls]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TakTlsSection {
+    /// The TAK server's CA certificate.
+    pub ca: PathBuf,
+    /// Our client certificate.
+    pub cert: PathBuf,
+    /// Our private key.
+    pub key: PathBuf,
+    /// The name on the server certificate, if not the host of `addr`.
+    pub server_name: Option<String>,
+}
+
+fn default_republish() -> u64 {
+    60
+}
+
+const PUBLISHED: [&str; 5] = [SITES, DRONES, VESSELS, DETECTIONS, ALERTS];
+
+/// A running gateway.
+pub struct Gateway {
+    /// Its counters.
+    pub stats: Arc<TakStats>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Gateway {
+    /// Stops the gateway.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+fn event_of(store: &Store, collection: &str, id: &str, now: u64) -> Option<CotEvent> {
+    let record = store.get(collection, id).ok().flatten()?.to_json();
+    let fields = record.get("fields")?.as_object()?;
+    cot::event_for(collection, id, fields, now)
+}
+
+/// Writes an event from TAK as a record. Returns whether it was stored.
+pub fn ingest(store: &mut Store, ev: &CotEvent) -> bool {
+    let (collection, id, fields) = cot::record_for(ev);
+    let ops: Vec<(&str, FieldOp)> = fields
+        .iter()
+        .map(|(f, v)| (f.as_str(), FieldOp::Set(records::value_from_json(v))))
+        .collect();
+    match store.put(&collection, &id, &ops) {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!(uid = %ev.uid, error = %e, "could not store a CoT event");
+            false
+        }
+    }
+}
+
+/// Deletes `cot` records past their stale time; returns how many.
+pub fn expire(store: &mut Store, now: u64) -> usize {
+    let stale: Vec<String> = store
+        .list(COT)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| {
+            r.get("stale_ms")
+                .and_then(|v| match v {
+                    mizugiwa_sync::Value::Int(i) => Some(*i as u64),
+                    mizugiwa_sync::Value::Float(f) => Some(*f as u64),
+                    _ => None,
+                })
+                .is_some_and(|s| s <= now)
+        })
+        .map(|r| r.id)
+        .collect();
+    stale
+        .iter()
+        .filter(|id| store.delete(COT, id).unwrap_or(false))
+        .count()
+}
+
+/// Starts the gateway for `store`.
+pub fn start(store: Arc<Mutex<Store>>, section: &TakSection) -> Gateway {
+    let config = match &section.tls {
+        None => TakConfig::tcp(section.addr.clone()),
+        Some(t) => TakConfig::tls(
+            section.addr.clone(),
+            TakTls {
+                ca_pem: t.ca.clone(),
+                cert_pem: t.cert.clone(),
+                key_pem: t.key.clone(),
+                server_name: t.server_name.clone(),
+            },
+        ),
+    };
+    let stats = Arc::new(TakStats::default());
+    let (out_tx, out_rx) = mpsc::channel::<CotEvent>(4096);
+    let (in_tx, mut in_rx) = mpsc::channel::<CotEvent>(4096);
+    let (stop, stopped) = watch::channel(false);
+    let mut tasks = vec![tokio::spawn(tak::run(config, out_rx, in_tx, stats.clone()))];
+
+    // Out: changes, and the periodic republish.
+    {
+        let (store, mut stopped, republish) = (
+            store.clone(),
+            stopped.clone(),
+            Duration::from_secs(section.republish_secs.max(1)),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut changes = match store.lock() {
+                Ok(s) => s.subscribe(),
+                Err(_) => return,
+            };
+            let mut tick = tokio::time::interval(republish);
+            let send = |ev: Option<CotEvent>| {
+                if let Some(ev) = ev {
+                    // Never block the store's consumers on a slow TAK server: the latest
+                    // state is republished anyway.
+                    if out_tx.try_send(ev).is_err() {
+                        tracing::debug!("TAK outgoing queue full; event dropped");
+                    }
+                }
+            };
+            loop {
+                tokio::select! {
+                    change = changes.recv() => match change {
+                        Ok(c) if PUBLISHED.contains(&c.collection.as_str()) => {
+                            let ev = store.lock().ok().and_then(|s| event_of(&s, &c.collection, &c.record, tak::now_ms()));
+                            send(ev);
+                        }
+                        Ok(_) => {}
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                            tracing::debug!(missed = n, "TAK gateway lagged; the republish catches up");
+                        }
+                        Err(_) => break,
+                    },
+                    _ = tick.tick() => {
+                        let now = tak::now_ms();
+                        let events: Vec<CotEvent> = match store.lock() {
+                            Ok(s) => [SITES, ALERTS].iter().flat_map(|c| {
+                                s.list(c).unwrap_or_default().into_iter().filter_map(|r| event_of(&s, c, &r.id, now)).collect::<Vec<_>>()
+                            }).collect(),
+                            Err(_) => break,
+                        };
+                        for ev in events {
+                            send(Some(ev));
+                        }
+                    }
+                    _ = stopped.wait_for(|s| *s) => break,
+                }
+            }
+            // Dropping `out_tx` here ends `tak::run`.
+        }));
+    }
+    // In: events from TAK become records; stale ones are forgotten.
+    {
+        let mut stopped = stopped.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut sweep = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tokio::select! {
+                    ev = in_rx.recv() => match ev {
+                        Some(ev) => {
+                            if let Ok(mut s) = store.lock() {
+                                ingest(&mut s, &ev);
+                            }
+                        }
+                        None => break,
+                    },
+                    _ = sweep.tick() => {
+                        if let Ok(mut s) = store.lock() {
+                            let n = expire(&mut s, tak::now_ms());
+                            if n > 0 {
+                                tracing::info!(expired = n, "stale CoT records removed");
+                            }
+                        }
+                    }
+                    _ = stopped.wait_for(|s| *s) => break,
+                }
+            }
+        }));
+    }
+    Gateway { stats, stop, tasks }
+}
