@@ -9,6 +9,7 @@ use mizugiwa_command::runtime::{HttpSection, Location, Runtime, RuntimeConfig, S
 use mizugiwa_command::web::Mode;
 use serde::Deserialize;
 
+use crate::bus::{BusConfig, DroneRecorder, SiteBus};
 use crate::pipeline::{self, SourceConfig};
 
 /// A site's config file (documented example: `docs/site.toml`).
@@ -39,6 +40,8 @@ pub struct SiteConfig {
     /// How observations are turned into records.
     #[serde(default)]
     pub records: pipeline::RecordPolicy,
+    /// The site bus for live data; no bus when absent.
+    pub bus: Option<BusConfig>,
 }
 
 fn default_status_secs() -> u64 {
@@ -86,6 +89,14 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let runtime = Runtime::start(cfg.runtime()).await?;
     let pipeline = pipeline::start(&cfg, &runtime).await?;
+    let bus = match &cfg.bus {
+        Some(b) => {
+            let bus = SiteBus::open(&cfg.node, b).await?;
+            let recorder = DroneRecorder::start(&bus, runtime.store.clone(), b).await?;
+            Some((bus, recorder))
+        }
+        None => None,
+    };
     println!(
         "site {} up: dashboard http://{}  sync {}",
         cfg.node,
@@ -95,6 +106,10 @@ pub async fn run(
     shutdown.await;
     tracing::info!("shutting down");
     pipeline.shutdown().await;
+    if let Some((bus, recorder)) = bus {
+        recorder.shutdown().await;
+        bus.close().await;
+    }
     runtime.shutdown().await;
     Ok(())
 }

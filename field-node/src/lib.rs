@@ -5,9 +5,11 @@
 //! mode, the node's status record) and adds the site's [`pipeline`]: sources (an inbox folder,
 //! AIS feeds, later drones, gates and scanners) whose observations become records.
 //!
+//! The [`bus`] (zenoh, peer mode, explicit endpoints) carries live data on the site's LAN.
 //! Live data stays live: only downsampled breadcrumbs and current state become records, so
 //! that sync carries what the picture needs and not every sensor sample.
 
+pub mod bus;
 pub mod config;
 pub mod pipeline;
 
