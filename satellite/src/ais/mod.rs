@@ -1,0 +1,31 @@
+//! AIS: NMEA 0183 AIVDM/AIVDO sentences to typed messages, and tracks per MMSI.
+//!
+//! ```text
+//! line ─▶ nmea::parse_line ─▶ assembler::Assembler ─▶ messages::AisMessage ─▶ AisReport ─▶ Tracks
+//!         tag blocks,          fragments joined,       bits read by             time, source,
+//!         checksum, fields     timeouts, bounds        bits::BitReader          raw sentences
+//! ```
+//!
+//! [`Decoder::feed_line`] runs the whole chain for one line. Nothing here panics on any input,
+//! reads a clock, or grows without bound: every refused line comes back as an [`AisError`]
+//! that names what was wrong, and leaves the decoder as it was.
+
+pub mod assembler;
+pub mod bits;
+pub mod decoder;
+mod error;
+pub mod messages;
+pub mod nmea;
+pub mod tracks;
+pub mod vessel;
+
+pub use assembler::{AssemblerConfig, AssemblerStats};
+pub use decoder::{AisReport, Decoder, TimeSource};
+pub use error::AisError;
+pub use messages::{
+    AidToNavigation, AisMessage, BaseStationReport, ClassBExtended, ClassBPosition, Dimensions,
+    Epfd, Eta, LatLon, LongRangePosition, NavStatus, PositionReport, RateOfTurn, ShipType,
+    StaticAndVoyage, StaticDataPart, StaticDataReport, TimeStamp, UtcDateTime,
+};
+pub use tracks::{Fix, StationKind, Track, TrackConfig, TrackUpdate, Tracks};
+pub use vessel::VesselStatic;
