@@ -41,7 +41,14 @@ async fn an_officer_acknowledges_a_site_alert_in_the_browser_and_the_site_sees_i
             Command::new("node")
                 .current_dir(root.join("command/web"))
                 .args(["tests/dashboard.mjs", "--url", &url, "--user", "operator"])
-                .args(["--password", "operator-pw", "--alert", &id, "--site", "tsushima"])
+                .args([
+                    "--password",
+                    "operator-pw",
+                    "--alert",
+                    &id,
+                    "--site",
+                    "tsushima",
+                ])
                 .args(["--screenshot", screenshot.to_str().unwrap()])
                 .output()
                 .expect("node runs (make test installs it)")
@@ -55,7 +62,10 @@ async fn an_officer_acknowledges_a_site_alert_in_the_browser_and_the_site_sees_i
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.status.success(), "browser test failed:\n{text}");
-    assert!(screenshot.metadata().unwrap().len() > 10_000, "a real screenshot");
+    assert!(
+        screenshot.metadata().unwrap().len() > 10_000,
+        "a real screenshot"
+    );
 
     // The click at headquarters reached the site's own replica.
     let at_site = site

@@ -210,3 +210,76 @@ async fn unauthenticated_and_wrong_role_requests_are_refused() {
     let audit = hq.get(&admin, "/api/audit").await;
     assert!(audit.to_string().contains("login_failed"));
 }
+
+/// A coastal site fed by an AIS receiver over TCP (real sentences from a live receiver, with
+/// garbage mixed in) and over UDP: vessels appear at the site and at headquarters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ais_feeds_over_tcp_and_udp_become_vessels_at_the_site_and_hq() {
+    use tokio::io::AsyncWriteExt;
+
+    let corpus = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/satellite/testdata/ais/pyais-nmea_data_sample.txt"
+    ))
+    .unwrap();
+    // The receiver: a TCP server that sends the corpus with junk between the sentences.
+    let receiver = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let tcp_addr = receiver.local_addr().unwrap();
+    let feed = corpus.clone();
+    tokio::spawn(async move {
+        let (mut conn, _) = receiver.accept().await.unwrap();
+        for (i, line) in feed.lines().enumerate() {
+            if i % 50 == 0 {
+                conn.write_all(b"!AIVDM,garbage*00\r\n\x00\xff\xfe\r\n")
+                    .await
+                    .unwrap();
+            }
+            conn.write_all(line.as_bytes()).await.unwrap();
+            conn.write_all(b"\r\n").await.unwrap();
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+    });
+    let udp_port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let extra = format!(
+        "[[sources]]\nkind = \"ais_tcp\"\naddr = \"{tcp_addr}\"\n\n\
+         [[sources]]\nkind = \"ais_udp\"\nlisten = \"127.0.0.1:{udp_port}\"\n"
+    );
+    let dep = Deployment::new(&[("hq", "command"), ("tsushima", "site")]);
+    let hq = Daemon::command(&dep, "hq", &[]);
+    let site = Daemon::site_with(&dep, "tsushima", &[("hq", hq.sync_addr)], &extra);
+    let officer = site.login("officer", "officer-pw").await;
+    // The classic type 1 report (MMSI 366053209), sent by UDP.
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.send_to(
+        b"!AIVDM,1,1,,B,15M67FC000G?ufbE`FepT@3n00Sa,0*5C\r\n",
+        ("127.0.0.1", udp_port),
+    )
+    .unwrap();
+    let v = site
+        .wait_record(&officer, "vessels", "366053209", 30, |_| true)
+        .await;
+    assert!((v["fields"]["lat"].as_f64().unwrap() - 37.802118).abs() < 1e-5);
+    // The TCP corpus holds dozens of distinct vessels.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let n = loop {
+        let vessels = site.get(&officer, "/api/records/vessels").await;
+        let n = vessels.as_array().unwrap().len();
+        if n >= 20 || std::time::Instant::now() > deadline {
+            break n;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert!(n >= 20, "only {n} vessels from the TCP feed");
+    let viewer = hq.login("viewer", "viewer-pw").await;
+    hq.wait_record(&viewer, "vessels", "366053209", 30, |_| true)
+        .await;
+    let crumbs = hq.get(&viewer, "/api/tracks?kind=vessel").await;
+    assert!(
+        !crumbs.as_array().unwrap().is_empty(),
+        "breadcrumbs reach hq"
+    );
+}

@@ -9,6 +9,7 @@
 //! Live data stays live: only downsampled breadcrumbs and current state become records, so
 //! that sync carries what the picture needs and not every sensor sample.
 
+pub mod ais;
 pub mod bus;
 pub mod config;
 pub mod pipeline;

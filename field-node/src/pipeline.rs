@@ -34,6 +34,23 @@ pub enum SourceConfig {
         #[serde(default = "default_poll_ms")]
         poll_ms: u64,
     },
+    /// An AIS receiver's NMEA feed over TCP (this node connects, and reconnects).
+    AisTcp {
+        /// `host:port` of the receiver or AIS server.
+        addr: String,
+        /// Seconds between reconnection attempts (default 5).
+        #[serde(default = "default_reconnect_secs")]
+        reconnect_secs: u64,
+    },
+    /// AIS NMEA datagrams sent to this node over UDP (receivers' usual "UDP out").
+    AisUdp {
+        /// Local address to listen on, e.g. "0.0.0.0:10110".
+        listen: std::net::SocketAddr,
+    },
+}
+
+fn default_reconnect_secs() -> u64 {
+    5
 }
 
 fn default_poll_ms() -> u64 {
@@ -42,8 +59,8 @@ fn default_poll_ms() -> u64 {
 
 impl SourceConfig {
     pub(crate) fn resolve_paths(&mut self, base: &Path) {
-        match self {
-            SourceConfig::Inbox { dir, .. } => *dir = base.join(&*dir),
+        if let SourceConfig::Inbox { dir, .. } = self {
+            *dir = base.join(&*dir);
         }
     }
 }
@@ -352,6 +369,26 @@ pub async fn start(cfg: &SiteConfig, runtime: &Runtime) -> anyhow::Result<Pipeli
                         }
                     }
                 }));
+            }
+            SourceConfig::AisTcp {
+                addr,
+                reconnect_secs,
+            } => {
+                let (sink, stopped) = (sink.clone(), stopped.clone());
+                tasks.push(tokio::spawn(crate::ais::run_tcp(
+                    addr,
+                    Duration::from_secs(reconnect_secs.max(1)),
+                    sink,
+                    stopped,
+                )));
+            }
+            SourceConfig::AisUdp { listen } => {
+                let socket = tokio::net::UdpSocket::bind(listen)
+                    .await
+                    .with_context(|| format!("binding the AIS UDP source to {listen}"))?;
+                tracing::info!(%listen, "AIS UDP source listening");
+                let (sink, stopped) = (sink.clone(), stopped.clone());
+                tasks.push(tokio::spawn(crate::ais::run_udp(socket, sink, stopped)));
             }
         }
     }

@@ -129,11 +129,21 @@ impl Daemon {
     }
 
     pub fn site(dep: &Deployment, name: &str, peers: &[(&str, SocketAddr)]) -> Daemon {
+        Self::site_with(dep, name, peers, "")
+    }
+
+    /// A site with more config appended (sources, bus, ...).
+    pub fn site_with(
+        dep: &Deployment,
+        name: &str,
+        peers: &[(&str, SocketAddr)],
+        extra: &str,
+    ) -> Daemon {
         let toml = format!(
             "node = \"{name}\"\ndata_dir = \"{name}-data\"\npki_dir = \"pki\"\nstatus_interval_secs = 1\n\n\
              [location]\nkind = \"coast\"\nlat = 34.2\nlon = 129.3\n\n\
              [sync]\nlisten = \"127.0.0.1:0\"\n\n{}[http]\nlisten = \"127.0.0.1:0\"\n\n{}\
-             [[sources]]\nkind = \"inbox\"\ndir = \"{name}-data/inbox\"\npoll_ms = 100\n",
+             [[sources]]\nkind = \"inbox\"\ndir = \"{name}-data/inbox\"\npoll_ms = 100\n\n{extra}",
             peers_toml(peers),
             dep.users_toml
         );
