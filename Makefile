@@ -13,7 +13,7 @@ build: deps
 	$(CARGO) build --release --bin mizugiwa
 
 test: deps
-	$(CARGO) test --workspace --exclude mizugiwa-sync-bench
+	$(CARGO) test --no-fail-fast
 
 demo: build
 	./target/release/mizugiwa demo

@@ -553,9 +553,11 @@ async fn oversized_and_truncated_frames_are_errors() {
     let closed = tokio::time::timeout(DEADLINE, c_handle.closed())
         .await
         .expect("close deadline");
-    match closed {
-        TransportError::ConnectionLost { reason, .. } => {
-            assert!(reason.contains("code 2"), "{reason}")
+    match &closed {
+        TransportError::PeerClosed { code, .. } => {
+            assert_eq!(*code, u64::from(close_code::FRAME_TOO_LARGE));
+            assert!(closed.to_string().contains("code 2"), "{closed}");
+            assert!(!closed.is_orderly_close());
         }
         other => panic!("unexpected close: {other:?}"),
     }
