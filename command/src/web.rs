@@ -210,6 +210,10 @@ async fn metrics(State(state): State<Shared>) -> ApiResult<Response> {
         .map_err(ApiError::internal)?
         .collection_counts()
         .map_err(ApiError::internal)?;
+    let counts: BTreeMap<String, u64> = counts
+        .into_iter()
+        .filter(|(c, _)| !c.starts_with('$'))
+        .collect();
     state.metrics.set_records(&counts);
     state.metrics.set_sse_clients(state.hub.clients());
     state.metrics.set_sessions(state.auth.open_sessions());
