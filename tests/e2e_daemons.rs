@@ -283,3 +283,81 @@ async fn ais_feeds_over_tcp_and_udp_become_vessels_at_the_site_and_hq() {
         "breadcrumbs reach hq"
     );
 }
+
+/// A site revoked at headquarters while connected is dropped and refused from then on; its
+/// later writes never reach HQ. The CLI cannot write into a database a daemon holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_revoked_at_hq_is_cut_off_and_refused() {
+    let dep = Deployment::new(&[("hq", "command"), ("tsushima", "site")]);
+    let hq = Daemon::command(&dep, "hq", &[]);
+    let site = Daemon::site(&dep, "tsushima", &[("hq", hq.sync_addr)]);
+    let admin = hq.login("admin", "admin-pw").await;
+    site.drop_inbox(
+        "before.json",
+        &json!({"collection": "detections", "id": "before", "fields": {"source": "sar"}}),
+    );
+    hq.wait_record(&admin, "detections", "before", 30, |_| true)
+        .await;
+
+    // Writing into hq's database beside the running daemon is refused with a clear message.
+    let db = hq.data_dir.join("hq.db");
+    let out = std::process::Command::new(common::BIN)
+        .args(["pki", "revoke", "--db", db.to_str().unwrap(), "tsushima"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("in use"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Reading beside it works.
+    let listed = dep.run(&["store", "list", "--db", db.to_str().unwrap(), "detections"]);
+    assert!(listed.contains("before"), "{listed}");
+
+    // A viewer may not revoke; the admin does, through the API.
+    let viewer = hq.login("viewer", "viewer-pw").await;
+    let r = reqwest::Client::new()
+        .post(hq.url("/api/revocations"))
+        .bearer_auth(&viewer)
+        .json(&json!({"target": "tsushima"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    hq.post(
+        &admin,
+        "/api/revocations",
+        json!({"target": "tsushima", "reason": "laptop lost in the typhoon"}),
+    )
+    .await;
+    // Within a housekeeping pass or two hq drops the session (the site record says so).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let metrics = hq.get_text("/metrics").await;
+        if metrics.contains("mizugiwa_sync_peer_connected{peer=\"tsushima\"} 0") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the revoked site stayed connected:\n{metrics}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    site.drop_inbox(
+        "after.json",
+        &json!({"collection": "detections", "id": "after", "fields": {"source": "sar"}}),
+    );
+    let officer = site.login("officer", "officer-pw").await;
+    site.wait_record(&officer, "detections", "after", 30, |_| true)
+        .await;
+    // The site keeps redialling (every second at most); hq keeps refusing.
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    let at_hq = hq.get(&admin, "/api/records/detections").await;
+    assert!(
+        !at_hq.to_string().contains("\"after\""),
+        "a write made after revocation reached hq: {at_hq}"
+    );
+    let log = std::fs::read_to_string(dep.dir.path().join("hq.log")).unwrap();
+    assert!(log.contains("revoked"), "hq logs the refusal clearly");
+}

@@ -92,7 +92,8 @@ pub fn router(state: Shared) -> Router {
         .route("/api/events", get(events))
         .route("/api/alerts", post(raise_alert))
         .route("/api/alerts/{id}/{action}", post(alert_action))
-        .route("/api/audit", get(audit_log));
+        .route("/api/audit", get(audit_log))
+        .route("/api/revocations", post(revoke));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -620,6 +621,49 @@ async fn audit_log(
         "error": verified.as_ref().err().map(|e| e.to_string()),
         "entries": entries,
     })))
+}
+
+#[derive(Deserialize)]
+struct RevokeBody {
+    target: String,
+    reason: Option<String>,
+}
+
+/// Revokes a node name or certificate serial; the revocation replicates to every node, whose
+/// handshakes refuse it and whose open sessions with it are closed.
+async fn revoke(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    body: Option<Json<RevokeBody>>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let session = require(&state, &headers, Role::Admin)?;
+    let Json(body) = body.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "send JSON {\"target\": NODE_OR_SERIAL, \"reason\": ...}",
+        )
+    })?;
+    if body.target == state.node {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "a node cannot revoke itself",
+        ));
+    }
+    let reason = body.reason.unwrap_or_else(|| "revoked by operator".into());
+    state
+        .store
+        .lock()
+        .map_err(ApiError::internal)?
+        .revoke(&body.target, &reason)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    audit(
+        &state,
+        &session.user,
+        "revoke",
+        &body.target,
+        json!({ "reason": reason }),
+    );
+    Ok(Json(json!({ "revoked": body.target, "reason": reason })))
 }
 
 async fn asset(uri: axum::http::Uri) -> Response {

@@ -105,12 +105,25 @@ pub fn open(db: &Path, node: Option<&str>) -> anyhow::Result<Store> {
     )?)
 }
 
-/// Opens an existing replica.
+/// Opens an existing replica for writing (fails while a daemon runs on it).
 pub fn open_existing(db: &Path) -> anyhow::Result<Store> {
     if !db.exists() {
         bail!("no database at {}", db.display());
     }
     open(db, None)
+}
+
+/// Opens an existing replica read-only; works beside the daemon that writes it.
+pub fn open_reader(db: &Path) -> anyhow::Result<Store> {
+    let node = Store::node_of(db)
+        .with_context(|| format!("reading {}", db.display()))?
+        .ok_or_else(|| anyhow::anyhow!("no replica database at {}", db.display()))?;
+    Ok(Store::open_read_only(
+        db,
+        Schema::new(),
+        Arc::new(SystemClock::new()),
+        StoreConfig::new(&node),
+    )?)
 }
 
 fn parse_assignment(s: &str) -> anyhow::Result<(String, FieldOp)> {
@@ -151,14 +164,14 @@ pub fn run(cmd: StoreCommand) -> anyhow::Result<()> {
             println!("{collection}/{id} written at {hlc}");
         }
         StoreCommand::Get { db, collection, id } => {
-            let store = open_existing(&db)?;
+            let store = open_reader(&db)?;
             match store.get(&collection, &id)? {
                 Some(r) => println!("{}", serde_json::to_string_pretty(&r.to_json())?),
                 None => bail!("no record {collection}/{id}"),
             }
         }
         StoreCommand::List { db, collection } => {
-            let store = open_existing(&db)?;
+            let store = open_reader(&db)?;
             for r in store.list(&collection)? {
                 println!("{}", r.to_json());
             }
@@ -177,7 +190,7 @@ pub fn run(cmd: StoreCommand) -> anyhow::Result<()> {
         } => {
             // Another process (the sync daemon) may be writing: follow the change log itself,
             // which every write extends, rather than in-process events.
-            let store = open_existing(&db)?;
+            let store = open_reader(&db)?;
             let mut cursor = if from_start { 0 } else { store.log_end() };
             let stdout = std::io::stdout();
             loop {

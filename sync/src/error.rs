@@ -69,4 +69,24 @@ pub enum StoreError {
         /// The layout recorded in the file.
         found: i64,
     },
+    /// Another process has the database open for writing.
+    #[error("database {path} is in use by another process (a running daemon?); stop it, or act through its API (read-only commands work beside it)")]
+    InUse {
+        /// Path of the database.
+        path: String,
+    },
+    /// The file is not a replica database.
+    #[error("{path} is not a Mizugiwa replica database")]
+    NotAReplica {
+        /// Path of the database.
+        path: String,
+    },
+    /// A file could not be opened.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
 }

@@ -194,6 +194,8 @@ pub struct Store {
     last_announced: Option<VersionVector>,
     events: broadcast::Sender<ChangeEvent>,
     refused_batches: u64,
+    /// Held for the store's lifetime: one writer process per database (see [`Store::open`]).
+    _lock: Option<std::fs::File>,
 }
 
 /// The on-disk layout this build reads and writes (`PRAGMA user_version`).
@@ -238,7 +240,12 @@ pub(crate) struct Entry {
 }
 
 impl Store {
-    /// Opens (or creates) the replica database at `path`.
+    /// Opens (or creates) the replica database at `path` for reading and writing.
+    ///
+    /// Only one process may do so at a time: the store keeps its sequences and version vector
+    /// in memory, so a second writer would hand out the same sequence numbers. The lock is an
+    /// advisory lock on `PATH.lock`, released when the store is dropped or the process dies;
+    /// a second open fails with [`StoreError::InUse`]. Readers use [`Store::open_read_only`].
     pub fn open(
         path: impl AsRef<Path>,
         schema: Schema,
@@ -246,8 +253,49 @@ impl Store {
         config: StoreConfig,
     ) -> Result<Store, StoreError> {
         let path_str = path.as_ref().display().to_string();
+        let mut lock_path = path.as_ref().as_os_str().to_owned();
+        lock_path.push(".lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| StoreError::Io {
+                path: std::path::PathBuf::from(&lock_path).display().to_string(),
+                source: e,
+            })?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(StoreError::InUse { path: path_str })
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(StoreError::Io {
+                    path: path_str,
+                    source: e,
+                })
+            }
+        }
         let conn = Connection::open(path.as_ref())?;
-        Self::init(conn, path_str, schema, wall, config)
+        let mut store = Self::init(conn, path_str, schema, wall, config, false)?;
+        store._lock = Some(lock);
+        Ok(store)
+    }
+
+    /// Opens an existing replica read-only, beside the process that writes it (a daemon):
+    /// reads see every committed write; writes fail.
+    pub fn open_read_only(
+        path: impl AsRef<Path>,
+        schema: Schema,
+        wall: Arc<dyn Clock>,
+        config: StoreConfig,
+    ) -> Result<Store, StoreError> {
+        let path_str = path.as_ref().display().to_string();
+        let conn = Connection::open_with_flags(
+            path.as_ref(),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        Self::init(conn, path_str, schema, wall, config, true)
     }
 
     /// An in-memory replica (tests, simulations).
@@ -262,6 +310,7 @@ impl Store {
             schema,
             wall,
             config,
+            false,
         )
     }
 
@@ -271,10 +320,13 @@ impl Store {
         schema: Schema,
         wall: Arc<dyn Clock>,
         config: StoreConfig,
+        read_only: bool,
     ) -> Result<Store, StoreError> {
         validate_name("node", &config.node)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        if !read_only {
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+        }
         conn.pragma_update(
             None,
             "synchronous",
@@ -299,8 +351,12 @@ impl Store {
                 found: layout,
             });
         }
-        conn.execute_batch(SCHEMA_SQL)?;
-        conn.pragma_update(None, "user_version", LAYOUT_VERSION)?;
+        if !read_only {
+            conn.execute_batch(SCHEMA_SQL)?;
+            conn.pragma_update(None, "user_version", LAYOUT_VERSION)?;
+        } else if !has_tables {
+            return Err(StoreError::NotAReplica { path });
+        }
         let row = conn
             .query_row(
                 "SELECT node, incarnation, local_seq, next_lseq, hlc, gc_frontier, reset_frontier FROM replica WHERE id = 1",
@@ -368,6 +424,7 @@ impl Store {
             events,
             refused_batches: 0,
             config,
+            _lock: None,
         };
         {
             let mut stmt = store.conn.prepare("SELECT id, name FROM origin")?;
