@@ -14,10 +14,11 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Args;
 use mizugiwa_command::auth::{hash_password, Role, UserConfig};
-use mizugiwa_command::records::{ALERTS, DRONES, GATE_STATS};
+use mizugiwa_command::records::{ALERTS, GATE_STATS};
 use mizugiwa_command::runtime::{HttpSection, Location, Runtime, RuntimeConfig, SyncSection};
 use mizugiwa_command::web::Mode;
-use mizugiwa_field_node::pipeline::{add_breadcrumb, Observation, RecordPolicy, Sink};
+use mizugiwa_field_node::bus::{BusConfig, DroneRecorder, SiteBus, Telemetry};
+use mizugiwa_field_node::pipeline::{Observation, RecordPolicy, Sink};
 use mizugiwa_sync::driver::PeerAddr;
 use mizugiwa_sync::pki::{self, Role as CertRole};
 use mizugiwa_sync::{FieldOp, Value};
@@ -36,6 +37,38 @@ pub struct DemoArgs {
     /// First of the QUIC ports (hq; the sites take the next three).
     #[arg(long, default_value_t = 7400)]
     sync_port: u16,
+    /// TCP port of Tsushima's site bus (zenoh).
+    #[arg(long, default_value_t = 7447)]
+    bus_port: u16,
+}
+
+/// Tsushima's patrol drone: publishes telemetry on the site bus at 5 Hz, flying a loop off the
+/// east coast. The site's recorder turns it into the drone's record and breadcrumbs.
+async fn fly_drone(bus: SiteBus, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let started = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|s| *s) => break,
+        }
+        let t = started.elapsed().as_secs_f64();
+        let a = t / 120.0;
+        let sample = Telemetry {
+            lat: 34.30 + 0.25 * a.sin(),
+            lon: 129.42 + 0.08 * (2.0 * a).cos(),
+            alt_m: 120.0,
+            heading_deg: (a.cos().atan2(-(2.0 * a).sin()).to_degrees()).rem_euclid(360.0),
+            speed_mps: 14.0,
+            battery_pct: Some(100.0 - (t % 1800.0) / 18.0),
+            mode: Some("AUTO".into()),
+            at_ms: now_ms(),
+        };
+        if let Ok(v) = serde_json::to_value(&sample) {
+            let _ = bus.put_json("drone/tsushima-uav1/telemetry", &v).await;
+        }
+    }
+    bus.close().await;
 }
 
 struct Node {
@@ -182,32 +215,10 @@ impl Traffic {
             .collect();
         sinks[3].write(&vessels)?;
         {
-            let a = t / 120.0;
-            let (lat, lon) = (34.30 + 0.25 * a.sin(), 129.42 + 0.08 * (2.0 * a).cos());
             let mut s = nodes[3]
                 .store
                 .lock()
                 .map_err(|_| anyhow::anyhow!("poisoned"))?;
-            s.put(
-                DRONES,
-                "tsushima-uav1",
-                &[
-                    ("site", FieldOp::Set("tsushima".into())),
-                    ("lat", FieldOp::Set(Value::Float(lat))),
-                    ("lon", FieldOp::Set(Value::Float(lon))),
-                    ("alt_m", FieldOp::Set(Value::Float(120.0))),
-                    (
-                        "battery_pct",
-                        FieldOp::Set(Value::Float(100.0 - (t % 1800.0) / 18.0)),
-                    ),
-                    ("mode", FieldOp::Set("AUTO".into())),
-                    ("link", FieldOp::Set("ok".into())),
-                    ("at_ms", FieldOp::Set(Value::Int(now as i64))),
-                ],
-            )?;
-            if self.step % 5 == 0 {
-                add_breadcrumb(&mut s, "drone", "tsushima-uav1", "tsushima", now, lat, lon)?;
-            }
             if self.step % 45 == 3 {
                 let id = format!("tsushima-dark-{}", self.step);
                 s.put(
@@ -270,7 +281,7 @@ impl Traffic {
                 .map_err(|_| anyhow::anyhow!("poisoned"))?;
             for gate in 1..=4 {
                 let opened = (self.rand() % 4) as i64;
-                let officer = i64::from(self.rand() % 10 == 0);
+                let officer = i64::from(self.rand().is_multiple_of(10));
                 s.put(
                     GATE_STATS,
                     &format!("narita-t1-gate{gate}"),
@@ -312,12 +323,12 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         let mut nodes = Vec::new();
-        for i in 0..NODES.len() {
+        for (i, node) in NODES.iter().enumerate() {
             let cfg = config(&dir, i, &args, &users);
             nodes.push(
                 Runtime::start(cfg)
                     .await
-                    .with_context(|| format!("starting {}", NODES[i].name))?,
+                    .with_context(|| format!("starting {}", node.name))?,
             );
         }
         let sinks: Vec<Sink> = nodes
@@ -325,6 +336,27 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             .zip(NODES.iter())
             .map(|(n, node)| Sink::new(n.store.clone(), node.name, RecordPolicy::default()))
             .collect();
+        // Tsushima's site bus, its drone recorder, and the drone's link on the bus.
+        let bus_cfg = BusConfig {
+            listen: vec![format!("tcp/127.0.0.1:{}", args.bus_port)],
+            connect: vec![],
+            multicast_scouting: false,
+            drone_record_secs: 2,
+            breadcrumb_secs: 10,
+        };
+        let site_bus = SiteBus::open("tsushima", &bus_cfg).await?;
+        let recorder = DroneRecorder::start(&site_bus, nodes[3].store.clone(), &bus_cfg).await?;
+        let drone_link = SiteBus::open(
+            "tsushima",
+            &BusConfig {
+                listen: vec![],
+                connect: bus_cfg.listen.clone(),
+                ..bus_cfg.clone()
+            },
+        )
+        .await?;
+        let (stop_drone, drone_stopped) = tokio::sync::watch::channel(false);
+        let drone = tokio::spawn(fly_drone(drone_link, drone_stopped));
         println!("Mizugiwa demo: command center + Yokohama port, Narita airport, Tsushima coast");
         println!("  working folder  {}", dir.display());
         for (n, node) in nodes.iter().zip(NODES.iter()) {
@@ -373,7 +405,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
                     (sites, hq.collection_counts()?)
                 };
                 let all = NODES.iter().all(|n| counts.0.contains(&n.name.to_string()));
-                if all && counts.1.contains_key("vessels") && counts.1.contains_key("gate_stats") {
+                let wanted = ["vessels", "gate_stats", "drones"];
+                if all && wanted.iter().all(|c| counts.1.contains_key(*c)) {
                     println!("hq sees every site: {:?}", counts.0);
                     let shown: Vec<String> = counts
                         .1
@@ -393,6 +426,10 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
+        let _ = stop_drone.send(true);
+        let _ = drone.await;
+        recorder.shutdown().await;
+        site_bus.close().await;
         // All at once, so that no node spends its shutdown redialling one already gone.
         let stopping: Vec<_> = nodes
             .into_iter()

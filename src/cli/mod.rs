@@ -17,6 +17,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::enum_variant_names)] // `mizugiwa command` is the command center's subcommand.
 enum Command {
     /// The deployment's certificate authority: init, issue, revoke.
     #[command(subcommand)]
