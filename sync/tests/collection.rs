@@ -114,3 +114,52 @@ fn nothing_is_collected_while_a_live_member_has_not_seen_the_delete() {
     // Only member records remain.
     assert!(rows_after <= 4, "{rows_after} rows left");
 }
+
+/// The index of deleted records that garbage collection reads follows deletes, undeletes and
+/// remote changes in any order: it always equals the records whose life is dead.
+#[test]
+fn the_deleted_record_index_follows_deletes_undeletes_and_sync() {
+    let clock = ManualClock::new(1_700_000_000_000);
+    let mut a = replica("a", &clock);
+    let mut b = replica("b", &clock);
+    let put = |s: &mut Store, id: &str| {
+        s.put("alerts", id, &[("title", FieldOp::Set(id.into()))])
+            .unwrap();
+    };
+    for id in ["r1", "r2", "r3", "r4"] {
+        put(&mut a, id);
+    }
+    sync_pair(&mut a, &mut b);
+    clock.advance(1);
+    a.delete("alerts", "r1").unwrap();
+    b.delete("alerts", "r2").unwrap();
+    b.delete("alerts", "r3").unwrap();
+    clock.advance(1);
+    put(&mut b, "r3"); // undeleted at b
+    let dead = |s: &Store| -> Vec<String> {
+        s.deleted_records()
+            .unwrap()
+            .into_iter()
+            .map(|(_, id)| id)
+            .collect()
+    };
+    assert_eq!(dead(&a), ["r1"]);
+    assert_eq!(dead(&b), ["r2"]);
+    sync_pair(&mut a, &mut b);
+    for s in [&a, &b] {
+        assert_eq!(dead(s), ["r1", "r2"]);
+        let live: Vec<String> = s
+            .list("alerts")
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(live, ["r3", "r4"]);
+    }
+    // Brought back at a after the sync: gone from the index on both sides.
+    clock.advance(1);
+    put(&mut a, "r1");
+    sync_pair(&mut a, &mut b);
+    assert_eq!(dead(&a), ["r2"]);
+    assert_eq!(dead(&b), ["r2"]);
+}

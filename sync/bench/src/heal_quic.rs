@@ -75,6 +75,7 @@ pub fn run(dir: &Path, n: usize) -> QuicHeal {
             let cfg = SyncConfig::new("127.0.0.1:0".parse().unwrap(), peers);
             driver::start(stores[i].clone(), &identity, ca.clone(), cfg).unwrap()
         };
+        eprintln!("heal starts");
         let t = Instant::now();
         let hb = start(1, vec![]);
         let to_b = vec![PeerAddr {

@@ -357,6 +357,21 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .cloned();
     let dir = tempfile::tempdir().unwrap();
+    // `--quic-only N`: just the W2-over-QUIC heal with N ops per side (for profiling).
+    if let Some(n) = args
+        .iter()
+        .position(|a| a == "--quic-only")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|n| n.parse().ok())
+    {
+        let r = heal_quic::run(dir.path(), n);
+        println!(
+            "W2 over QUIC, {n} per side: {:.2} s, {} bytes",
+            r.converge.as_secs_f64(),
+            r.bytes
+        );
+        return;
+    }
     let mut out = String::new();
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()

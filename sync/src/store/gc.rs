@@ -94,12 +94,23 @@ impl Store {
         Ok((frontier, counted, expired))
     }
 
+    /// The records deleted now (and not yet collected), by collection and id.
+    pub fn deleted_records(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT coll, rid FROM tomb ORDER BY coll, rid")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Collects deleted records whose delete every live member has seen.
     pub fn collect_garbage(&mut self) -> Result<GcReport, StoreError> {
         let (frontier, members, expired) = self.stable_frontier()?;
-        let mut stmt = self
-            .conn
-            .prepare("SELECT coll, rid, origin, oseq, hlc, state FROM entry WHERE field = ?1 ORDER BY coll, rid")?;
+        // Only records deleted now can be collected; `tomb` lists them.
+        let mut stmt = self.conn.prepare(
+            "SELECT e.coll, e.rid, e.origin, e.oseq, e.hlc, e.state FROM tomb t \
+             JOIN entry e ON e.coll = t.coll AND e.rid = t.rid AND e.field = ?1 ORDER BY e.coll, e.rid",
+        )?;
         let rows = stmt.query_map(params![LIFE_FIELD], |r| {
             Ok((
                 r.get::<_, String>(0)?,
@@ -146,6 +157,9 @@ impl Store {
                 n += s
                     .conn
                     .prepare_cached("DELETE FROM entry WHERE coll = ?1 AND rid = ?2")?
+                    .execute(params![coll, rid])?;
+                s.conn
+                    .prepare_cached("DELETE FROM tomb WHERE coll = ?1 AND rid = ?2")?
                     .execute(params![coll, rid])?;
             }
             s.gc_frontier.merge(&frontier);

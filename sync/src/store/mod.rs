@@ -199,11 +199,12 @@ pub struct Store {
 }
 
 /// The on-disk layout this build reads and writes (`PRAGMA user_version`).
-const LAYOUT_VERSION: i64 = 2;
+const LAYOUT_VERSION: i64 = 3;
 
 // `entry` is keyed by the local sequence (the rowid), so the log a peer reads is a range scan
 // of the table itself and an applied entry is an append; the unique index finds a field's
-// entries for merging.
+// entries for merging. `tomb` lists the records that are deleted now, so that garbage
+// collection looks at those and not at every record.
 const SCHEMA_SQL: &str = "
 CREATE TABLE IF NOT EXISTS replica(
     id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -227,6 +228,7 @@ CREATE TABLE IF NOT EXISTS entry(
     state BLOB NOT NULL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS entry_by_field ON entry(coll, rid, field, origin);
+CREATE TABLE IF NOT EXISTS tomb(coll TEXT NOT NULL, rid TEXT NOT NULL, PRIMARY KEY (coll, rid)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS seen(origin INTEGER PRIMARY KEY, seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS cursor(peer TEXT PRIMARY KEY, incarnation INTEGER NOT NULL, lseq INTEGER NOT NULL);
 ";
@@ -571,6 +573,25 @@ impl Store {
                     .prepare_cached("DELETE FROM entry WHERE coll = ?1 AND rid = ?2 AND field = ?3 AND origin = ?4")?
                     .execute(params![coll, rid, field, x.origin])?;
             }
+        }
+        if field == LIFE_FIELD {
+            // The record's life after this entry: the join of what stays and the entry.
+            let mut kept: Vec<Entry> = existing
+                .iter()
+                .filter(|x| x.origin != e.origin && !field::dominates(&e.v, &x.v))
+                .cloned()
+                .collect();
+            kept.push(e.clone());
+            let dead = matches!(
+                join_entries(&kept).map(|v| v.state),
+                Some(FieldState::Life(l)) if !l.alive()
+            );
+            let sql = if dead {
+                "INSERT OR IGNORE INTO tomb(coll, rid) VALUES (?1, ?2)"
+            } else {
+                "DELETE FROM tomb WHERE coll = ?1 AND rid = ?2"
+            };
+            self.conn.prepare_cached(sql)?.execute(params![coll, rid])?;
         }
         let lseq = self.next_lseq;
         self.next_lseq += 1;

@@ -251,6 +251,12 @@ impl Store {
                     params![id, *seq as i64],
                 )?;
             }
+            // Deleted records whose life entries all went: nothing left to collect.
+            s.conn.execute(
+                "DELETE FROM tomb WHERE NOT EXISTS (SELECT 1 FROM entry e \
+                 WHERE e.coll = tomb.coll AND e.rid = tomb.rid AND e.field = ?1)",
+                params![LIFE_FIELD],
+            )?;
             s.conn.execute("DELETE FROM seen", [])?;
             s.conn.execute("DELETE FROM cursor", [])?;
             s.vv = VersionVector::new();
