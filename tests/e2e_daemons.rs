@@ -361,3 +361,115 @@ async fn a_site_revoked_at_hq_is_cut_off_and_refused() {
     let log = std::fs::read_to_string(dep.dir.path().join("hq.log")).unwrap();
     assert!(log.contains("revoked"), "hq logs the refusal clearly");
 }
+
+/// A dashboard that reconnects with `Last-Event-ID` gets exactly the events it missed; one
+/// that presents an id from before the server's memory (or another run) is told to reset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_feed_resumes_from_last_event_id() {
+    use futures_util::StreamExt;
+
+    let dep = Deployment::new(&[("hq", "command")]);
+    let hq = Daemon::command(&dep, "hq", &[]);
+    let op = hq.login("operator", "operator-pw").await;
+    let client = reqwest::Client::new();
+    // Reads SSE blocks of the given event name until `done` holds; returns (id, data).
+    async fn read_events(
+        resp: reqwest::Response,
+        kind: &str,
+        done: impl Fn(&[(u64, serde_json::Value)]) -> bool,
+    ) -> Vec<(u64, serde_json::Value)> {
+        let mut body = resp.bytes_stream();
+        let (mut buf, mut out) = (String::new(), Vec::new());
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !done(&out) {
+            let chunk = tokio::time::timeout_at(deadline, body.next())
+                .await
+                .expect("events in time")
+                .expect("stream open")
+                .unwrap();
+            buf.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = buf.find("\n\n") {
+                let block: String = buf.drain(..end + 2).collect();
+                let field = |name: &str| {
+                    block
+                        .lines()
+                        .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned()))
+                };
+                if field("event:").as_deref() == Some(kind) {
+                    let id = field("id:").and_then(|i| i.parse().ok()).unwrap_or(0);
+                    let data = serde_json::from_str(&field("data:").unwrap_or_default())
+                        .unwrap_or(serde_json::Value::Null);
+                    out.push((id, data));
+                }
+            }
+        }
+        out
+    }
+    let raise = |title: &'static str| {
+        let (client, url, op) = (client.clone(), hq.url("/api/alerts"), op.clone());
+        async move {
+            let r = client
+                .post(url)
+                .bearer_auth(op)
+                .json(&json!({"title": title, "severity": "low"}))
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success());
+        }
+    };
+    let first = client
+        .get(hq.url("/api/events"))
+        .bearer_auth(&op)
+        .send()
+        .await
+        .unwrap();
+    raise("one").await;
+    let is_alert = |title: &'static str| {
+        move |es: &[(u64, serde_json::Value)]| {
+            es.iter()
+                .any(|(_, d)| d["record"]["fields"]["title"] == title)
+        }
+    };
+    let seen = read_events(first, "record", is_alert("one")).await;
+    let last_id = seen.last().unwrap().0;
+    // Disconnected (the response is dropped); two more alerts are raised meanwhile.
+    raise("two").await;
+    raise("three").await;
+    let resumed = client
+        .get(hq.url("/api/events"))
+        .bearer_auth(&op)
+        .header("Last-Event-ID", last_id.to_string())
+        .send()
+        .await
+        .unwrap();
+    let missed = read_events(resumed, "record", is_alert("three")).await;
+    let titles: Vec<String> = missed
+        .iter()
+        .filter(|(_, d)| d["collection"] == "alerts")
+        .map(|(_, d)| {
+            d["record"]["fields"]["title"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned()
+        })
+        .collect();
+    assert!(titles.contains(&"two".to_string()), "{missed:?}");
+    assert!(
+        !titles.contains(&"one".to_string()),
+        "nothing seen before is repeated"
+    );
+    assert!(
+        missed.iter().all(|(id, _)| *id > last_id),
+        "only what was missed"
+    );
+    let stale = client
+        .get(hq.url("/api/events"))
+        .bearer_auth(&op)
+        .header("Last-Event-ID", "42")
+        .send()
+        .await
+        .unwrap();
+    let reset = read_events(stale, "reset", |es| !es.is_empty()).await;
+    assert!(reset[0].1["event_id"].as_u64().unwrap() >= last_id);
+}
