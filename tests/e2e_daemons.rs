@@ -473,3 +473,21 @@ async fn the_event_feed_resumes_from_last_event_id() {
     let reset = read_events(stale, "reset", |es| !es.is_empty()).await;
     assert!(reset[0].1["event_id"].as_u64().unwrap() >= last_id);
 }
+
+/// Ctrl-C stops a daemon promptly and cleanly even while dashboards hold live event streams.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_a_daemon_with_open_dashboards() {
+    let dep = Deployment::new(&[("hq", "command")]);
+    let mut hq = Daemon::command(&dep, "hq", &[]);
+    let viewer = hq.login("viewer", "viewer-pw").await;
+    let feeds = [
+        EventFeed::open(&hq, &viewer).await,
+        EventFeed::open(&hq, &viewer).await,
+    ];
+    feeds[0]
+        .wait_for(10, "a first event", |e| e["collection"] == "sites")
+        .await;
+    let status = tokio::task::block_in_place(|| hq.interrupt(10));
+    let status = status.expect("hq did not stop within 10 s of Ctrl-C");
+    assert!(status.success(), "{status:?}");
+}

@@ -72,6 +72,7 @@ pub struct Auth {
     users: HashMap<String, UserConfig>,
     sessions: Mutex<HashMap<String, (Session, Instant)>>,
     ttl: Duration,
+    decoy: String,
 }
 
 /// Why a login failed. Deliberately the same message for an unknown user and a wrong password.
@@ -98,12 +99,20 @@ impl Auth {
             users: map,
             sessions: Mutex::new(HashMap::new()),
             ttl,
+            decoy: hash_password("decoy password for unknown users")?,
         })
     }
 
     /// Checks a password and opens a session; returns its token.
     pub fn login(&self, user: &str, password: &str) -> Result<(String, Session), LoginFailed> {
-        let u = self.users.get(user).ok_or(LoginFailed)?;
+        let Some(u) = self.users.get(user) else {
+            // Spend the same time on an unknown user as on a wrong password, so that timing
+            // does not tell which user names exist.
+            if let Ok(hash) = PasswordHash::new(&self.decoy) {
+                let _ = Argon2::default().verify_password(password.as_bytes(), &hash);
+            }
+            return Err(LoginFailed);
+        };
         let hash = PasswordHash::new(&u.password_hash).map_err(|_| LoginFailed)?;
         Argon2::default()
             .verify_password(password.as_bytes(), &hash)

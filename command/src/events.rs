@@ -40,8 +40,11 @@ pub struct EventHub {
 pub struct Resume {
     /// Events after the client's last id, oldest first (a `reset` first if it missed some).
     pub backlog: Vec<Event>,
-    /// The live stream; skip ids already in `backlog`.
+    /// The live stream; skip ids up to `start_after`.
     pub live: broadcast::Receiver<Event>,
+    /// The id the client is now up to once it has the backlog (after a `reset`: the newest id,
+    /// whatever id the client claimed).
+    pub start_after: u64,
 }
 
 impl EventHub {
@@ -98,18 +101,26 @@ impl EventHub {
         let live = self.live.subscribe();
         let newest = ring.next - 1;
         let oldest_kept = ring.buf.front().map(|e| e.id).unwrap_or(ring.next);
-        let backlog = match last_seen {
-            None => Vec::new(),
-            Some(id) if id >= oldest_kept.saturating_sub(1) && id <= newest => {
-                ring.buf.iter().filter(|e| e.id > id).cloned().collect()
-            }
-            Some(_) => vec![Event {
-                id: newest,
-                kind: "reset",
-                data: format!("{{\"event_id\":{newest}}}").into(),
-            }],
+        let (backlog, start_after) = match last_seen {
+            None => (Vec::new(), newest),
+            Some(id) if id >= oldest_kept.saturating_sub(1) && id <= newest => (
+                ring.buf.iter().filter(|e| e.id > id).cloned().collect(),
+                newest,
+            ),
+            Some(_) => (
+                vec![Event {
+                    id: newest,
+                    kind: "reset",
+                    data: format!("{{\"event_id\":{newest}}}").into(),
+                }],
+                newest,
+            ),
         };
-        Resume { backlog, live }
+        Resume {
+            backlog,
+            live,
+            start_after,
+        }
     }
 
     /// Clients currently subscribed.
@@ -136,13 +147,21 @@ pub fn record_event(store: &Store, change: &ChangeEvent) -> String {
 
 /// Runs until the store's change channel closes: every durable change becomes an event. If
 /// the pump falls behind the store, clients are told to reset rather than miss changes.
-pub async fn pump(store: Arc<Mutex<Store>>, hub: Arc<EventHub>) {
+pub async fn pump(
+    store: Arc<Mutex<Store>>,
+    hub: Arc<EventHub>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     let mut changes = match store.lock() {
         Ok(s) => s.subscribe(),
         Err(_) => return,
     };
     loop {
-        match changes.recv().await {
+        let change = tokio::select! {
+            c = changes.recv() => c,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        match change {
             Ok(change) => {
                 if change.collection.starts_with('$') {
                     continue;
@@ -196,6 +215,10 @@ mod tests {
         assert_eq!(other_run.backlog[0].kind, "reset");
         let future = hub.resume(Some(ids[5] + 10));
         assert_eq!(future.backlog[0].kind, "reset");
+        assert_eq!(
+            future.start_after, ids[5],
+            "a client claiming an id from the future is brought back to the present"
+        );
         assert!(hub.resume(None).backlog.is_empty());
     }
 }

@@ -151,6 +151,7 @@ impl Runtime {
         )?;
         let audit_path = cfg.data_dir.join("audit.jsonl");
         let audit = AuditLog::open(&audit_path)?;
+        let (stop, stopped) = watch::channel(false);
         let state = web::state(
             &cfg.node,
             cfg.mode.clone(),
@@ -158,12 +159,12 @@ impl Runtime {
             auth,
             audit,
             metrics.clone(),
+            stopped.clone(),
         );
         let listener = tokio::net::TcpListener::bind(cfg.http.listen)
             .await
             .with_context(|| format!("binding the dashboard to {}", cfg.http.listen))?;
         let http_addr = listener.local_addr()?;
-        let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();
         {
             let mut stopped = stopped.clone();

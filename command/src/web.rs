@@ -54,6 +54,10 @@ pub struct AppState {
     pub audit: Mutex<AuditLog>,
     /// Prometheus metrics.
     pub metrics: Metrics,
+    /// Becomes `true` when the daemon shuts down: live streams end so the server can stop.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// At most two password checks at a time: Argon2 is slow and memory-hungry by design.
+    pub login_permits: tokio::sync::Semaphore,
 }
 
 type Shared = Arc<AppState>;
@@ -82,7 +86,7 @@ type ApiResult<T> = Result<T, ApiError>;
 
 /// The router of the whole dashboard and API.
 pub fn router(state: Shared) -> Router {
-    let api = Router::new()
+    let mut api = Router::new()
         .route("/api/login", post(login))
         .route("/api/logout", post(logout))
         .route("/api/me", get(me))
@@ -92,8 +96,12 @@ pub fn router(state: Shared) -> Router {
         .route("/api/events", get(events))
         .route("/api/alerts", post(raise_alert))
         .route("/api/alerts/{id}/{action}", post(alert_action))
-        .route("/api/audit", get(audit_log))
-        .route("/api/revocations", post(revoke));
+        .route("/api/audit", get(audit_log));
+    // Revoking a node cuts it off from the whole deployment: headquarters decides that, not a
+    // site's local dashboard.
+    if state.mode == Mode::Command {
+        api = api.route("/api/revocations", post(revoke));
+    }
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -124,7 +132,12 @@ async fn observe(State(state): State<Shared>, req: Request, next: Next) -> Respo
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "static".into());
-    let method = req.method().to_string();
+    // A fixed set: any token is a valid HTTP method, and labels must not grow from input.
+    let method = match req.method().as_str() {
+        m @ ("GET" | "POST" | "PUT" | "DELETE" | "HEAD" | "OPTIONS" | "PATCH") => m,
+        _ => "other",
+    }
+    .to_owned();
     let start = Instant::now();
     let resp = next.run(req).await;
     // Event streams live for minutes; their latency is not a request latency.
@@ -182,18 +195,31 @@ fn require(state: &AppState, headers: &HeaderMap, role: Role) -> ApiResult<Sessi
     Ok(session)
 }
 
-fn audit(state: &AppState, user: &str, action: &str, target: &str, detail: serde_json::Value) {
-    let result = state
+/// Appends to the audit log. Actions call it before they take effect and fail if it fails:
+/// nothing an operator does may stand without its audit entry.
+fn audit(
+    state: &AppState,
+    user: &str,
+    action: &str,
+    target: &str,
+    detail: serde_json::Value,
+) -> ApiResult<()> {
+    state
         .audit
         .lock()
         .map_err(|_| "audit log lock poisoned".to_string())
         .and_then(|mut a| {
             a.append(now_ms(), user, action, target, detail)
+                .map(|_| ())
                 .map_err(|e| e.to_string())
-        });
-    if let Err(e) = result {
-        tracing::error!(error = %e, user, action, target, "could not write the audit log");
-    }
+        })
+        .map_err(|e| {
+            tracing::error!(error = %e, user, action, target, "could not write the audit log");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("the audit log cannot be written ({e}); nothing was done"),
+            )
+        })
 }
 
 async fn healthz(State(state): State<Shared>) -> Json<serde_json::Value> {
@@ -246,7 +272,12 @@ async fn login(
             "send JSON {\"user\": ..., \"password\": ...}",
         )
     })?;
-    // Argon2 is deliberately slow: keep it off the async workers.
+    // Argon2 is deliberately slow and memory-hungry: off the async workers, two at a time.
+    let _permit = state
+        .login_permits
+        .acquire()
+        .await
+        .map_err(ApiError::internal)?;
     let st = state.clone();
     let (user, password) = (body.user.clone(), body.password);
     let result = tokio::task::spawn_blocking(move || st.auth.login(&user, &password))
@@ -254,13 +285,16 @@ async fn login(
         .map_err(ApiError::internal)?;
     match result {
         Ok((token, session)) => {
-            audit(
+            if let Err(e) = audit(
                 &state,
                 &session.user,
                 "login",
                 "",
                 json!({ "from": from.to_string() }),
-            );
+            ) {
+                state.auth.logout(&token);
+                return Err(e);
+            }
             let cookie = format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/");
             let mut resp = Json(json!({
                 "token": token, "user": session.user, "role": session.role.as_str()
@@ -273,9 +307,11 @@ async fn login(
             Ok(resp)
         }
         Err(e) => {
-            audit(
+            let claimed: String = body.user.chars().take(64).collect();
+            // Best effort: a failed login changes nothing.
+            let _ = audit(
                 &state,
-                &body.user,
+                &claimed,
                 "login_failed",
                 "",
                 json!({ "from": from.to_string() }),
@@ -290,7 +326,7 @@ async fn logout(State(state): State<Shared>, headers: HeaderMap) -> ApiResult<Re
     if let Some(t) = token_of(&headers) {
         state.auth.logout(&t);
     }
-    audit(&state, &session.user, "logout", "", json!({}));
+    let _ = audit(&state, &session.user, "logout", "", json!({}));
     let mut resp = Json(json!({ "ok": true })).into_response();
     resp.headers_mut().insert(
         header::SET_COOKIE,
@@ -420,15 +456,19 @@ async fn events(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     let resume = state.hub.resume(last_seen);
+    let mut stop = state.shutdown.clone();
     let stream = async_stream::stream! {
-        let mut sent = last_seen.unwrap_or(0);
         for e in resume.backlog {
-            sent = sent.max(e.id);
             yield Ok(SseEvent::default().id(e.id.to_string()).event(e.kind).data(&*e.data));
         }
+        let mut sent = resume.start_after;
         let mut live = resume.live;
         loop {
-            match live.recv().await {
+            let next = tokio::select! {
+                n = live.recv() => n,
+                _ = stop.wait_for(|s| *s) => break,
+            };
+            match next {
                 Ok(e) if e.id > sent || e.kind == "reset" => {
                     sent = sent.max(e.id);
                     yield Ok(SseEvent::default().id(e.id.to_string()).event(e.kind).data(&*e.data));
@@ -512,18 +552,18 @@ async fn raise_alert(
     if let Some(d) = &body.detail {
         ops.push(("detail", FieldOp::Set(Value::Json(d.to_string()))));
     }
-    let record = {
-        let mut store = state.store.lock().map_err(ApiError::internal)?;
-        store.put(ALERTS, &id, &ops).map_err(ApiError::internal)?;
-        store.get(ALERTS, &id).map_err(ApiError::internal)?
-    };
     audit(
         &state,
         &session.user,
         "raise",
         &id,
         json!({ "title": body.title }),
-    );
+    )?;
+    let record = {
+        let mut store = state.store.lock().map_err(ApiError::internal)?;
+        store.put(ALERTS, &id, &ops).map_err(ApiError::internal)?;
+        store.get(ALERTS, &id).map_err(ApiError::internal)?
+    };
     Ok(Json(record.map(|r| r.to_json()).unwrap_or_default()))
 }
 
@@ -601,10 +641,11 @@ async fn alert_action(
                 format!("no alert {id:?}"),
             ));
         }
+        // On record before it takes effect (and only for an alert that exists).
+        audit(&state, &session.user, &action, &id, detail)?;
         store.put(ALERTS, &id, &ops).map_err(ApiError::internal)?;
         store.get(ALERTS, &id).map_err(ApiError::internal)?
     };
-    audit(&state, &session.user, &action, &id, detail);
     Ok(Json(record.map(|r| r.to_json()).unwrap_or_default()))
 }
 
@@ -650,19 +691,19 @@ async fn revoke(
         ));
     }
     let reason = body.reason.unwrap_or_else(|| "revoked by operator".into());
-    state
-        .store
-        .lock()
-        .map_err(ApiError::internal)?
-        .revoke(&body.target, &reason)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
     audit(
         &state,
         &session.user,
         "revoke",
         &body.target,
         json!({ "reason": reason }),
-    );
+    )?;
+    state
+        .store
+        .lock()
+        .map_err(ApiError::internal)?
+        .revoke(&body.target, &reason)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
     Ok(Json(json!({ "revoked": body.target, "reason": reason })))
 }
 
@@ -694,9 +735,14 @@ pub fn state(
     auth: Auth,
     audit: AuditLog,
     metrics: Metrics,
+    shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Shared {
     let hub = EventHub::new(10_000);
-    tokio::spawn(crate::events::pump(store.clone(), hub.clone()));
+    tokio::spawn(crate::events::pump(
+        store.clone(),
+        hub.clone(),
+        shutdown.clone(),
+    ));
     Arc::new(AppState {
         node: node.to_owned(),
         mode,
@@ -705,5 +751,7 @@ pub fn state(
         auth,
         audit: Mutex::new(audit),
         metrics,
+        shutdown,
+        login_permits: tokio::sync::Semaphore::new(2),
     })
 }

@@ -112,6 +112,16 @@ impl SiteBus {
     }
 }
 
+/// Samples stamped further ahead of this node's clock than this are refused.
+const MAX_AHEAD_MS: u64 = 5 * 60 * 1000;
+
+fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 /// One telemetry sample, as drones (or the ground station) publish it on
 /// `mz/<site>/drone/<id>/telemetry`.
 #[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
@@ -194,7 +204,16 @@ impl DroneRecorder {
                 // mz/<site>/drone/<id>/telemetry
                 let id = key.split('/').nth(3).unwrap_or("").to_owned();
                 let t = match serde_json::from_slice::<Telemetry>(&sample.payload().to_bytes()) {
-                    Ok(t) if t.lat.abs() <= 90.0 && t.lon.abs() <= 180.0 && !id.is_empty() => t,
+                    // A sample stamped far in the future would pin the throttle (and make a
+                    // breadcrumb for a minute to come): refused like garbage.
+                    Ok(t)
+                        if t.lat.abs() <= 90.0
+                            && t.lon.abs() <= 180.0
+                            && !id.is_empty()
+                            && t.at_ms <= wall_ms() + MAX_AHEAD_MS =>
+                    {
+                        t
+                    }
                     _ => {
                         st.malformed.fetch_add(1, Ordering::Relaxed);
                         tracing::debug!(key, "ignoring malformed telemetry");

@@ -197,6 +197,16 @@ impl Sink {
                     sog_kn,
                     cog_deg,
                 } => {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_millis() as u64)
+                        .unwrap_or(0);
+                    if *at_ms > now + 5 * 60 * 1000 || !lat.is_finite() || !lon.is_finite() {
+                        // A report from the future (a receiver with a wrong clock) would pin
+                        // the vessel's throttle; it is dropped.
+                        tracing::debug!(mmsi, at_ms, "vessel position stamped in the future");
+                        continue;
+                    }
                     let due = {
                         let mut last = self
                             .last_vessel_write

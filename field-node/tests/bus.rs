@@ -55,7 +55,11 @@ async fn telemetry_is_downsampled_into_records_and_garbage_ignored() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
     // 50 samples at 10 Hz of sample time: 5 s of flight.
-    let t0 = 1_800_000_000_000u64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let t0 = now - 10 * 60 * 1000;
     for i in 0..50u64 {
         let t = Telemetry {
             lat: 34.30 + i as f64 * 1e-4,
@@ -77,8 +81,14 @@ async fn telemetry_is_downsampled_into_records_and_garbage_ignored() {
         .put("mz/tsushima/drone/uav1/telemetry", "not json")
         .await
         .unwrap();
+    // A sample stamped a day ahead (a clock or unit error) is refused, not recorded.
+    let future = serde_json::json!({"lat": 34.0, "lon": 129.0, "at_ms": now + 86_400_000});
+    drone
+        .put_json("drone/uav1/telemetry", &future)
+        .await
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while recorder.stats.received.load(Ordering::Relaxed) < 51 {
+    while recorder.stats.received.load(Ordering::Relaxed) < 52 {
         assert!(
             Instant::now() < deadline,
             "only {} samples arrived",
@@ -88,7 +98,7 @@ async fn telemetry_is_downsampled_into_records_and_garbage_ignored() {
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let s = &recorder.stats;
-    assert_eq!(s.malformed.load(Ordering::Relaxed), 1);
+    assert_eq!(s.malformed.load(Ordering::Relaxed), 2);
     // Sample times 0..4.9 s with one write per 2 s: at 0, 2 and 4 s. One breadcrumb per 10 s.
     assert_eq!(s.records.load(Ordering::Relaxed), 3);
     assert_eq!(s.breadcrumbs.load(Ordering::Relaxed), 1);

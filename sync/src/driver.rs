@@ -287,12 +287,18 @@ pub fn start(
 }
 
 fn refresh_revocations(store: &SharedStore, revocations: &Revocations) {
-    let revoked = store
-        .lock()
-        .ok()
-        .and_then(|s| s.revoked().ok())
-        .unwrap_or_default();
-    revocations.replace_all(revoked.clone(), revoked);
+    // On any error keep the list we have: an unreadable list must never admit a revoked node.
+    let revoked = match store.lock() {
+        Ok(s) => s.revoked(),
+        Err(_) => {
+            tracing::error!("store lock poisoned; keeping the last revocation list");
+            return;
+        }
+    };
+    match revoked {
+        Ok(revoked) => revocations.replace_all(revoked.clone(), revoked),
+        Err(e) => tracing::error!(error = %e, "cannot read revocations; keeping the last list"),
+    }
 }
 
 /// What every link's task shares with the driver.

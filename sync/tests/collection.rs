@@ -155,6 +155,7 @@ fn the_deleted_record_index_follows_deletes_undeletes_and_sync() {
             .map(|r| r.id)
             .collect();
         assert_eq!(live, ["r3", "r4"]);
+        assert_eq!(s.collection_counts().unwrap()["alerts"], 2);
     }
     // Brought back at a after the sync: gone from the index on both sides.
     clock.advance(1);

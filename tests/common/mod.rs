@@ -185,6 +185,20 @@ impl Daemon {
         }
     }
 
+    /// Sends SIGINT (Ctrl-C) and waits up to `secs` for a clean exit; returns the exit status.
+    pub fn interrupt(&mut self, secs: u64) -> Option<std::process::ExitStatus> {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.http_addr)
     }

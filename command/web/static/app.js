@@ -351,6 +351,14 @@ function applyEvent(id, data) {
     // right whether snapshot.event_id means "last event included" or "next event id": an
     // event carries the whole record, so re-applying the very last one changes nothing.
     if (id < state.lastEventId) return;
+    if (state.lastEventId >= 0 && id > state.lastEventId + 1) {
+      // The server numbers every event by one, so a jump means this page never got some of
+      // them (its stream started after the snapshot was read): reload rather than show an
+      // incomplete picture. The new snapshot includes this event's record too.
+      state.lastEventId = id;
+      loadSnapshot();
+      return;
+    }
     state.lastEventId = id;
   }
   applyRecord(data.collection, data.id, data.record ?? null);
