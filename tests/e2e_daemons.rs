@@ -491,3 +491,31 @@ async fn ctrl_c_stops_a_daemon_with_open_dashboards() {
     let status = status.expect("hq did not stop within 10 s of Ctrl-C");
     assert!(status.success(), "{status:?}");
 }
+
+/// A live stream ends with its session: after logout the feed closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_feed_ends_when_its_session_does() {
+    use futures_util::StreamExt;
+
+    let dep = Deployment::new(&[("hq", "command")]);
+    let hq = Daemon::command(&dep, "hq", &[]);
+    let viewer = hq.login("viewer", "viewer-pw").await;
+    let resp = reqwest::Client::new()
+        .get(hq.url("/api/events"))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    hq.post(&viewer, "/api/logout", json!({})).await;
+    let mut body = resp.bytes_stream();
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        while let Some(chunk) = body.next().await {
+            if chunk.is_err() {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream outlived its session");
+}

@@ -457,6 +457,12 @@ async fn events(
         .and_then(|v| v.trim().parse::<u64>().ok());
     let resume = state.hub.resume(last_seen);
     let mut stop = state.shutdown.clone();
+    // The session is checked again now and then: a stream ends with its session (logout,
+    // expiry), not only when the browser closes it.
+    let token = token_of(&headers).unwrap_or_default();
+    let st = state.clone();
+    let mut recheck = tokio::time::interval(Duration::from_secs(10));
+    recheck.tick().await;
     let stream = async_stream::stream! {
         for e in resume.backlog {
             yield Ok(SseEvent::default().id(e.id.to_string()).event(e.kind).data(&*e.data));
@@ -466,6 +472,12 @@ async fn events(
         loop {
             let next = tokio::select! {
                 n = live.recv() => n,
+                _ = recheck.tick() => {
+                    if st.auth.session(&token).is_none() {
+                        break;
+                    }
+                    continue;
+                }
                 _ = stop.wait_for(|s| *s) => break,
             };
             match next {

@@ -168,6 +168,26 @@ impl Sink {
             .store
             .lock()
             .map_err(|_| anyhow::anyhow!("store lock poisoned"))?;
+        // Check every record before writing any, so that a bad one rejects its whole batch (an
+        // inbox file) and a corrected file dropped again applies once.
+        for o in observations {
+            if let Observation::Record {
+                collection,
+                id,
+                fields,
+            } = o
+            {
+                mizugiwa_sync::schema::validate_name("collection", collection)?;
+                mizugiwa_sync::schema::validate_name("record", id)
+                    .with_context(|| format!("{collection}/{id}"))?;
+                for (f, v) in fields {
+                    mizugiwa_sync::schema::validate_name("field", f)
+                        .with_context(|| format!("{collection}/{id}"))?;
+                    ops_for(store.schema().kind(collection, f), v)
+                        .with_context(|| format!("{collection}/{id} field {f:?}"))?;
+                }
+            }
+        }
         let mut written = 0;
         for o in observations {
             match o {
@@ -216,6 +236,12 @@ impl Sink {
                         let due =
                             at_ms.saturating_sub(prev) >= self.policy.vessel_interval_secs * 1000;
                         if due {
+                            // Bounded like the decoder's tracks: vessels not heard from for
+                            // an hour are forgotten when the map grows large.
+                            if last.len() >= 20_000 {
+                                let horizon = at_ms.saturating_sub(3_600_000);
+                                last.retain(|_, t| *t >= horizon);
+                            }
                             last.insert(*mmsi, *at_ms);
                         }
                         due
@@ -405,15 +431,40 @@ pub async fn start(cfg: &SiteConfig, runtime: &Runtime) -> anyhow::Result<Pipeli
     Ok(Pipeline { stop, tasks })
 }
 
+/// `dir/name`, or `dir/name.N` if that is taken: a file dropped twice keeps both copies.
+fn unique(dir: &Path, name: &std::ffi::OsStr) -> PathBuf {
+    let first = dir.join(name);
+    if !first.exists() {
+        return first;
+    }
+    (1..)
+        .map(|n| {
+            let mut s = name.to_owned();
+            s.push(format!(".{n}"));
+            dir.join(s)
+        })
+        .find(|p| !p.exists())
+        .unwrap_or(first)
+}
+
 /// Handles every `*.json` file in the inbox, oldest name first.
 fn scan_inbox(
     dir: &Path,
     sink: &Sink,
     queues: &Mutex<BTreeMap<String, u64>>,
 ) -> anyhow::Result<()> {
+    // Files still being written are left for the next scan: only those unchanged for a second
+    // are taken (writers should still write aside and rename into the inbox).
+    let settled = |p: &Path| {
+        p.metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age >= Duration::from_secs(1))
+    };
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "json"))
+        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "json") && settled(p))
         .collect();
     files.sort();
     if let Ok(mut q) = queues.lock() {
@@ -428,11 +479,11 @@ fn scan_inbox(
         match result {
             Ok(n) => {
                 tracing::info!(file = ?name, records = n, "inbox file stored");
-                std::fs::rename(&path, dir.join("done").join(&name))?;
+                std::fs::rename(&path, unique(&dir.join("done"), &name))?;
             }
             Err(e) => {
                 tracing::warn!(file = ?name, error = %format!("{e:#}"), "inbox file rejected");
-                let rejected = dir.join("rejected").join(&name);
+                let rejected = unique(&dir.join("rejected"), &name);
                 std::fs::rename(&path, &rejected)?;
                 let mut why = rejected.into_os_string();
                 why.push(".error.txt");
@@ -473,6 +524,27 @@ mod tests {
             let err = format!("{:#}", parse_inbox(bad).unwrap_err());
             assert!(err.contains(why), "{err}");
         }
+    }
+
+    #[test]
+    fn a_batch_with_one_bad_record_writes_nothing() {
+        let store = mizugiwa_sync::Store::open_in_memory(
+            mizugiwa_command::records::schema(),
+            std::sync::Arc::new(mizugiwa_sync::ManualClock::new(1_700_000_000_000)),
+            mizugiwa_sync::StoreConfig::new("tsushima"),
+        )
+        .unwrap();
+        let store = Arc::new(Mutex::new(store));
+        let sink = Sink::new(store.clone(), "tsushima", RecordPolicy::default());
+        let file = br#"[{"collection":"gate_stats","id":"g1","fields":{"opened":3}},
+                        {"collection":"alerts","id":"a1","fields":{"status":"closed"}}]"#;
+        let err = sink.write(&parse_inbox(file).unwrap()).unwrap_err();
+        assert!(format!("{err:#}").contains("status"), "{err:#}");
+        let s = store.lock().unwrap();
+        assert!(
+            s.get("gate_stats", "g1").unwrap().is_none(),
+            "nothing written"
+        );
     }
 
     #[test]
