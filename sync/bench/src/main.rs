@@ -372,6 +372,12 @@ fn main() {
         );
         return;
     }
+    if args.iter().any(|a| a == "--w1-only") {
+        let mut scratch = String::new();
+        let ours = w1(dir.path(), &anchors::w1_ops(), &mut scratch);
+        println!("W1 full sync to an empty replica: {:.3} s", ours.apply_s);
+        return;
+    }
     let mut out = String::new();
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()

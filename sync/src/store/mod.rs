@@ -536,6 +536,34 @@ impl Store {
             .unwrap_or_else(|| format!("#{id}"))
     }
 
+    /// Loads the entries of every field of one record.
+    pub(crate) fn record_entries(
+        &self,
+        coll: &str,
+        rid: &str,
+    ) -> Result<HashMap<String, Vec<Entry>>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT field, origin, oseq, hlc, state FROM entry WHERE coll = ?1 AND rid = ?2",
+        )?;
+        let rows = stmt.query_map(params![coll, rid], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, Vec<u8>>(4)?,
+            ))
+        })?;
+        let mut out: HashMap<String, Vec<Entry>> = HashMap::new();
+        for row in rows {
+            let (field, origin, oseq, hlc, state) = row?;
+            out.entry(field)
+                .or_default()
+                .push(self.decode_entry(origin, oseq, hlc, &state)?);
+        }
+        Ok(out)
+    }
+
     /// Loads the entries of one field.
     fn field_entries(&self, coll: &str, rid: &str, field: &str) -> Result<Vec<Entry>, StoreError> {
         let mut stmt = self.conn.prepare_cached(

@@ -1,7 +1,7 @@
 //! The store's side of replication: reading its change log in local order, applying batches
 //! from peers, resume cursors, snapshot resync and state hashes.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use rusqlite::{params, OptionalExtension};
 
@@ -159,14 +159,25 @@ impl Store {
         let mut touched: BTreeSet<(String, String)> = BTreeSet::new();
         let report = self.transact(|s| {
             let mut report = ApplyReport::default();
+            let mut cached: Option<(String, String, HashMap<String, Vec<Entry>>)> = None;
             for c in &batch.changes {
                 if c.oseq <= s.vv.get(&c.origin) {
                     report.skipped += 1;
                     continue;
                 }
                 let origin = s.origin_ids[&c.origin];
-                let existing = s.field_entries(&c.collection, &c.record, &c.field)?;
+                // A batch lists a record's fields together: its entries are loaded once.
+                let fresh = !matches!(&cached, Some((coll, rid, _)) if *coll == c.collection && *rid == c.record);
+                if fresh {
+                    let entries = s.record_entries(&c.collection, &c.record)?;
+                    cached = Some((c.collection.clone(), c.record.clone(), entries));
+                }
+                let Some((_, _, fields)) = cached.as_mut() else {
+                    unreachable!("filled above")
+                };
+                let existing = fields.remove(&c.field).unwrap_or_default();
                 if existing.iter().any(|x| x.origin == origin && x.oseq >= c.oseq) {
+                    fields.insert(c.field.clone(), existing);
                     report.skipped += 1;
                     continue;
                 }
@@ -184,11 +195,21 @@ impl Store {
                 // Compare with each stored entry, not with their join: the join may owe part of
                 // its state to entries a later delete hides.
                 if existing.iter().any(|x| field::dominates(&x.v, &e.v)) {
+                    fields.insert(c.field.clone(), existing);
                     report.skipped += 1;
                     continue;
                 }
                 s.clock.observe(c.hlc);
                 s.store_entry(&c.collection, &c.record, &c.field, &existing, &e)?;
+                // What the field holds now, as `store_entry` left it.
+                let mut kept: Vec<Entry> = existing
+                    .into_iter()
+                    .filter(|x| x.origin != e.origin && !field::dominates(&e.v, &x.v))
+                    .collect();
+                kept.push(e);
+                if let Some((_, _, fields)) = cached.as_mut() {
+                    fields.insert(c.field.clone(), kept);
+                }
                 if notify {
                     touched.insert((c.collection.clone(), c.record.clone()));
                 }
