@@ -372,6 +372,12 @@ fn main() {
         );
         return;
     }
+    if args.iter().any(|a| a == "--latency-only") {
+        let mut text = String::new();
+        write_latency(dir.path(), &mut text);
+        print!("{text}");
+        return;
+    }
     if args.iter().any(|a| a == "--w1-only") {
         let mut scratch = String::new();
         let ours = w1(dir.path(), &anchors::w1_ops(), &mut scratch);

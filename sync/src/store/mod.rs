@@ -339,7 +339,6 @@ impl Store {
         )?;
         // A larger page cache keeps the field index in memory while a backlog is applied.
         conn.pragma_update(None, "cache_size", -32768)?;
-        conn.pragma_update(None, "wal_autocheckpoint", 16384)?;
         let layout: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         let has_tables: bool = conn.query_row(
             "SELECT count(*) > 0 FROM sqlite_master WHERE name = 'entry'",
