@@ -52,6 +52,9 @@ fn default_republish() -> u64 {
     60
 }
 
+/// Longest time a TAK client's event is kept.
+const MAX_STALE_MS: u64 = 24 * 3600 * 1000;
+
 const PUBLISHED: [&str; 5] = [SITES, DRONES, VESSELS, DETECTIONS, ALERTS];
 
 /// A running gateway.
@@ -81,9 +84,20 @@ fn event_of(store: &Store, collection: &str, id: &str, now: u64) -> Option<CotEv
 /// Writes an event from TAK as a record. Returns whether it was stored.
 pub fn ingest(store: &mut Store, ev: &CotEvent) -> bool {
     let (collection, id, fields) = cot::record_for(ev);
+    // A client's stale time is capped at a day: an event meant to last "forever" would
+    // otherwise never be expired from every replica.
+    let latest_stale = tak::now_ms() + MAX_STALE_MS;
     let ops: Vec<(&str, FieldOp)> = fields
         .iter()
-        .map(|(f, v)| (f.as_str(), FieldOp::Set(records::value_from_json(v))))
+        .map(|(f, v)| {
+            let v = match (f.as_str(), v.as_u64()) {
+                ("stale_ms", Some(stale)) if stale > latest_stale => {
+                    serde_json::Value::from(latest_stale)
+                }
+                _ => v.clone(),
+            };
+            (f.as_str(), FieldOp::Set(records::value_from_json(&v)))
+        })
         .collect();
     match store.put(&collection, &id, &ops) {
         Ok(_) => true,
@@ -175,8 +189,12 @@ pub fn start(store: Arc<Mutex<Store>>, section: &TakSection) -> Gateway {
                     _ = tick.tick() => {
                         let now = tak::now_ms();
                         let events: Vec<CotEvent> = match store.lock() {
+                            // Sites, and alerts still open: a resolved alert was sent once as
+                            // already stale, which removed it from TAK clients.
                             Ok(s) => [SITES, ALERTS].iter().flat_map(|c| {
-                                s.list(c).unwrap_or_default().into_iter().filter_map(|r| event_of(&s, c, &r.id, now)).collect::<Vec<_>>()
+                                s.list(c).unwrap_or_default().into_iter()
+                                    .filter(|r| r.fields.get("status").is_none_or(|v| *v != mizugiwa_sync::FieldValue::Status("resolved".into())))
+                                    .filter_map(|r| event_of(&s, c, &r.id, now)).collect::<Vec<_>>()
                             }).collect(),
                             Err(_) => break,
                         };
@@ -219,4 +237,37 @@ pub fn start(store: Arc<Mutex<Store>>, section: &TakSection) -> Gateway {
         }));
     }
     Gateway { stats, stop, tasks }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[test]
+    fn an_event_that_would_never_go_stale_is_kept_a_day_at_most_then_expired() {
+        let mut store = Store::open_in_memory(
+            records::schema(),
+            Arc::new(mizugiwa_sync::SystemClock::new()),
+            mizugiwa_sync::StoreConfig::new("hq"),
+        )
+        .unwrap();
+        let now = tak::now_ms();
+        let xml = format!(
+            r#"<event version="2.0" uid="ANDROID-forever" type="a-f-G-U-C" how="h-e" time="{t}" start="{t}" stale="2999-01-01T00:00:00.000Z"><point lat="34.3" lon="129.4" hae="0" ce="10" le="10"/><detail><contact callsign="Forever"/></detail></event>"#,
+            t = cot::format_time(now)
+        );
+        let ev = cot::parse(xml.as_bytes()).unwrap();
+        assert!(ingest(&mut store, &ev));
+        let rec = store.get(COT, "ANDROID-forever").unwrap().unwrap();
+        let stale = match rec.get("stale_ms") {
+            Some(mizugiwa_sync::Value::Int(i)) => *i as u64,
+            other => panic!("{other:?}"),
+        };
+        assert!(stale <= now + MAX_STALE_MS + 1000, "{stale}");
+        assert_eq!(expire(&mut store, now), 0);
+        assert_eq!(expire(&mut store, now + MAX_STALE_MS + 2000), 1);
+        assert!(store.get(COT, "ANDROID-forever").unwrap().is_none());
+    }
 }
