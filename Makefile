@@ -20,6 +20,7 @@ demo: build
 
 bench: deps
 	$(CARGO) run --release -p mizugiwa-sync-bench -- --out sync/BENCHMARKS.md
+	$(CARGO) run --release -p mizugiwa-command-bench -- --out command/BENCHMARKS.md
 
 lint:
 	$(CARGO) fmt --all -- --check
