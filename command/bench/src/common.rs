@@ -38,6 +38,17 @@ pub fn rss_kb() -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// Returns freed heap memory to the OS and resets the peak-RSS mark (VmHWM), so that each
+/// scenario's memory figures are its own, not what an earlier one left in the allocator.
+pub fn fresh_memory_baseline() {
+    // SAFETY: malloc_trim only releases free memory at the allocator's discretion.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+    // "5" resets the peak resident set size (Linux >= 4.0).
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
 /// CPU seconds (user + system) used so far by process `pid` ("self" for this one).
 pub fn cpu_secs(pid: &str) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();

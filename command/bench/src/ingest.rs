@@ -367,6 +367,7 @@ pub async fn run(opts: &IngestOpts, dir: PathBuf) -> anyhow::Result<IngestResult
         .max()
         .unwrap_or(0);
 
+    let (_, rss_hwm_kb) = rss_kb();
     // After the run: what the periodic whole-store scans cost now that HQ holds the data.
     let mut post = BTreeMap::new();
     {
@@ -392,18 +393,25 @@ pub async fn run(opts: &IngestOpts, dir: PathBuf) -> anyhow::Result<IngestResult
             common::files_size(&dir.join("hq"), "hq.db") as f64 / 1e6
         ),
     );
+    common::fresh_memory_baseline();
+    let (rss0, _) = rss_kb();
     match snapshot_cost(&hq, &users[0].0.name, &users[0].1).await {
         Ok((ms, bytes)) => {
+            let (_, peak) = rss_kb();
             post.insert(
-                "GET /api/snapshot (what a `reset` makes every browser do)".into(),
-                format!("{ms:.0} ms, {:.1} MB", bytes as f64 / 1e6),
+                "GET /api/snapshot (what a `reset` makes every browser do; the store mutex is held while it lists every record)".into(),
+                format!(
+                    "{ms:.0} ms, {:.1} MB of JSON; HQ peak RSS during it {} MB (from {} MB)",
+                    bytes as f64 / 1e6,
+                    peak / 1024,
+                    rss0 / 1024
+                ),
             );
         }
         Err(e) => {
             post.insert("GET /api/snapshot".into(), format!("failed: {e}"));
         }
     }
-    let (_, rss_hwm_kb) = rss_kb();
     hq.shutdown().await;
 
     let warm = samples

@@ -195,6 +195,7 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     if only.iter().any(|o| o == "ingest") {
+        common::fresh_memory_baseline();
         eprintln!("== ingest: {ingest_opts:?}");
         match rt.block_on(ingest::run(&ingest_opts, dir.path().join("ingest"))) {
             Ok(r) => rep.ingest(&r),
@@ -203,6 +204,7 @@ fn main() -> anyhow::Result<()> {
         let _ = std::fs::remove_dir_all(dir.path().join("ingest"));
     }
     if only.iter().any(|o| o == "capacity") {
+        common::fresh_memory_baseline();
         eprintln!("== capacity: {backlog_opts:?}");
         let mut runs = Vec::new();
         for clients in [0, backlog_opts.clients] {
@@ -220,6 +222,7 @@ fn main() -> anyhow::Result<()> {
         rep.backlog(&runs);
     }
     if only.iter().any(|o| o == "cot") {
+        common::fresh_memory_baseline();
         eprintln!("== cot: {cot_opts:?}");
         match rt.block_on(cotbench::run(&cot_opts, dir.path().join("cot"))) {
             Ok(r) => rep.cot(&r),
@@ -227,6 +230,7 @@ fn main() -> anyhow::Result<()> {
         }
     }
     if only.iter().any(|o| o == "reconnect") {
+        common::fresh_memory_baseline();
         eprintln!("== reconnect: {reconnect_opts:?}");
         let r = rt.block_on(reconnect::run(
             &reconnect_opts,

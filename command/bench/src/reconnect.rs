@@ -259,7 +259,11 @@ async fn phases(
 
     // 1. First contact.
     eprintln!("reconnect {n}: first contact");
-    let (cpu0, fcpu0, busy0) = (cpu_secs("self"), fleet_cpu(&pids), common::machine_busy_secs());
+    let (cpu0, fcpu0, busy0) = (
+        cpu_secs("self"),
+        fleet_cpu(&pids),
+        common::machine_busy_secs(),
+    );
     let t0 = Instant::now();
     for k in &mut kids {
         k.say("connect")?;
@@ -375,7 +379,11 @@ async fn phases(
 
     // 4. Reconnect, all at once.
     eprintln!("reconnect {n}: reconnecting");
-    let (cpu0, fcpu0, busy0) = (cpu_secs("self"), fleet_cpu(&pids), common::machine_busy_secs());
+    let (cpu0, fcpu0, busy0) = (
+        cpu_secs("self"),
+        fleet_cpu(&pids),
+        common::machine_busy_secs(),
+    );
     let t0 = Instant::now();
     for k in &mut kids {
         k.say("connect")?;

@@ -221,7 +221,7 @@ impl Report {
         let flat = r.rss_end_kb as f64 <= r.rss_warm_kb as f64 * 1.10;
         b.push_str(&format!(
             "**Memory of the HQ process** (VmRSS from /proc/self/status every 5 s; the bench process holds HQ and the measuring only):\n\n\
-             | before HQ started | HQ up, {} dashboards logged in and streaming, sites connected (before any write) | after warm-up ({:.0} s) | end of window | max sampled | VmHWM at the end | end / after warm-up |\n\
+             | before HQ started | HQ up, {} dashboards logged in and streaming, sites connected (before any write) | after warm-up ({:.0} s) | end of window | max sampled | peak (VmHWM) from start to the end of the drain | end / after warm-up |\n\
              |---|---|---|---|---|---|---|\n\
              | {} | {} | {} | {} | {} | {} | {:.2}× |\n\n",
             o.clients,
