@@ -68,6 +68,8 @@ pub struct IngestResult {
     pub lagged_events: u64,
     pub drain_s: Option<f64>,
     pub hq_cpu_window: f64,
+    /// Sync bytes HQ sent and received during the window (all site sessions).
+    pub hq_bytes_window: (u64, u64),
     pub sites_cpu: f64,
     pub browsers_cpu: f64,
     pub machine_busy_window: f64,
@@ -238,6 +240,12 @@ pub async fn run(opts: &IngestOpts, dir: PathBuf) -> anyhow::Result<IngestResult
         site_names.iter().map(|s| vv.get(s)).sum()
     };
     let (rss_ready_kb, _) = rss_kb();
+    let bytes = |hq: &mizugiwa_command::runtime::Runtime| {
+        hq.peers().get().iter().fold((0u64, 0u64), |(s, r), p| {
+            (s + p.bytes_sent, r + p.bytes_received)
+        })
+    };
+    let bytes0 = bytes(&hq);
     let start = Instant::now();
     let cpu0 = cpu_secs("self");
     let busy0 = common::machine_busy_secs();
@@ -302,6 +310,11 @@ pub async fn run(opts: &IngestOpts, dir: PathBuf) -> anyhow::Result<IngestResult
     let written = done["written"].as_u64().unwrap_or(written);
     let applied_in_window = applied.load(Ordering::Relaxed) - applied0;
     let hq_cpu_window = cpu_secs("self") - cpu0;
+    let bytes1 = bytes(&hq);
+    let hq_bytes_window = (
+        bytes1.0.saturating_sub(bytes0.0),
+        bytes1.1.saturating_sub(bytes0.1),
+    );
     let machine_busy_window = common::machine_busy_secs() - busy0;
     let (rss_end_kb, _) = rss_kb();
     let seqs: BTreeMap<String, u64> = done["seqs"]
@@ -432,6 +445,7 @@ pub async fn run(opts: &IngestOpts, dir: PathBuf) -> anyhow::Result<IngestResult
         lagged_events: lagged.load(Ordering::Relaxed),
         drain_s,
         hq_cpu_window,
+        hq_bytes_window,
         sites_cpu,
         browsers_cpu,
         machine_busy_window,

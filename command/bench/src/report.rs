@@ -137,6 +137,7 @@ impl Report {
              | drain: writers stopped → HQ covers every site write | {} |\n\
              | **end-to-end sustained rate** = written / (window + drain) | **{} records/s** = {:.2}× the 20,000 msg/s target |\n\
              | HQ store change events missed by the counting subscriber (lag, counted) | {} |\n\
+             | HQ sync traffic during the window: received from the sites / sent to the sites | {:.1} MB / {:.1} MB ({:.1}× — HQ forwards every site's records to every other site) |\n\
              | CPU, HQ process (bench process) during the window | {:.1} s = {:.2} cores |\n\
              | CPU, sites process (whole run) / browsers process (whole run) | {:.1} s / {:.1} s |\n\
              | CPU busy, whole machine, during the window | {:.1} s = {:.2} of {cores:.0} cores |\n\
@@ -160,6 +161,9 @@ impl Report {
             thousands(sustained),
             sustained / 20_000.0,
             thousands(r.lagged_events as f64),
+            r.hq_bytes_window.1 as f64 / 1e6,
+            r.hq_bytes_window.0 as f64 / 1e6,
+            r.hq_bytes_window.0 as f64 / r.hq_bytes_window.1.max(1) as f64,
             r.hq_cpu_window,
             r.hq_cpu_window / r.window_s,
             r.sites_cpu,
