@@ -57,6 +57,17 @@ pub struct Sample {
     pub lock_max_us: u64,
 }
 
+/// The whole-store operations timed after the run.
+#[derive(Clone, Debug, Default)]
+pub struct Scans {
+    pub records: u64,
+    pub counts_ms: f64,
+    pub gc_ms: f64,
+    pub snapshot_ms: f64,
+    pub snapshot_mb: f64,
+    pub snapshot_peak_mb: f64,
+}
+
 /// What the ingest scenario measured.
 pub struct IngestResult {
     pub opts: IngestOpts,
@@ -79,6 +90,7 @@ pub struct IngestResult {
     pub browser_clients: Vec<Json>,
     pub hub_events: u64,
     pub post: BTreeMap<String, String>,
+    pub scan: Scans,
     pub rss_start_kb: u64,
     /// After HQ started, the dashboards logged in and connected, and the sites connected.
     pub rss_ready_kb: u64,
@@ -383,20 +395,28 @@ pub async fn run(opts: &IngestOpts, dir: PathBuf) -> anyhow::Result<IngestResult
     let (_, rss_hwm_kb) = rss_kb();
     // After the run: what the periodic whole-store scans cost now that HQ holds the data.
     let mut post = BTreeMap::new();
+    let mut scan = Scans::default();
     {
         let mut s = hq.store.lock().unwrap();
         let t = Instant::now();
         let counts = s.collection_counts()?;
+        scan.counts_ms = t.elapsed().as_secs_f64() * 1e3;
+        scan.records = counts
+            .iter()
+            .filter(|(c, _)| !c.starts_with('$'))
+            .map(|(_, n)| n)
+            .sum();
         post.insert(
             "collection_counts() (status record every 5 s, /metrics)".into(),
-            format!("{:.0} ms", t.elapsed().as_secs_f64() * 1e3),
+            format!("{:.0} ms", scan.counts_ms),
         );
         post.insert("records at HQ".into(), format!("{counts:?}"));
         let t = Instant::now();
         s.collect_garbage()?;
+        scan.gc_ms = t.elapsed().as_secs_f64() * 1e3;
         post.insert(
             "collect_garbage() (driver housekeeping every 5 s)".into(),
-            format!("{:.0} ms", t.elapsed().as_secs_f64() * 1e3),
+            format!("{:.0} ms", scan.gc_ms),
         );
     }
     post.insert(
@@ -411,6 +431,9 @@ pub async fn run(opts: &IngestOpts, dir: PathBuf) -> anyhow::Result<IngestResult
     match snapshot_cost(&hq, &users[0].0.name, &users[0].1).await {
         Ok((ms, bytes)) => {
             let (_, peak) = rss_kb();
+            scan.snapshot_ms = ms;
+            scan.snapshot_mb = bytes as f64 / 1e6;
+            scan.snapshot_peak_mb = peak as f64 / 1024.0;
             post.insert(
                 "GET /api/snapshot (what a `reset` makes every browser do; the store mutex is held while it lists every record)".into(),
                 format!(
@@ -455,6 +478,7 @@ pub async fn run(opts: &IngestOpts, dir: PathBuf) -> anyhow::Result<IngestResult
         browser_clients,
         hub_events,
         post,
+        scan,
         rss_start_kb,
         rss_ready_kb,
         rss_warm_kb: warm,

@@ -39,7 +39,7 @@ fn usage() -> &'static str {
   --fleet LIST            reconnect: fleet sizes (default 200,500,1000; --quick 50,200)
   --per-process N         reconnect: sites per child process (default 250)
   --settle SECS           reconnect: time between first contact and the outage (default 30)
-  --timeout SECS          reconnect: longest wait for convergence (default 300)"
+  --timeout SECS          reconnect: longest wait for convergence (default 180)"
 }
 
 struct Args(Vec<String>);
@@ -186,7 +186,7 @@ fn main() -> anyhow::Result<()> {
         sizes,
         per_process: args.num("--per-process", 250)?,
         settle: Duration::from_secs_f64(args.num("--settle", if quick { 10.0 } else { 30.0 })?),
-        timeout: Duration::from_secs_f64(args.num("--timeout", 300.0)?),
+        timeout: Duration::from_secs_f64(args.num("--timeout", 180.0)?),
     };
 
     let dir = tempfile::Builder::new().prefix("cmdbench").tempdir()?;

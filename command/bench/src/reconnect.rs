@@ -191,10 +191,21 @@ async fn diagnose(
             }
         }
     }
+    let top = |m: Vec<(String, u64)>| {
+        let mut m = m;
+        m.sort_by_key(|e| std::cmp::Reverse(e.1));
+        m.iter()
+            .take(5)
+            .map(|(e, c)| format!("{c}× \"{e}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     format!(
-        "HQ: {connected} sessions open of {} peers seen; {uncovered} sites not covered, {uncovered_connected} of them with a session open; \
-         HQ's last link errors {errors:?}. Sites: {sites_connected} say their link to HQ is open; their last errors {site_errors:?}",
-        peers.len()
+        "HQ had {connected} sessions open ({} peers seen); {uncovered} sites not covered, {uncovered_connected} of them with a session open; \
+         HQ's last error per peer: {}. The sites: {sites_connected} links to HQ open; their last errors: {}",
+        peers.len(),
+        top(errors.into_iter().map(|(e, c)| (e, c as u64)).collect()),
+        top(site_errors.into_iter().collect()),
     )
 }
 
@@ -202,7 +213,13 @@ async fn diagnose(
 fn shorten(e: &str) -> String {
     let mut out = String::new();
     for w in e.split(' ') {
-        let w = if w.contains("127.0.0.1:") { "ADDR" } else { w };
+        let w = if w.contains("127.0.0.1:") {
+            "ADDR"
+        } else if w.starts_with("fleet-") {
+            "fleet-N"
+        } else {
+            w
+        };
         if !out.is_empty() {
             out.push(' ');
         }

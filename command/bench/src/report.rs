@@ -12,6 +12,8 @@ pub struct Report {
     head: String,
     body: String,
     verdicts: Vec<(String, String, String)>,
+    /// What limits the numbers, each backed by a figure of this run.
+    observations: Vec<String>,
 }
 
 fn verdict(ok: bool) -> String {
@@ -72,6 +74,7 @@ impl Report {
             head,
             body: String::new(),
             verdicts: Vec::new(),
+            observations: Vec::new(),
         }
     }
 
@@ -301,6 +304,51 @@ impl Report {
             lock.quantile(0.99) as f64 / 1e3,
             lock.max() as f64 / 1e3,
         ));
+        let sc = &r.scan;
+        let resets = sum("resets");
+        self.observations.push(format!(
+            "**Whole-store scans under the store mutex, every 5 s.** HQ's status record (`runtime.rs`, `StatusWriter::write`) calls \
+             `Store::collection_counts()`, which lists and decodes every record of every collection, and the driver's housekeeping calls \
+             `collect_garbage()`, which reads and decodes every record's `$life` entries. \
+             With {} records at HQ after the ingest run they took {:.0} ms and {:.0} ms: the mutex every sync session, the dashboard pump and every HTTP handler need \
+             is held {:.0}% of each 5 s by these two alone, growing linearly with the data (store mutex wait in the run: p99 {:.0} ms, max {:.0} ms, rising over the run).",
+            thousands(sc.records as f64),
+            sc.counts_ms,
+            sc.gc_ms,
+            (sc.counts_ms + sc.gc_ms) / 50.0,
+            r.lock_wait.quantile(0.99) as f64 / 1e3,
+            r.lock_wait.max() as f64 / 1e3,
+        ));
+        self.observations.push(format!(
+            "**The dashboard pump cannot keep up and every browser is told to reset.** `events::pump` takes the store mutex and reads the record \
+             back (`Store::get`) for every change event; the store's change channel holds 4,096 events and one applied batch emits one per record touched. \
+             In the ingest run the hub published {} `reset`s to all {} clients ({} in total), and the counting subscriber of this bench, which does nothing but count, \
+             lagged by {} events: HQ's tokio workers were not getting to it, blocked on the store mutex and SQLite commits (synchronous=FULL) or starved of CPU \
+             by the load generators (HQ itself used {:.2} cores). \
+             Each `reset` makes a browser fetch `/api/snapshot`: after the run that took {:.1} s and {:.0} MB of JSON with the store mutex held throughout \
+             (HQ's peak RSS during that one request: {:.0} MB); {} clients reloading after one `reset` hold it for about {:.0} s in a row.",
+            thousands(resets as f64 / clients.len().max(1) as f64),
+            clients.len(),
+            thousands(resets as f64),
+            thousands(r.lagged_events as f64),
+            r.hq_cpu_window / r.window_s,
+            sc.snapshot_ms / 1e3,
+            sc.snapshot_mb,
+            sc.snapshot_peak_mb,
+            clients.len(),
+            clients.len() as f64 * sc.snapshot_ms / 1e3,
+        ));
+        self.observations.push(format!(
+            "**HQ forwards every site's records to every other site.** Replication is full (no per-peer filter in `protocol.rs`): in the ingest run HQ received \
+             {:.0} MB from the {} sites and sent {:.0} MB to them ({:.1}×). At a deployment-wide 20,000 records/s every site would have to apply 20,000 records/s \
+             and HQ send (N−1)× its ingest. In this bench the simulated sites pay that on the same two cores: the sites process used {:.0} CPU s against HQ's {:.0} s.",
+            r.hq_bytes_window.1 as f64 / 1e6,
+            o.sites,
+            r.hq_bytes_window.0 as f64 / 1e6,
+            r.hq_bytes_window.0 as f64 / r.hq_bytes_window.1.max(1) as f64,
+            r.sites_cpu,
+            r.hq_cpu_window,
+        ));
         let sustain_ok = sustained >= 20_000.0 && r.drain_s.is_some_and(|d| d <= 5.0);
         self.verdicts.push((
             format!(
@@ -476,6 +524,15 @@ impl Report {
             ours / taky_a.max(1e-9),
             ours / taky_b.max(1e-9),
         ));
+        if o.stored > 0 && a.relayed > 0 {
+            self.observations.push(format!(
+                "**One durable transaction per CoT event.** The gateway's ingest task takes the store mutex and calls `Store::put` (one `BEGIN IMMEDIATE` … `COMMIT` \
+                 with synchronous=FULL, about ten field entries) for each event from TAK: our process spent {:.0} µs of CPU per stored event, \
+                 taky {:.0} µs per relayed event (phase A). Batching the events that are waiting (the gateway's channel holds 4,096) into one transaction is the obvious lever.",
+                o.our_cpu * 1e6 / o.stored as f64,
+                a.taky_cpu * 1e6 / a.relayed as f64,
+            ));
+        }
         self.verdicts.push((
             "Ingest of CoT: compare with taky under the same pytak load, same run".into(),
             format!(
@@ -510,7 +567,7 @@ impl Report {
         ));
         let fmt_s = |s: Option<f64>, covered: usize, n: usize| match s {
             Some(s) => format!("{s:.1} s"),
-            None => format!("**not converged**: {covered} of {n} covered"),
+            None => format!("not converged: {covered} of {n} covered"),
         };
         for r in rs {
             let c = &r.reconnect;
@@ -571,6 +628,35 @@ impl Report {
             }
         }
         b.push('\n');
+        if let Some(r) = rs
+            .iter()
+            .filter(|r| r.idle_hq_bytes_per_s > 0.0 && r.first.all_s.is_some())
+            .max_by_key(|r| r.sites)
+        {
+            self.observations.push(format!(
+                "**Membership announcements never stop and grow as N² × N.** Each replica writes its version vector into `$members` \
+                 whenever any component other than its own announcement moved (`gc.rs`, `announce`), so every announcement makes every other replica announce \
+                 again one housekeeping tick later, forever; each announcement carries a vector of N entries and HQ forwards it to the N−1 other sites. \
+                 Connected and idle, {} sites made HQ apply {:.0} records/s and send {:.1} MB/s ({:.2} cores) with nothing written; \
+                 the bytes grow with N³ (N announcements per tick × N recipients × N entries each).",
+                r.sites,
+                r.idle_hq_applied_per_s,
+                r.idle_hq_bytes_per_s / 1e6,
+                r.idle_hq_cpu_per_s,
+            ));
+        }
+        if rs
+            .iter()
+            .any(|r| r.first.all_s.is_none() || r.reconnect.all_s.is_none())
+        {
+            self.observations.push(
+                "**Hundreds of sites at once: refused handshakes, idle timeouts, churn.** HQ's endpoint refuses connections beyond 64 handshakes in progress \
+                 (`transport.rs`, `MAX_PENDING_HANDSHAKES`), refused sites back off up to 10 s, and sessions whose peer is too busy to answer for 30 s are dropped \
+                 (idle timeout) and redialled; see the diagnosis lines of section 3 for the counts. Part of that overload is this bench's: all simulated sites share two cores \
+                 and each must apply everything HQ forwards to it."
+                    .into(),
+            );
+        }
         let thousand = rs.iter().find(|r| r.sites >= 1000);
         let (measured, ok) = match thousand {
             Some(r) if r.reconnect.all_s.is_some() || r.error.is_none() => (
@@ -630,6 +716,15 @@ impl Report {
             out.push_str(&format!("| {t} | {m} | {v} |\n"));
         }
         out.push('\n');
+        if !self.observations.is_empty() {
+            out.push_str(
+                "## What limits these numbers (each point backed by a figure of this run)\n\n",
+            );
+            for o in &self.observations {
+                out.push_str(&format!("* {o}\n"));
+            }
+            out.push('\n');
+        }
         out.push_str(CAVEATS);
         out.push_str(&self.body);
         out
