@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use crate::auth::UserConfig;
 use crate::gateway::{self, TakSection};
+use crate::trust::{self, TrustSection};
 use crate::runtime::{HttpSection, Location, Runtime, RuntimeConfig, SyncSection};
 use crate::web::Mode;
 
@@ -36,6 +37,9 @@ pub struct CommandConfig {
     pub users: Vec<UserConfig>,
     /// The Cursor-on-Target gateway to a TAK server, if any.
     pub tak: Option<TakSection>,
+    /// The e-gates' trust list, published from a folder, if this center publishes it.
+    #[serde(default)]
+    pub gates: Option<TrustSection>,
 }
 
 fn hq_location() -> Location {
@@ -60,6 +64,9 @@ impl CommandConfig {
         let base = path.parent().unwrap_or(Path::new("."));
         cfg.data_dir = base.join(&cfg.data_dir);
         cfg.pki_dir = base.join(&cfg.pki_dir);
+        if let Some(g) = cfg.gates.as_mut() {
+            g.trust_dir = base.join(&g.trust_dir);
+        }
         if let Some(tls) = cfg.tak.as_mut().and_then(|t| t.tls.as_mut()) {
             for p in [&mut tls.ca, &mut tls.cert, &mut tls.key] {
                 *p = base.join(&*p);
@@ -94,6 +101,15 @@ pub async fn run(
         tracing::info!(addr = %t.addr, tls = t.tls.is_some(), "Cursor-on-Target gateway to TAK");
         gateway::start(runtime.store.clone(), t)
     });
+    let publisher = cfg.gates.as_ref().map(|g| {
+        tracing::info!(dir = %g.trust_dir.display(), "publishing the e-gate trust list");
+        trust::start(
+            runtime.store.clone(),
+            cfg.node.clone(),
+            g.clone(),
+            runtime.stopped(),
+        )
+    });
     println!(
         "command center {} up: dashboard http://{}  sync {}",
         cfg.node,
@@ -106,6 +122,9 @@ pub async fn run(
         g.shutdown().await;
     }
     runtime.shutdown().await;
+    if let Some(p) = publisher {
+        let _ = p.await;
+    }
     Ok(())
 }
 

@@ -8,6 +8,7 @@
 //! * [`records`] — the deployment's collections and how their fields merge.
 //! * [`cot`], [`tak`], [`gateway`] — Cursor-on-Target: the picture out to a TAK server, TAK
 //!   clients' events in as records.
+//! * [`trust`] — the e-gates' trust list, published from a folder at headquarters.
 //! * [`config`] — `command.toml`, and [`run`], the command center daemon.
 
 pub mod assets;
@@ -21,6 +22,7 @@ pub mod metrics;
 pub mod records;
 pub mod runtime;
 pub mod tak;
+pub mod trust;
 pub mod web;
 
 pub use config::{run, CommandConfig};

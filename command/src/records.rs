@@ -21,6 +21,21 @@ pub const GATE_STATS: &str = "gate_stats";
 pub const BREADCRUMBS: &str = "breadcrumbs";
 /// Events ingested from TAK clients.
 pub const COT: &str = "cot";
+/// Keys trusted to sign declaration QR codes, one record per key id (published by HQ).
+pub const GATE_KEYS: &str = "gate_keys";
+/// Revoked signing keys, one record per key id (published by HQ, never deleted).
+pub const GATE_REVOKED: &str = "gate_revoked";
+/// The trust list's heartbeat: when HQ last published it (gates judge staleness by it).
+pub const GATE_LISTS: &str = "gate_lists";
+/// Declarations used at a gate: one record per declaration id with every use in an add-wins
+/// set, so two gates that were offline when a declaration was replayed both see both uses.
+pub const GATE_USES: &str = "gate_uses";
+/// One record per passage through an e-gate: the decision and every reason.
+pub const GATE_PASSAGES: &str = "gate_passages";
+/// X-ray inspections of containers and baggage.
+pub const INSPECTIONS: &str = "inspections";
+/// NQR screenings.
+pub const SCREENINGS: &str = "screenings";
 
 /// The collections the dashboard shows (and `/api/snapshot` returns).
 pub const DASHBOARD_COLLECTIONS: [&str; 7] =
@@ -46,6 +61,7 @@ pub fn schema() -> Schema {
                 .counter("opened")
                 .counter("officer_lane"),
         )
+        .collection(GATE_USES, Collection::default().set("uses"))
 }
 
 /// Alert severities, lowest first.

@@ -96,6 +96,16 @@ pub struct RuntimeConfig {
     pub status_interval: Duration,
 }
 
+/// What a daemon's own capabilities get to build their routes on.
+pub struct Extension {
+    /// The local replica.
+    pub store: Arc<Mutex<Store>>,
+    /// Metrics registry.
+    pub metrics: Metrics,
+    /// Becomes `true` when the daemon shuts down.
+    pub stopped: watch::Receiver<bool>,
+}
+
 /// A running daemon core.
 pub struct Runtime {
     /// The local replica.
@@ -114,6 +124,16 @@ pub struct Runtime {
 impl Runtime {
     /// Opens the replica, starts syncing, serves the dashboard and starts writing status.
     pub async fn start(cfg: RuntimeConfig) -> anyhow::Result<Runtime> {
+        Self::start_with(cfg, |_| Ok(axum::Router::new())).await
+    }
+
+    /// [`Runtime::start`], serving `routes` beside the dashboard's own: the site daemon adds
+    /// its capabilities' APIs (gates, scanners) this way. `routes` is built once the replica is
+    /// open; its routes share the dashboard's listener and request metrics.
+    pub async fn start_with(
+        cfg: RuntimeConfig,
+        routes: impl FnOnce(Extension) -> anyhow::Result<axum::Router>,
+    ) -> anyhow::Result<Runtime> {
         std::fs::create_dir_all(&cfg.data_dir)
             .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
         let identity = NodeIdentity::load_dir(&cfg.pki_dir, &cfg.node).with_context(|| {
@@ -165,6 +185,11 @@ impl Runtime {
             .await
             .with_context(|| format!("binding the dashboard to {}", cfg.http.listen))?;
         let http_addr = listener.local_addr()?;
+        let extra = routes(Extension {
+            store: store.clone(),
+            metrics: metrics.clone(),
+            stopped: stopped.clone(),
+        })?;
         let mut tasks = Vec::new();
         {
             let mut stopped = stopped.clone();
@@ -172,7 +197,7 @@ impl Runtime {
                 let shutdown = async move {
                     let _ = stopped.wait_for(|s| *s).await;
                 };
-                if let Err(e) = web::serve(listener, state, shutdown).await {
+                if let Err(e) = web::serve(listener, state, extra, shutdown).await {
                     tracing::error!(error = %e, "dashboard server failed");
                 }
             }));
@@ -225,6 +250,11 @@ impl Runtime {
     /// The QUIC endpoint's bound address.
     pub fn sync_addr(&self) -> SocketAddr {
         self.sync_addr
+    }
+
+    /// Becomes `true` when the daemon shuts down: for tasks that run beside it.
+    pub fn stopped(&self) -> watch::Receiver<bool> {
+        self.stop.subscribe()
     }
 
     /// The peers' sync status.

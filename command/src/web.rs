@@ -85,7 +85,7 @@ impl IntoResponse for ApiError {
 type ApiResult<T> = Result<T, ApiError>;
 
 /// The router of the whole dashboard and API.
-pub fn router(state: Shared) -> Router {
+pub fn router(state: Shared, extra: Router) -> Router {
     let mut api = Router::new()
         .route("/api/login", post(login))
         .route("/api/logout", post(logout))
@@ -107,19 +107,21 @@ pub fn router(state: Shared) -> Router {
         .route("/metrics", get(metrics))
         .merge(api)
         .fallback(get(asset))
-        .layer(middleware::from_fn_with_state(state.clone(), observe))
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(extra)
+        .layer(middleware::from_fn_with_state(state, observe))
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Shared,
+    extra: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     axum::serve(
         listener,
-        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+        router(state, extra).into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)
     .await
