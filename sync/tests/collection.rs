@@ -164,3 +164,33 @@ fn the_deleted_record_index_follows_deletes_undeletes_and_sync() {
     assert_eq!(dead(&a), ["r2"]);
     assert_eq!(dead(&b), ["r2"]);
 }
+
+#[test]
+fn put_all_writes_every_record_or_none_and_syncs_them_together() {
+    let clock = ManualClock::new(1_700_000_000_000);
+    let mut a = common::replica("a", &clock);
+    let mut b = common::replica("b", &clock);
+    let vv_before = a.version_vector().clone();
+    // The second write is wrong for its field's kind: nothing of the batch may land.
+    let err = a.put_all(&[
+        ("alerts", "p1", &[("title", FieldOp::Set(Value::Int(1)))]),
+        ("alerts", "p2", &[("assignees", FieldOp::Set(Value::Int(2)))]),
+    ]);
+    assert!(err.is_err());
+    assert!(a.get("alerts", "p1").unwrap().is_none());
+    assert_eq!(a.version_vector(), &vv_before);
+    a.put_all(&[
+        ("alerts", "p1", &[("title", FieldOp::Set(Value::Int(1)))]),
+        ("alerts", "p2", &[("assignees", FieldOp::Add("gate-1".into()))]),
+        ("alerts", "p2", &[("assignees", FieldOp::Add("gate-2".into()))]),
+    ])
+    .unwrap();
+    sync_pair(&mut a, &mut b);
+    assert_eq!(title(&b, "p1"), Some(Value::Int(1)));
+    let p2 = b.get("alerts", "p2").unwrap().unwrap();
+    match p2.fields.get("assignees") {
+        Some(mizugiwa_sync::FieldValue::Members(items)) => assert_eq!(items.len(), 2, "{items:?}"),
+        other => panic!("assignees: {other:?}"),
+    }
+    assert_eq!(a.state_hash().unwrap(), b.state_hash().unwrap());
+}

@@ -750,7 +750,56 @@ impl Store {
         ops: &[(&str, FieldOp)],
         delete: bool,
     ) -> Result<Hlc, StoreError> {
-        // Check every operation against the schema before anything is written.
+        let kinds = self.check_ops(coll, ops)?;
+        let hlc = self.clock.tick();
+        self.transact(|s| {
+            s.write_record(coll, rid, ops, &kinds, delete, hlc)?;
+            s.raise_own_version()?;
+            Ok(())
+        })?;
+        let _ = self.events.send(ChangeEvent {
+            collection: coll.to_owned(),
+            record: rid.to_owned(),
+            via: None,
+        });
+        Ok(hlc)
+    }
+
+    /// Writes fields of several records in one transaction: all of them are durable when it
+    /// returns, or none is written. For facts that must not be half recorded (a gate passage
+    /// and the use of its declaration).
+    pub fn put_all(&mut self, writes: &[(&str, &str, &[(&str, FieldOp)])]) -> Result<Hlc, StoreError> {
+        let mut checked = Vec::with_capacity(writes.len());
+        for (coll, id, ops) in writes {
+            validate_name("collection", coll)?;
+            validate_name("record", id)?;
+            for (f, _) in ops.iter() {
+                validate_name("field", f)?;
+            }
+            checked.push(self.check_ops(coll, ops)?);
+        }
+        let mut last = None;
+        self.transact(|s| {
+            for ((coll, id, ops), kinds) in writes.iter().zip(&checked) {
+                let hlc = s.clock.tick();
+                s.write_record(coll, id, ops, kinds, false, hlc)?;
+                last = Some(hlc);
+            }
+            s.raise_own_version()?;
+            Ok(())
+        })?;
+        for (coll, id, _) in writes {
+            let _ = self.events.send(ChangeEvent {
+                collection: (*coll).to_owned(),
+                record: (*id).to_owned(),
+                via: None,
+            });
+        }
+        Ok(last.unwrap_or_else(|| self.clock.tick()))
+    }
+
+    /// Checks every operation against the schema before anything is written.
+    fn check_ops(&self, coll: &str, ops: &[(&str, FieldOp)]) -> Result<Vec<FieldKind>, StoreError> {
         let mut kinds = Vec::with_capacity(ops.len());
         for (f, op) in ops {
             let kind = self.schema.kind(coll, f);
@@ -779,116 +828,127 @@ impl Store {
             }
             kinds.push(kind);
         }
-        let hlc = self.clock.tick();
+        Ok(kinds)
+    }
+
+    /// After local writes, in their transaction: the replica's own entry of the version vector.
+    fn raise_own_version(&mut self) -> Result<(), StoreError> {
+        if !self.resyncing() {
+            let node = self.config.node.clone();
+            self.vv.raise(&node, self.local_seq);
+            let seq = self.local_seq;
+            self.save_seen(&node, seq)?;
+        }
+        Ok(())
+    }
+
+    /// Writes one record's fields (or its deletion) stamped `hlc`, inside a transaction.
+    fn write_record(
+        &mut self,
+        coll: &str,
+        rid: &str,
+        ops: &[(&str, FieldOp)],
+        kinds: &[FieldKind],
+        delete: bool,
+        hlc: Hlc,
+    ) -> Result<(), StoreError> {
         let node = self.config.node.clone();
         let stamp = Stamp {
             hlc,
             origin: node.clone(),
         };
         let self_origin = self.self_origin;
-        self.transact(|s| {
-            let mut writes: Vec<(String, FieldState)> = Vec::new();
-            let life_entries = s.field_entries(coll, rid, LIFE_FIELD)?;
-            let life = join_entries(&life_entries).and_then(|v| match v.state {
-                FieldState::Life(l) => Some(l),
-                _ => None,
-            });
-            let current = life.unwrap_or_default();
-            if delete {
-                writes.push((
-                    LIFE_FIELD.into(),
-                    FieldState::Life(Life {
-                        cl: current.cl + 1,
-                        killed_at: current.killed_at.max(hlc.0),
-                    }),
-                ));
-            } else if !current.alive() {
-                writes.push((
-                    LIFE_FIELD.into(),
-                    FieldState::Life(Life {
-                        cl: (current.cl + 1).max(2 * hlc.0 + 1),
-                        killed_at: current.killed_at,
-                    }),
-                ));
-            }
-            for ((f, op), kind) in ops.iter().zip(&kinds) {
-                let valid: Vec<Entry> = s
-                    .field_entries(coll, rid, f)?
-                    .into_iter()
-                    .filter(|e| e.v.stamp.hlc.0 >= current.killed_at)
-                    .collect();
-                let merged = join_entries(&valid).map(|v| v.state);
-                let state = match (kind, op) {
-                    (FieldKind::Lww, FieldOp::Set(v)) => FieldState::Lww(v.clone()),
-                    (FieldKind::Mv, FieldOp::Set(v)) => {
-                        let mut m = match merged {
-                            Some(FieldState::Mv(m)) => m,
-                            _ => MvRegister::default(),
-                        };
-                        m.write(&node, v.clone());
-                        FieldState::Mv(m)
-                    }
-                    (FieldKind::Set, FieldOp::Add(x) | FieldOp::Remove(x)) => {
-                        let mut set = match merged {
-                            Some(FieldState::Set(set)) => set,
-                            _ => crdts::Orswot::new(),
-                        };
-                        if matches!(op, FieldOp::Add(_)) {
-                            field::set_add(&mut set, &node, x);
-                        } else {
-                            field::set_remove(&mut set, x);
-                        }
-                        FieldState::Set(set)
-                    }
-                    (FieldKind::Counter, FieldOp::Increment(d)) => {
-                        let mut c = match merged {
-                            Some(FieldState::Counter(c)) => c,
-                            _ => crdts::PNCounter::new(),
-                        };
-                        field::counter_add(&mut c, &node, *d);
-                        FieldState::Counter(c)
-                    }
-                    (FieldKind::Status(order), FieldOp::Advance(name)) => {
-                        let rank = order.iter().position(|o| o == name).unwrap_or(0) as u32;
-                        match merged {
-                            Some(FieldState::Status(cur)) if cur >= rank => continue,
-                            _ => FieldState::Status(rank),
-                        }
-                    }
-                    _ => continue,
-                };
-                writes.push((f.to_string(), state));
-            }
-            for (f, state) in writes {
-                let existing = if f == LIFE_FIELD {
-                    life_entries.clone()
-                } else {
-                    s.field_entries(coll, rid, &f)?
-                };
-                s.local_seq += 1;
-                let e = Entry {
-                    origin: self_origin,
-                    oseq: s.local_seq,
-                    v: Versioned {
-                        stamp: stamp.clone(),
-                        state,
-                    },
-                };
-                s.store_entry(coll, rid, &f, &existing, &e)?;
-            }
-            if !s.resyncing() {
-                s.vv.raise(&node, s.local_seq);
-                let seq = s.local_seq;
-                s.save_seen(&node, seq)?;
-            }
-            Ok(())
-        })?;
-        let _ = self.events.send(ChangeEvent {
-            collection: coll.to_owned(),
-            record: rid.to_owned(),
-            via: None,
+        let s = self;
+        let mut writes: Vec<(String, FieldState)> = Vec::new();
+        let life_entries = s.field_entries(coll, rid, LIFE_FIELD)?;
+        let life = join_entries(&life_entries).and_then(|v| match v.state {
+            FieldState::Life(l) => Some(l),
+            _ => None,
         });
-        Ok(hlc)
+        let current = life.unwrap_or_default();
+        if delete {
+            writes.push((
+                LIFE_FIELD.into(),
+                FieldState::Life(Life {
+                    cl: current.cl + 1,
+                    killed_at: current.killed_at.max(hlc.0),
+                }),
+            ));
+        } else if !current.alive() {
+            writes.push((
+                LIFE_FIELD.into(),
+                FieldState::Life(Life {
+                    cl: (current.cl + 1).max(2 * hlc.0 + 1),
+                    killed_at: current.killed_at,
+                }),
+            ));
+        }
+        for ((f, op), kind) in ops.iter().zip(kinds) {
+            let valid: Vec<Entry> = s
+                .field_entries(coll, rid, f)?
+                .into_iter()
+                .filter(|e| e.v.stamp.hlc.0 >= current.killed_at)
+                .collect();
+            let merged = join_entries(&valid).map(|v| v.state);
+            let state = match (kind, op) {
+                (FieldKind::Lww, FieldOp::Set(v)) => FieldState::Lww(v.clone()),
+                (FieldKind::Mv, FieldOp::Set(v)) => {
+                    let mut m = match merged {
+                        Some(FieldState::Mv(m)) => m,
+                        _ => MvRegister::default(),
+                    };
+                    m.write(&node, v.clone());
+                    FieldState::Mv(m)
+                }
+                (FieldKind::Set, FieldOp::Add(x) | FieldOp::Remove(x)) => {
+                    let mut set = match merged {
+                        Some(FieldState::Set(set)) => set,
+                        _ => crdts::Orswot::new(),
+                    };
+                    if matches!(op, FieldOp::Add(_)) {
+                        field::set_add(&mut set, &node, x);
+                    } else {
+                        field::set_remove(&mut set, x);
+                    }
+                    FieldState::Set(set)
+                }
+                (FieldKind::Counter, FieldOp::Increment(d)) => {
+                    let mut c = match merged {
+                        Some(FieldState::Counter(c)) => c,
+                        _ => crdts::PNCounter::new(),
+                    };
+                    field::counter_add(&mut c, &node, *d);
+                    FieldState::Counter(c)
+                }
+                (FieldKind::Status(order), FieldOp::Advance(name)) => {
+                    let rank = order.iter().position(|o| o == name).unwrap_or(0) as u32;
+                    match merged {
+                        Some(FieldState::Status(cur)) if cur >= rank => continue,
+                        _ => FieldState::Status(rank),
+                    }
+                }
+                _ => continue,
+            };
+            writes.push((f.to_string(), state));
+        }
+        for (f, state) in writes {
+            let existing = if f == LIFE_FIELD {
+                life_entries.clone()
+            } else {
+                s.field_entries(coll, rid, &f)?
+            };
+            s.local_seq += 1;
+            let e = Entry {
+                origin: self_origin,
+                oseq: s.local_seq,
+                v: Versioned {
+                    stamp: stamp.clone(),
+                    state,
+                },
+            };
+            s.store_entry(coll, rid, &f, &existing, &e)?;
+        }
+        Ok(())
     }
 
     /// Reads one record; `None` if it does not exist or was deleted.
