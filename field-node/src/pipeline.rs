@@ -71,12 +71,16 @@ impl SourceConfig {
 pub struct RecordPolicy {
     /// A vessel's record is rewritten at most this often (seconds).
     pub vessel_interval_secs: u64,
+    /// Breadcrumbs this site wrote are deleted (everywhere) after this many hours; 0 keeps
+    /// them for ever. Default 168 (a week): tracks are for the picture, not an archive.
+    pub breadcrumb_retention_hours: u64,
 }
 
 impl Default for RecordPolicy {
     fn default() -> Self {
         RecordPolicy {
             vessel_interval_secs: 10,
+            breadcrumb_retention_hours: 168,
         }
     }
 }
@@ -428,7 +432,71 @@ pub async fn start(cfg: &SiteConfig, runtime: &Runtime) -> anyhow::Result<Pipeli
             }
         }
     }
+    if cfg.records.breadcrumb_retention_hours > 0 {
+        let retention = Duration::from_secs(cfg.records.breadcrumb_retention_hours * 3600);
+        let (store, site, mut stopped) = (runtime.store.clone(), cfg.node.clone(), stopped.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(600));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stopped.wait_for(|s| *s) => break,
+                }
+                let (store, site) = (store.clone(), site.clone());
+                match tokio::task::spawn_blocking(move || {
+                    expire_breadcrumbs(&store, &site, retention)
+                })
+                .await
+                {
+                    Ok(Ok(0)) => {}
+                    Ok(Ok(n)) => tracing::info!(deleted = n, "expired breadcrumbs deleted"),
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %format!("{e:#}"), "breadcrumb expiry failed")
+                    }
+                    Err(e) => tracing::warn!(error = %e, "breadcrumb expiry failed"),
+                }
+            }
+        }));
+    }
     Ok(Pipeline { stop, tasks })
+}
+
+/// Deletes the breadcrumb records `site` wrote whose minute is older than `retention`;
+/// returns how many. The store lock is taken per record, so sync and the API go on between.
+pub fn expire_breadcrumbs(
+    store: &Mutex<Store>,
+    site: &str,
+    retention: Duration,
+) -> anyhow::Result<usize> {
+    let lock = || {
+        store
+            .lock()
+            .map_err(|_| anyhow::anyhow!("store lock poisoned"))
+    };
+    let (ids, now_ms) = {
+        let s = lock()?;
+        (s.ids(BREADCRUMBS)?, s.now_ms())
+    };
+    let cutoff_minute = now_ms.saturating_sub(retention.as_millis() as u64) / 60_000;
+    let mut deleted = 0;
+    for id in ids {
+        // Ids are `kind:entity:minute` (see `add_breadcrumb`).
+        let old = id
+            .rsplit_once(':')
+            .and_then(|(_, m)| m.parse::<u64>().ok())
+            .is_some_and(|minute| minute < cutoff_minute);
+        if !old {
+            continue;
+        }
+        let mut s = lock()?;
+        let ours = s
+            .get(BREADCRUMBS, &id)?
+            .is_some_and(|r| r.get("site") == Some(&Value::Text(site.to_owned())));
+        if ours && s.delete(BREADCRUMBS, &id)? {
+            deleted += 1;
+        }
+    }
+    Ok(deleted)
 }
 
 /// `dir/name`, or `dir/name.N` if that is taken: a file dropped twice keeps both copies.
@@ -572,6 +640,66 @@ mod tests {
         assert_eq!(
             value_of(&serde_json::json!({"a": [1]})),
             Value::Json("{\"a\":[1]}".into())
+        );
+    }
+
+    #[test]
+    fn only_this_sites_breadcrumbs_past_retention_are_deleted() {
+        let clock = mizugiwa_sync::ManualClock::new(1_700_000_000_000);
+        let store = mizugiwa_sync::Store::open_in_memory(
+            mizugiwa_command::records::schema(),
+            std::sync::Arc::new(clock.clone()),
+            mizugiwa_sync::StoreConfig::new("tsushima"),
+        )
+        .unwrap();
+        let store = Arc::new(Mutex::new(store));
+        let start = 1_700_000_000_000u64;
+        {
+            let mut s = store.lock().unwrap();
+            add_breadcrumb(
+                &mut s,
+                "vessel",
+                "431000100",
+                "tsushima",
+                start,
+                34.0,
+                129.0,
+            )
+            .unwrap();
+            add_breadcrumb(
+                &mut s,
+                "vessel",
+                "431000200",
+                "yokohama",
+                start,
+                35.0,
+                139.0,
+            )
+            .unwrap();
+            add_breadcrumb(
+                &mut s,
+                "drone",
+                "d1",
+                "tsushima",
+                start + 2 * 3600_000,
+                34.1,
+                129.1,
+            )
+            .unwrap();
+        }
+        clock.advance(3 * 3600_000);
+        let n = expire_breadcrumbs(&store, "tsushima", Duration::from_secs(2 * 3600)).unwrap();
+        assert_eq!(n, 1);
+        let s = store.lock().unwrap();
+        let left: Vec<String> = s.ids(BREADCRUMBS).unwrap();
+        assert_eq!(left.len(), 2, "{left:?}");
+        assert!(
+            left.iter().any(|id| id.starts_with("vessel:431000200:")),
+            "another site's: kept"
+        );
+        assert!(
+            left.iter().any(|id| id.starts_with("drone:d1:")),
+            "recent: kept"
         );
     }
 }

@@ -174,15 +174,27 @@ fn put_all_writes_every_record_or_none_and_syncs_them_together() {
     // The second write is wrong for its field's kind: nothing of the batch may land.
     let err = a.put_all(&[
         ("alerts", "p1", &[("title", FieldOp::Set(Value::Int(1)))]),
-        ("alerts", "p2", &[("assignees", FieldOp::Set(Value::Int(2)))]),
+        (
+            "alerts",
+            "p2",
+            &[("assignees", FieldOp::Set(Value::Int(2)))],
+        ),
     ]);
     assert!(err.is_err());
     assert!(a.get("alerts", "p1").unwrap().is_none());
     assert_eq!(a.version_vector(), &vv_before);
     a.put_all(&[
         ("alerts", "p1", &[("title", FieldOp::Set(Value::Int(1)))]),
-        ("alerts", "p2", &[("assignees", FieldOp::Add("gate-1".into()))]),
-        ("alerts", "p2", &[("assignees", FieldOp::Add("gate-2".into()))]),
+        (
+            "alerts",
+            "p2",
+            &[("assignees", FieldOp::Add("gate-1".into()))],
+        ),
+        (
+            "alerts",
+            "p2",
+            &[("assignees", FieldOp::Add("gate-2".into()))],
+        ),
     ])
     .unwrap();
     sync_pair(&mut a, &mut b);

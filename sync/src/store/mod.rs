@@ -768,7 +768,10 @@ impl Store {
     /// Writes fields of several records in one transaction: all of them are durable when it
     /// returns, or none is written. For facts that must not be half recorded (a gate passage
     /// and the use of its declaration).
-    pub fn put_all(&mut self, writes: &[(&str, &str, &[(&str, FieldOp)])]) -> Result<Hlc, StoreError> {
+    pub fn put_all(
+        &mut self,
+        writes: &[(&str, &str, &[(&str, FieldOp)])],
+    ) -> Result<Hlc, StoreError> {
         let mut checked = Vec::with_capacity(writes.len());
         for (coll, id, ops) in writes {
             validate_name("collection", coll)?;
@@ -1001,6 +1004,17 @@ impl Store {
             .into_iter()
             .filter_map(|(rid, rows)| self.assemble_one(collection, &rid, rows))
             .collect())
+    }
+
+    /// The ids of a collection's live records, sorted, without reading their fields.
+    pub fn ids(&self, collection: &str) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT DISTINCT e.rid FROM entry e WHERE e.coll = ?1 AND e.field = ?2 \
+             AND NOT EXISTS (SELECT 1 FROM tomb t WHERE t.coll = e.coll AND t.rid = e.rid) \
+             ORDER BY e.rid",
+        )?;
+        let rows = stmt.query_map(params![collection, LIFE_FIELD], |r| r.get::<_, String>(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Names of collections with at least one live or deleted record, and their live counts.
