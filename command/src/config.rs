@@ -8,8 +8,8 @@ use serde::Deserialize;
 
 use crate::auth::UserConfig;
 use crate::gateway::{self, TakSection};
-use crate::trust::{self, TrustSection};
 use crate::runtime::{HttpSection, Location, Runtime, RuntimeConfig, SyncSection};
+use crate::trust::{self, TrustSection};
 use crate::web::Mode;
 
 /// The command center's config file (documented example: `docs/command.toml`).

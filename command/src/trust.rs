@@ -75,11 +75,15 @@ pub fn valid_kid(kid: &str) -> bool {
 /// Reads the folder: trusted keys (kid → file text) and revocations (kid → reason).
 pub fn read_dir(
     dir: &Path,
-) -> anyhow::Result<(BTreeMap<String, String>, BTreeMap<String, String>, Vec<String>)> {
+) -> anyhow::Result<(
+    BTreeMap<String, String>,
+    BTreeMap<String, String>,
+    Vec<String>,
+)> {
     let mut keys = BTreeMap::new();
     let mut skipped = Vec::new();
-    let entries =
-        std::fs::read_dir(dir).with_context(|| format!("reading trust folder {}", dir.display()))?;
+    let entries = std::fs::read_dir(dir)
+        .with_context(|| format!("reading trust folder {}", dir.display()))?;
     for entry in entries {
         let path = entry?.path();
         let Some(kid) = path
@@ -95,7 +99,10 @@ pub fn read_dir(
         }
         match std::fs::metadata(&path) {
             Ok(m) if m.len() > MAX_KEY_FILE => {
-                skipped.push(format!("{}: larger than {MAX_KEY_FILE} bytes", path.display()));
+                skipped.push(format!(
+                    "{}: larger than {MAX_KEY_FILE} bytes",
+                    path.display()
+                ));
                 continue;
             }
             Err(e) => {
@@ -125,7 +132,11 @@ pub fn read_dir(
             if valid_kid(kid) {
                 revoked.insert(kid.to_owned(), reason.trim().to_owned());
             } else {
-                skipped.push(format!("{} line {}: not a valid key id", list.display(), n + 1));
+                skipped.push(format!(
+                    "{} line {}: not a valid key id",
+                    list.display(),
+                    n + 1
+                ));
             }
         }
     }
@@ -133,7 +144,12 @@ pub fn read_dir(
 }
 
 /// Mirrors the folder into the store once.
-pub fn publish(store: &mut Store, dir: &Path, node: &str, now_ms: u64) -> anyhow::Result<Published> {
+pub fn publish(
+    store: &mut Store,
+    dir: &Path,
+    node: &str,
+    now_ms: u64,
+) -> anyhow::Result<Published> {
     let (keys, revoked, skipped) = read_dir(dir)?;
     let now = Value::Int(now_ms as i64);
     for (kid, text) in &keys {
@@ -168,14 +184,21 @@ pub fn publish(store: &mut Store, dir: &Path, node: &str, now_ms: u64) -> anyhow
             )?;
         }
     }
-    let revoked_all: Vec<String> = store.list(GATE_REVOKED)?.into_iter().map(|r| r.id).collect();
+    let revoked_all: Vec<String> = store
+        .list(GATE_REVOKED)?
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
     store.put(
         GATE_LISTS,
         CURRENT_LIST,
         &[
             ("published_ms", FieldOp::Set(now)),
             ("keys", FieldOp::Set(Value::Int(keys.len() as i64))),
-            ("revoked", FieldOp::Set(Value::Int(revoked_all.len() as i64))),
+            (
+                "revoked",
+                FieldOp::Set(Value::Int(revoked_all.len() as i64)),
+            ),
             ("publisher", FieldOp::Set(node.into())),
         ],
     )?;
@@ -203,7 +226,9 @@ pub fn start(
             }
             let (store, dir, node) = (store.clone(), cfg.trust_dir.clone(), node.clone());
             let result = tokio::task::spawn_blocking(move || {
-                let mut s = store.lock().map_err(|_| anyhow::anyhow!("store lock poisoned"))?;
+                let mut s = store
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("store lock poisoned"))?;
                 let now = s.now_ms();
                 publish(&mut s, &dir, &node, now)
             })
@@ -219,7 +244,9 @@ pub fn start(
                         last_report = Some(report);
                     }
                 }
-                Ok(Err(e)) => tracing::error!(error = %format!("{e:#}"), "gate trust list not published"),
+                Ok(Err(e)) => {
+                    tracing::error!(error = %format!("{e:#}"), "gate trust list not published")
+                }
                 Err(e) => tracing::error!(error = %e, "gate trust list publisher failed"),
             }
         }
@@ -247,7 +274,11 @@ mod tests {
         std::fs::write(dir.path().join("k2.pub"), "key two").unwrap();
         std::fs::write(dir.path().join("bad id!.pub"), "x").unwrap();
         std::fs::write(dir.path().join("notes.txt"), "ignored").unwrap();
-        std::fs::write(dir.path().join("revoked.txt"), "# lost laptop\nk0 stolen 2026-11-01\n\n").unwrap();
+        std::fs::write(
+            dir.path().join("revoked.txt"),
+            "# lost laptop\nk0 stolen 2026-11-01\n\n",
+        )
+        .unwrap();
         let mut s = store();
         let p = publish(&mut s, dir.path(), "hq", 5_000).unwrap();
         assert_eq!(p.keys, ["k1", "k2"]);
@@ -256,7 +287,10 @@ mod tests {
         let k1 = s.get(GATE_KEYS, "k1").unwrap().unwrap();
         assert_eq!(k1.get("key"), Some(&Value::Text("key one".into())));
         let r = s.get(GATE_REVOKED, "k0").unwrap().unwrap();
-        assert_eq!(r.get("reason"), Some(&Value::Text("stolen 2026-11-01".into())));
+        assert_eq!(
+            r.get("reason"),
+            Some(&Value::Text("stolen 2026-11-01".into()))
+        );
         let list = s.get(GATE_LISTS, CURRENT_LIST).unwrap().unwrap();
         assert_eq!(list.get("published_ms"), Some(&Value::Int(5_000)));
 
