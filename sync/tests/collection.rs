@@ -206,3 +206,95 @@ fn put_all_writes_every_record_or_none_and_syncs_them_together() {
     }
     assert_eq!(a.state_hash().unwrap(), b.state_hash().unwrap());
 }
+
+/// A partition where each side sees the other fall silent past the horizon: only the majority
+/// side collects; the site cut off alone keeps its tombstones, resyncs on return, and nothing
+/// written or deleted on either side is lost or brought back. (Found by the long-offline drill:
+/// when both sides collected, each made the other resync and records written before the
+/// partition vanished.)
+#[test]
+fn in_a_partition_only_the_majority_collects_and_nothing_is_lost() {
+    let clock = ManualClock::new(1_700_000_000_000);
+    let mut a = replica_with_horizon("a", &clock);
+    let mut b = replica_with_horizon("b", &clock);
+    let mut c = replica_with_horizon("c", &clock);
+    for (s, prefix) in [(&mut a, "a"), (&mut c, "c")] {
+        for i in 0..4 {
+            s.put(
+                "alerts",
+                &format!("{prefix}{i}"),
+                &[("title", FieldOp::Set(Value::Int(i)))],
+            )
+            .unwrap();
+        }
+    }
+    for s in [&mut a, &mut b, &mut c] {
+        s.announce().unwrap();
+    }
+    for _ in 0..2 {
+        sync_pair(&mut a, &mut b);
+        sync_pair(&mut b, &mut c);
+    }
+    assert_eq!(title(&b, "c1"), Some(Value::Int(1)));
+
+    // The partition: {a, b} | {c}. Both sides write and delete.
+    clock.advance(1000);
+    a.delete("alerts", "a1").unwrap();
+    a.delete("alerts", "c2").unwrap();
+    c.delete("alerts", "c0").unwrap();
+    c.delete("alerts", "a3").unwrap();
+    c.put(
+        "alerts",
+        "c-offline",
+        &[("title", FieldOp::Set(Value::Int(9)))],
+    )
+    .unwrap();
+    c.put("alerts", "a0", &[("verdict", FieldOp::Set(Value::Int(7)))])
+        .unwrap();
+    sync_pair(&mut a, &mut b);
+
+    // Past the horizon, everyone collects what it can.
+    clock.advance(2 * HOUR);
+    for _ in 0..2 {
+        for s in [&mut a, &mut b, &mut c] {
+            s.announce().unwrap();
+        }
+        sync_pair(&mut a, &mut b);
+    }
+    let gc_a = a.collect_garbage().unwrap();
+    assert_eq!(
+        gc_a.expired,
+        vec!["c".to_string()],
+        "the majority leaves c out"
+    );
+    assert_eq!(gc_a.records_collected, 2);
+    let gc_c = c.collect_garbage().unwrap();
+    assert!(gc_c.expired.is_empty(), "c alone is a minority: {gc_c:?}");
+    assert_eq!(gc_c.records_collected, 0, "c keeps its tombstones");
+
+    // The partition heals.
+    for _ in 0..3 {
+        sync_pair(&mut c, &mut a);
+        sync_pair(&mut a, &mut b);
+        sync_pair(&mut b, &mut c);
+    }
+    assert!(a.reset_frontier().is_empty(), "the majority never resyncs");
+    assert!(b.reset_frontier().is_empty(), "the majority never resyncs");
+    for s in [&a, &b, &c] {
+        for gone in ["a1", "c2", "c0", "a3"] {
+            assert_eq!(title(s, gone), None, "{} brought back {gone}", s.node());
+        }
+        for kept in ["a0", "a2", "c1", "c3", "c-offline"] {
+            assert!(title(s, kept).is_some(), "{} lost {kept}", s.node());
+        }
+        let a0 = s.get("alerts", "a0").unwrap().unwrap();
+        assert_eq!(
+            a0.get("verdict"),
+            Some(&Value::Int(7)),
+            "{} lost c's edit",
+            s.node()
+        );
+    }
+    assert_eq!(a.state_hash().unwrap(), b.state_hash().unwrap());
+    assert_eq!(a.state_hash().unwrap(), c.state_hash().unwrap());
+}

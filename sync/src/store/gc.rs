@@ -76,15 +76,33 @@ impl Store {
 
     /// The component-wise minimum of the version vectors of this replica and of every member
     /// heard from within the collection horizon.
+    ///
+    /// Members silent past the horizon are left out only while this replica hears from a
+    /// strict majority of the members (itself included). In a partition both sides see the
+    /// other fall silent; only the majority side may move on without it. A minority (a site
+    /// cut off alone) keeps every tombstone until it is back, so that it never collects a
+    /// delete the others have not seen, and never forces the majority to resync from it.
+    /// With no majority (two members, one silent) nobody is left out. Revoked members (a
+    /// decommissioned node is revoked) do not count at all.
     pub fn stable_frontier(&self) -> Result<(VersionVector, Vec<String>, Vec<String>), StoreError> {
         let now = self.now_ms();
+        let revoked: std::collections::BTreeSet<String> = self.revoked()?.into_iter().collect();
+        let others: Vec<(String, VersionVector, bool)> = self
+            .members()?
+            .into_iter()
+            .filter(|(m, _, _)| m != self.node() && !revoked.contains(m))
+            .map(|(m, vv, at)| {
+                let silent =
+                    now.saturating_sub(at.physical_ms()) > self.config.collection_horizon_ms;
+                (m, vv, silent)
+            })
+            .collect();
+        let heard = 1 + others.iter().filter(|(_, _, silent)| !silent).count();
+        let majority = 2 * heard > 1 + others.len();
         let mut frontier = self.vv.clone();
         let (mut counted, mut expired) = (vec![self.node().to_owned()], Vec::new());
-        for (member, vv, at) in self.members()? {
-            if member == self.node() {
-                continue;
-            }
-            if now.saturating_sub(at.physical_ms()) > self.config.collection_horizon_ms {
+        for (member, vv, silent) in others {
+            if silent && majority {
                 expired.push(member);
                 continue;
             }

@@ -289,6 +289,12 @@ impl Store {
     /// A hash of every live record's visible state (system collections except revocations are
     /// left out). Two replicas with equal hashes show exactly the same records.
     pub fn state_hash(&self) -> Result<String, StoreError> {
+        self.state_hash_of(None)
+    }
+
+    /// [`Store::state_hash`] over the named collections only (all when `None`): replicas that
+    /// keep writing their own heartbeats can still be compared on the records that matter.
+    pub fn state_hash_of(&self, collections: Option<&[String]>) -> Result<String, StoreError> {
         let mut stmt = self.conn.prepare(
             "SELECT coll, rid, field, origin, oseq, hlc, state FROM entry WHERE coll NOT LIKE '$members%' ORDER BY coll, rid",
         )?;
@@ -332,6 +338,9 @@ impl Store {
         };
         for row in rows {
             let (coll, rid, f, origin, oseq, hlc, state) = row?;
+            if collections.is_some_and(|only| !only.contains(&coll)) {
+                continue;
+            }
             let key = Some((coll, rid));
             if key != current {
                 flush(&current, &mut fields);
