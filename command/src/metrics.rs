@@ -39,6 +39,7 @@ pub struct Metrics {
     queues: Family<Labels, Gauge>,
     sse_clients: Gauge,
     sessions: Gauge,
+    refused_batches: Gauge,
     requests: Family<Labels, Histogram>,
 }
 
@@ -57,6 +58,7 @@ impl Metrics {
             queues: Family::default(),
             sse_clients: Gauge::default(),
             sessions: Gauge::default(),
+            refused_batches: Gauge::default(),
             requests: Family::new_with_constructor(|| {
                 Histogram::new(exponential_buckets(0.0005, 2.0, 14))
             }),
@@ -102,6 +104,11 @@ impl Metrics {
             m.sessions.clone(),
         );
         registry.register(
+            "mizugiwa_sync_refused_batches",
+            "Batches from peers refused since start (a change stamped too far in the future: a peer's clock is wrong)",
+            m.refused_batches.clone(),
+        );
+        registry.register(
             "mizugiwa_http_request_duration_seconds",
             "HTTP request latency by method, route and status",
             m.requests.clone(),
@@ -140,6 +147,11 @@ impl Metrics {
     /// Sets the number of open event streams.
     pub fn set_sse_clients(&self, n: usize) {
         self.sse_clients.set(n as i64);
+    }
+
+    /// Sets the number of batches refused since start.
+    pub fn set_refused_batches(&self, n: u64) {
+        self.refused_batches.set(n as i64);
     }
 
     /// Sets the number of open sessions.

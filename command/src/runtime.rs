@@ -36,6 +36,20 @@ pub struct SyncSection {
     /// Members silent longer than this stop holding back garbage collection (default 168 h).
     #[serde(default = "default_horizon")]
     pub collection_horizon_hours: u64,
+    /// The same horizon in seconds, overriding the hours when set: for drills that rehearse
+    /// a site coming back after the horizon without waiting a week.
+    #[serde(default)]
+    pub collection_horizon_secs: Option<u64>,
+}
+
+impl SyncSection {
+    /// The collection horizon in milliseconds.
+    pub fn collection_horizon_ms(&self) -> u64 {
+        match self.collection_horizon_secs {
+            Some(secs) => secs * 1000,
+            None => self.collection_horizon_hours * 3600 * 1000,
+        }
+    }
 }
 
 fn default_skew() -> u64 {
@@ -147,7 +161,7 @@ impl Runtime {
         let ca = pki::load_ca(&cfg.pki_dir.join("ca.crt"))?;
         let mut store_cfg = StoreConfig::new(&cfg.node);
         store_cfg.max_clock_skew_ms = cfg.sync.max_clock_skew_ms;
-        store_cfg.collection_horizon_ms = cfg.sync.collection_horizon_hours * 3600 * 1000;
+        store_cfg.collection_horizon_ms = cfg.sync.collection_horizon_ms();
         let db = cfg.data_dir.join(format!("{}.db", cfg.node));
         let store = Store::open(
             &db,

@@ -95,6 +95,7 @@ pub fn router(state: Shared, extra: Router) -> Router {
         .route("/api/tracks", get(tracks))
         .route("/api/events", get(events))
         .route("/api/alerts", post(raise_alert))
+        .route("/api/alerts/{id}", axum::routing::delete(withdraw_alert))
         .route("/api/alerts/{id}/{action}", post(alert_action))
         .route("/api/audit", get(audit_log));
     // Revoking a node cuts it off from the whole deployment: headquarters decides that, not a
@@ -233,12 +234,14 @@ async fn healthz(State(state): State<Shared>) -> Json<serde_json::Value> {
 }
 
 async fn metrics(State(state): State<Shared>) -> ApiResult<Response> {
-    let counts = state
-        .store
-        .lock()
-        .map_err(ApiError::internal)?
-        .collection_counts()
-        .map_err(ApiError::internal)?;
+    let (counts, refused) = {
+        let store = state.store.lock().map_err(ApiError::internal)?;
+        (
+            store.collection_counts().map_err(ApiError::internal)?,
+            store.refused_batches(),
+        )
+    };
+    state.metrics.set_refused_batches(refused);
     let counts: BTreeMap<String, u64> = counts
         .into_iter()
         .filter(|(c, _)| !c.starts_with('$'))
@@ -585,6 +588,30 @@ async fn raise_alert(
 struct ActionBody {
     assignee: Option<String>,
     text: Option<String>,
+}
+
+/// Withdraws an alert raised in error: the record is deleted on every replica (a later write
+/// to it elsewhere brings it back, as an undelete, never silently).
+async fn withdraw_alert(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let session = require(&state, &headers, Role::Operator)?;
+    let mut store = state.store.lock().map_err(ApiError::internal)?;
+    if store
+        .get(ALERTS, &id)
+        .map_err(ApiError::internal)?
+        .is_none()
+    {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no alert {id:?}"),
+        ));
+    }
+    audit(&state, &session.user, "withdraw", &id, json!({}))?;
+    store.delete(ALERTS, &id).map_err(ApiError::internal)?;
+    Ok(Json(json!({ "withdrawn": id })))
 }
 
 async fn alert_action(

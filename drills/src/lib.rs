@@ -1,4 +1,22 @@
-//! BCP drills: run real `mizugiwa` processes, inject faults (partitions, flapping links, kill -9,
-//! clock skew, disk full), check the invariants and write a report.
+//! BCP drills (`mizugiwa drill run SCENARIO.toml`): Jepsen for a customs service.
 //!
-//! Not built yet: see issue 8. Drives the binaries from outside; imports no other crate.
+//! A drill starts the real `mizugiwa` processes of a deployment ([`cluster`]), puts a
+//! fault-injecting UDP proxy on every sync link ([`proxy`]), lets officers work at every site
+//! through the sites' own APIs while logging whether each call was acknowledged
+//! ([`workload`]), applies a timeline of faults (partitions, flapping links, latency and loss,
+//! `kill -9` and restart, a command center lost for good, clock skew under libfaketime, a full
+//! disk), then checks the invariants ([`check`]) and writes a report ([`report`]).
+//!
+//! The scenario format is in [`scenario`]; shipped scenarios are in `drills/scenarios/`.
+//! Drills drive the binaries from outside: this crate imports no other Mizugiwa crate.
+
+pub mod check;
+pub mod cluster;
+pub mod proxy;
+pub mod report;
+pub mod runner;
+pub mod scenario;
+pub mod workload;
+
+pub use runner::{run, run_file, RunOptions};
+pub use scenario::Scenario;

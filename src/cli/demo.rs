@@ -153,6 +153,7 @@ fn config(dir: &Path, i: usize, args: &DemoArgs, users: &[UserConfig]) -> Runtim
             peers,
             max_clock_skew_ms: 60_000,
             collection_horizon_hours: 168,
+            collection_horizon_secs: None,
         },
         http: HttpSection {
             listen: addr(args.http_port, i),

@@ -2,6 +2,7 @@
 
 mod daemons;
 mod demo;
+mod drill;
 mod pki;
 mod store;
 mod sync;
@@ -38,6 +39,9 @@ enum Command {
     /// The audit log: verify its hash chain.
     #[command(subcommand)]
     Audit(daemons::AuditCommand),
+    /// BCP drills: run a scenario of faults against real processes and check the invariants.
+    #[command(subcommand)]
+    Drill(drill::DrillCommand),
     /// Run a whole deployment on this machine: a command center and three sites on loopback.
     Demo(demo::DemoArgs),
 }
@@ -48,6 +52,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Store(c) => store::run(c),
         Command::Sync(c) => sync::run(c),
         Command::Demo(a) => demo::run(a),
+        Command::Drill(c) => drill::run(c),
         Command::Command(a) => daemons::command(a),
         Command::Node(a) => daemons::node(a),
         Command::User(c) => daemons::user(c),

@@ -37,6 +37,16 @@ pub enum StoreCommand {
         /// Record id.
         id: String,
     },
+    /// Print the replica's state hash: equal hashes mean equal records (a replica's own
+    /// history and sync bookkeeping do not count). Safe beside a running daemon.
+    Hash {
+        /// Replica database.
+        #[arg(long)]
+        db: PathBuf,
+        /// Hash only these collections (repeatable); default all.
+        #[arg(long = "collection")]
+        collections: Vec<String>,
+    },
     /// Print every record of a collection, one JSON object per line.
     List {
         /// Replica database.
@@ -169,6 +179,11 @@ pub fn run(cmd: StoreCommand) -> anyhow::Result<()> {
                 Some(r) => println!("{}", serde_json::to_string_pretty(&r.to_json())?),
                 None => bail!("no record {collection}/{id}"),
             }
+        }
+        StoreCommand::Hash { db, collections } => {
+            let store = open_reader(&db)?;
+            let only = (!collections.is_empty()).then_some(collections.as_slice());
+            println!("{}", store.state_hash_of(only)?);
         }
         StoreCommand::List { db, collection } => {
             let store = open_reader(&db)?;

@@ -1,0 +1,448 @@
+//! The invariants a drill holds the deployment to, judged from what it observed.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::cluster::Life;
+use crate::runner::{NodeState, Observed};
+use crate::scenario::Action;
+use crate::workload::{Attempt, Op};
+
+/// One invariant's verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    /// Short name.
+    pub name: String,
+    /// What it means, for the report's reader.
+    pub description: String,
+    pub passed: bool,
+    /// What was checked, in numbers.
+    pub checked: String,
+    /// Each violation, precisely enough to find it in the logs.
+    pub evidence: Vec<String>,
+}
+
+/// Every verdict of a drill.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdicts(pub Vec<Verdict>);
+
+impl Verdicts {
+    /// Whether every invariant held.
+    pub fn passed(&self) -> bool {
+        self.0.iter().all(|v| v.passed)
+    }
+}
+
+/// Evidence lists are capped; the count is always given.
+const MAX_EVIDENCE: usize = 50;
+
+fn verdict(name: &str, description: &str, checked: String, evidence: Vec<String>) -> Verdict {
+    let n = evidence.len();
+    let mut evidence = evidence;
+    if n > MAX_EVIDENCE {
+        evidence.truncate(MAX_EVIDENCE);
+        evidence.push(format!("... and {} more", n - MAX_EVIDENCE));
+    }
+    Verdict {
+        name: name.into(),
+        description: description.into(),
+        passed: n == 0,
+        checked,
+        evidence,
+    }
+}
+
+/// A node's condition at time `t_ms`.
+pub fn state_at<'a>(states: &'a [NodeState], node: &str, t_ms: u64) -> Option<&'a NodeState> {
+    states
+        .iter()
+        .filter(|s| s.node == node && s.t_ms <= t_ms)
+        .last()
+}
+
+/// Whether a fault that stops, starts or restarts the call's site (or fills its disk) came
+/// during the call or within a second of it: such a call may fail, and is not held against
+/// the site.
+fn process_fault_near(o: &Observed, a: &Attempt) -> bool {
+    o.faults.iter().any(|f| {
+        let disruptive = !matches!(
+            f.action,
+            Action::Partition { .. }
+                | Action::Split { .. }
+                | Action::Flap { .. }
+                | Action::Degrade { .. }
+                | Action::Heal
+        );
+        disruptive
+            && f.action.nodes().contains(&a.site.as_str())
+            && f.t_ms <= a.t_ms + a.took_ms + 1000
+            && f.t_ms + 1000 >= a.t_ms
+    })
+}
+
+/// Judges the drill.
+pub fn check(o: &Observed) -> Verdicts {
+    let live: Vec<&String> = o.finals.keys().collect();
+    let raised: Vec<&Attempt> = o
+        .attempts
+        .iter()
+        .filter(|a| a.op == Op::Raise && a.acked)
+        .collect();
+    // Any withdraw attempt, acknowledged or not, makes the alert's end state uncertain
+    // (absent if the delete landed); only acknowledged ones must be absent.
+    let withdraw_tried: BTreeSet<&str> = o
+        .attempts
+        .iter()
+        .filter(|a| a.op == Op::Withdraw)
+        .filter_map(|a| a.id.as_deref())
+        .collect();
+    let withdrawn: Vec<&Attempt> = o
+        .attempts
+        .iter()
+        .filter(|a| a.op == Op::Withdraw && a.acked)
+        .collect();
+    let acked_acks: Vec<&Attempt> = o
+        .attempts
+        .iter()
+        .filter(|a| a.op == Op::Ack && a.acked)
+        .collect();
+    let mut out = Vec::new();
+
+    // 1. Nothing acknowledged is lost.
+    let mut lost = Vec::new();
+    let mut kept = 0;
+    for a in &raised {
+        let Some(id) = a.id.as_deref() else { continue };
+        if withdraw_tried.contains(id) {
+            continue;
+        }
+        kept += 1;
+        let missing: Vec<&str> = live
+            .iter()
+            .filter(|n| !o.finals[**n].contains_key(id))
+            .map(|n| n.as_str())
+            .collect();
+        if !missing.is_empty() {
+            lost.push(format!(
+                "alert {id} (raised at {} t={:.1} s, acknowledged) is missing at {}",
+                a.site,
+                a.t_ms as f64 / 1000.0,
+                missing.join(", ")
+            ));
+        }
+    }
+    out.push(verdict(
+        "no_acknowledged_write_lost",
+        "Every alert a site acknowledged (and nobody withdrew) is on every surviving replica at the end.",
+        format!("{kept} acknowledged alerts × {} replicas", live.len()),
+        lost,
+    ));
+
+    // 2. Nothing deleted comes back.
+    let mut back = Vec::new();
+    for a in &withdrawn {
+        let Some(id) = a.id.as_deref() else { continue };
+        for n in &live {
+            if o.finals[*n].contains_key(id) {
+                back.push(format!(
+                    "alert {id} (withdrawn at {} t={:.1} s, acknowledged) is present at {n}",
+                    a.site,
+                    a.t_ms as f64 / 1000.0
+                ));
+            }
+        }
+    }
+    out.push(verdict(
+        "no_deleted_record_returns",
+        "No alert whose withdrawal was acknowledged exists on any replica at the end.",
+        format!(
+            "{} acknowledged withdrawals × {} replicas",
+            withdrawn.len(),
+            live.len()
+        ),
+        back,
+    ));
+
+    // 3. Acknowledged workflow steps hold.
+    let mut regressed = Vec::new();
+    let mut acks_checked = 0;
+    for a in &acked_acks {
+        let Some(id) = a.id.as_deref() else { continue };
+        if withdraw_tried.contains(id) {
+            continue;
+        }
+        acks_checked += 1;
+        for n in &live {
+            let status = o.finals[*n]
+                .get(id)
+                .and_then(|r| r["fields"]["status"].as_str().map(str::to_owned));
+            if !matches!(status.as_deref(), Some("acknowledged" | "resolved")) {
+                regressed.push(format!(
+                    "alert {id} acknowledged at {} t={:.1} s has status {status:?} at {n}",
+                    a.site,
+                    a.t_ms as f64 / 1000.0
+                ));
+            }
+        }
+    }
+    out.push(verdict(
+        "acknowledged_actions_hold",
+        "Every acknowledged alert acknowledgement is in force on every replica (status never goes back).",
+        format!("{acks_checked} acknowledgements × {} replicas", live.len()),
+        regressed,
+    ));
+
+    // 4. Convergence within the bound.
+    let bound = o.scenario.converge_within_secs;
+    let mut not_converged = Vec::new();
+    match o.converged_after_secs {
+        Some(s) if s <= bound => {}
+        Some(s) => not_converged.push(format!("converged after {s:.1} s, bound {bound} s")),
+        None => {
+            let distinct: BTreeSet<&String> = o.hashes.values().collect();
+            not_converged.push(format!(
+                "{} different state hashes at the end: {:?}",
+                distinct.len(),
+                o.hashes
+            ))
+        }
+    }
+    out.push(verdict(
+        "replicas_converge",
+        "After the last fault and the end of the workload, every running replica reaches the same state hash within the scenario's bound.",
+        match o.converged_after_secs {
+            Some(s) => format!("{} replicas, identical after {s:.2} s (bound {bound} s)", live.len()),
+            None => format!("{} replicas (bound {bound} s)", live.len()),
+        },
+        not_converged,
+    ));
+
+    // 5. Sites keep working: every call to a running site with disk space is acknowledged,
+    //    partitioned from headquarters or not.
+    let mut refused = Vec::new();
+    let mut during_outage = 0;
+    let mut checked = 0;
+    for a in &o.attempts {
+        let Some(st) = state_at(&o.states, &a.site, a.t_ms) else {
+            continue;
+        };
+        // A call that straddles a restart or a fault change is not held against the site.
+        let end = state_at(&o.states, &a.site, a.t_ms + a.took_ms);
+        let steady = |s: &NodeState| s.life == Life::Running && !s.disk_full;
+        if !steady(st) || !end.is_some_and(steady) || process_fault_near(o, a) {
+            continue;
+        }
+        checked += 1;
+        if !st.reaches_command {
+            during_outage += 1;
+        }
+        if !a.acked {
+            refused.push(format!(
+                "{:?} at {} t={:.1} s{} failed: {}",
+                a.op,
+                a.site,
+                a.t_ms as f64 / 1000.0,
+                if st.reaches_command {
+                    ""
+                } else {
+                    " (cut off from headquarters)"
+                },
+                a.error.as_deref().unwrap_or("?")
+            ));
+        }
+    }
+    out.push(verdict(
+        "sites_keep_working",
+        "Officers' calls to a running site succeed whether or not it can reach headquarters.",
+        format!("{checked} calls, {during_outage} of them while the site was cut off"),
+        refused,
+    ));
+
+    // 6. Alerts raised during an outage reach headquarters afterwards.
+    let commands: Vec<&String> = live
+        .iter()
+        .copied()
+        .filter(|n| {
+            o.scenario
+                .node(n)
+                .is_some_and(|s| s.role == crate::scenario::Role::Command)
+        })
+        .collect();
+    let mut unreached = Vec::new();
+    let mut outage_alerts = 0;
+    for a in &raised {
+        let Some(id) = a.id.as_deref() else { continue };
+        let cut = state_at(&o.states, &a.site, a.t_ms).is_some_and(|s| !s.reaches_command);
+        if !cut || withdraw_tried.contains(id) {
+            continue;
+        }
+        outage_alerts += 1;
+        for c in &commands {
+            if !o.finals[*c].contains_key(id) {
+                unreached.push(format!(
+                    "alert {id} raised at {} t={:.1} s during its outage never reached {c}",
+                    a.site,
+                    a.t_ms as f64 / 1000.0
+                ));
+            }
+        }
+    }
+    out.push(verdict(
+        "outage_alerts_reach_hq",
+        "Alerts raised at a site while it was cut off from every command center are at every command center at the end.",
+        format!("{outage_alerts} alerts raised during outages × {} command centers", commands.len()),
+        unreached,
+    ));
+
+    // 7. Clock skew beyond the limit is refused and reported, not merged.
+    let skews: Vec<&crate::runner::FaultEvent> = o
+        .faults
+        .iter()
+        .filter(|f| matches!(f.action, Action::Unskew { .. }))
+        .collect();
+    if o.faults
+        .iter()
+        .any(|f| matches!(f.action, Action::Skew { .. }))
+    {
+        let mut bad = Vec::new();
+        if skews.is_empty() {
+            bad.push("the scenario skews a clock but never corrects it: nothing to judge".into());
+        }
+        for f in &skews {
+            let note = f.note.as_deref().unwrap_or("");
+            let field = |k: &str| -> Option<u64> {
+                note.split_whitespace()
+                    .find_map(|w| w.strip_prefix(&format!("{k}=")))
+                    .and_then(|v| v.parse().ok())
+            };
+            match (
+                field("skewed_writes"),
+                field("held_elsewhere"),
+                field("refused_batches"),
+            ) {
+                (Some(written), Some(held), Some(refused)) => {
+                    if written == 0 {
+                        bad.push(format!("{}: the site made no writes while its clock was wrong: nothing was tested", f.description));
+                    }
+                    if held > 0 {
+                        bad.push(format!("{}: {held} writes made with the wrong clock were merged elsewhere ({note})", f.description));
+                    }
+                    if refused == 0 {
+                        bad.push(format!(
+                            "{}: no peer reported a refused batch ({note})",
+                            f.description
+                        ));
+                    }
+                }
+                _ => bad.push(format!("{}: no evidence recorded ({note})", f.description)),
+            }
+        }
+        out.push(verdict(
+            "clock_skew_refused",
+            "While a site's clock is ahead beyond the limit, its writes are refused by every peer (and the refusals show in their metrics), not merged.",
+            skews
+                .iter()
+                .map(|f| f.note.clone().unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join("; "),
+            bad,
+        ));
+    }
+
+    // 8. No process died on its own, and every fault could be applied.
+    let mut broken: Vec<String> = o
+        .died
+        .iter()
+        .map(|d| format!("exited on its own: {d}"))
+        .collect();
+    for f in &o.faults {
+        if let Some(e) = &f.error {
+            broken.push(format!(
+                "fault at t={:.1} s ({}) could not be applied: {e}",
+                f.t_ms as f64 / 1000.0,
+                f.description
+            ));
+        }
+    }
+    out.push(verdict(
+        "processes_survive",
+        "No node exits unless the drill kills it, and every fault of the timeline was applied.",
+        format!(
+            "{} nodes, {} faults",
+            o.scenario.nodes.len(),
+            o.faults.len()
+        ),
+        broken,
+    ));
+    Verdicts(out)
+}
+
+/// Per site: how long after its last outage ended the command centers had all of its
+/// acknowledged alerts again (recovery time), and how many it lost (recovery point).
+#[derive(Debug, Clone, Serialize)]
+pub struct Recovery {
+    pub site: String,
+    /// When its last outage (cut off, killed, disk full) ended, ms after the start.
+    pub outage_end_ms: Option<u64>,
+    /// When the command centers next lacked none of its alerts.
+    pub caught_up_ms: Option<u64>,
+    pub recovery_secs: Option<f64>,
+    /// Acknowledged alerts of the site missing somewhere at the end.
+    pub lost_writes: usize,
+}
+
+/// Recovery of every writing site.
+pub fn recovery(o: &Observed, verdicts: &Verdicts) -> Vec<Recovery> {
+    let lost_by_site: BTreeMap<String, usize> = verdicts
+        .0
+        .iter()
+        .filter(|v| v.name == "no_acknowledged_write_lost")
+        .flat_map(|v| v.evidence.iter())
+        .filter_map(|e| {
+            e.split("raised at ")
+                .nth(1)?
+                .split(' ')
+                .next()
+                .map(str::to_owned)
+        })
+        .fold(BTreeMap::new(), |mut m, s| {
+            *m.entry(s).or_default() += 1;
+            m
+        });
+    o.scenario
+        .writing_sites()
+        .into_iter()
+        .map(|site| {
+            let mine: Vec<&NodeState> = o.states.iter().filter(|s| s.node == site).collect();
+            let bad = |s: &NodeState| !s.reaches_command || s.life != Life::Running || s.disk_full;
+            let mut outage_end = None;
+            for w in mine.windows(2) {
+                if bad(w[0]) && !bad(w[1]) {
+                    outage_end = Some(w[1].t_ms);
+                }
+            }
+            let caught_up = outage_end.and_then(|end| {
+                o.lag
+                    .iter()
+                    .filter(|l| l.t_ms >= end && !l.missing.is_empty())
+                    .find(|l| {
+                        l.missing
+                            .values()
+                            .all(|m| m.get(&site).copied().unwrap_or(0) == 0)
+                    })
+                    .map(|l| l.t_ms)
+            });
+            Recovery {
+                lost_writes: lost_by_site.get(&site).copied().unwrap_or(0),
+                recovery_secs: match (outage_end, caught_up) {
+                    (Some(e), Some(c)) => Some((c - e) as f64 / 1000.0),
+                    _ => None,
+                },
+                site,
+                outage_end_ms: outage_end,
+                caught_up_ms: caught_up,
+            }
+        })
+        .collect()
+}
