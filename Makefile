@@ -12,7 +12,13 @@ deps:
 build: deps
 	$(CARGO) build --release --bin mizugiwa
 
+# The Python with the interop peers (onnxruntime for the tract parity test, taky, pytak).
+export MZ_PYTHON ?= $(CURDIR)/.venv/bin/python
+
+# The drills' checker is tested against a deliberately broken build of the daemons, built on
+# its own first (in the same cargo run its fault feature would reach the real binary).
 test: deps
+	$(CARGO) build -p mizugiwa-broken-replica
 	$(CARGO) test --no-fail-fast
 
 demo: build

@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(pkg-config libsqlite3-dev sqlite3 build-essential python3-venv chromium)
+# faketime: the clock-skew drill runs a daemon under libfaketime.
+DEBIAN_PACKAGES=(pkg-config libsqlite3-dev sqlite3 build-essential python3-venv chromium faketime)
 # Node.js and npm build the dashboard's assets; take Debian's only where none is installed.
 command -v npm >/dev/null 2>&1 || DEBIAN_PACKAGES+=(nodejs npm)
 

@@ -576,6 +576,15 @@ async fn raise_alert(
         &id,
         json!({ "title": body.title }),
     )?;
+    #[cfg(feature = "drill-fault-drop-write")]
+    {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static RAISED: AtomicU64 = AtomicU64::new(0);
+        if RAISED.fetch_add(1, Ordering::SeqCst) == 4 {
+            tracing::error!(%id, "drill fault: acknowledging this alert without writing it");
+            return Ok(Json(json!({ "collection": ALERTS, "id": id, "fields": {} })));
+        }
+    }
     let record = {
         let mut store = state.store.lock().map_err(ApiError::internal)?;
         store.put(ALERTS, &id, &ops).map_err(ApiError::internal)?;

@@ -51,6 +51,8 @@ pub struct NodeProc {
     pub skew_secs: Option<i64>,
     /// Its data folder is a tmpfs this drill mounted.
     pub mounted: bool,
+    /// Another build of the daemon to run it with.
+    pub bin: Option<PathBuf>,
     child: Option<Child>,
 }
 
@@ -125,6 +127,7 @@ impl Cluster {
                     life: Life::NotStarted,
                     skew_secs: None,
                     mounted: false,
+                    bin: None,
                     child: None,
                 },
             );
@@ -197,11 +200,11 @@ impl Cluster {
 
     /// Starts (or restarts) a node and waits until it serves.
     pub async fn start(&mut self, name: &str) -> anyhow::Result<()> {
-        let bin = self.bin.clone();
         let n = self
             .nodes
             .get_mut(name)
             .with_context(|| format!("no node {name:?}"))?;
+        let bin = n.bin.clone().unwrap_or_else(|| self.bin.clone());
         if n.life == Life::Lost {
             bail!("{name} was lost for good");
         }

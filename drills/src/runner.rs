@@ -23,6 +23,9 @@ pub struct RunOptions {
     pub bin: PathBuf,
     /// Working folder for the deployment (certificates, configs, data, logs).
     pub work_dir: PathBuf,
+    /// Nodes run by another build of the daemons (the checker's own test runs one node on
+    /// a deliberately broken build); the tools always come from `bin`.
+    pub replica_bins: BTreeMap<String, PathBuf>,
 }
 
 /// One fault as it happened.
@@ -113,6 +116,13 @@ impl Shared {
 /// Runs the scenario and checks it.
 pub async fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<(Observed, Verdicts)> {
     let mut cluster = Cluster::prepare(scenario, &opts.bin, &opts.work_dir).await?;
+    for (node, bin) in &opts.replica_bins {
+        cluster
+            .nodes
+            .get_mut(node)
+            .with_context(|| format!("--replica-bin names unknown node {node:?}"))?
+            .bin = Some(bin.clone());
+    }
     // Command centers first, so that sites find them at once.
     let mut order: Vec<&crate::scenario::NodeSpec> =
         scenario.nodes.iter().filter(|n| !n.standby).collect();

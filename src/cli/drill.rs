@@ -22,7 +22,16 @@ pub enum DrillCommand {
         /// Keep the working folder (configs, replicas, logs) for inspection.
         #[arg(long)]
         keep: bool,
+        /// Run NODE with another build of the daemons: NODE=PATH (repeatable). For testing
+        /// the checker with a deliberately broken replica.
+        #[arg(long = "replica-bin", value_parser = parse_replica_bin)]
+        replica_bins: Vec<(String, PathBuf)>,
     },
+}
+
+fn parse_replica_bin(s: &str) -> Result<(String, PathBuf), String> {
+    let (node, path) = s.split_once('=').ok_or("expected NODE=PATH")?;
+    Ok((node.to_owned(), PathBuf::from(path)))
 }
 
 /// The drill's verdict as an error, so that the process exits non-zero.
@@ -33,6 +42,7 @@ pub fn run(cmd: DrillCommand) -> anyhow::Result<()> {
             report,
             work_dir,
             keep,
+            replica_bins,
         } => {
             let parsed = mizugiwa_drills::Scenario::load(&scenario)?;
             let report = report.unwrap_or_else(|| PathBuf::from("drill-report").join(&parsed.name));
@@ -50,6 +60,7 @@ pub fn run(cmd: DrillCommand) -> anyhow::Result<()> {
             let opts = mizugiwa_drills::RunOptions {
                 bin: std::env::current_exe().context("finding this binary")?,
                 work_dir: dir.clone(),
+                replica_bins: replica_bins.into_iter().collect(),
             };
             println!("drill {}: {}", parsed.name, parsed.summary);
             println!("  working folder {}", dir.display());
