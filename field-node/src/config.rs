@@ -9,7 +9,10 @@ use mizugiwa_command::runtime::{HttpSection, Location, Runtime, RuntimeConfig, S
 use mizugiwa_command::web::Mode;
 use serde::Deserialize;
 
+use std::sync::Arc;
+
 use crate::bus::{BusConfig, DroneRecorder, SiteBus};
+use crate::gate::{self, GateSection, GateService};
 use crate::pipeline::{self, SourceConfig};
 
 /// A site's config file (documented example: `docs/site.toml`).
@@ -42,6 +45,9 @@ pub struct SiteConfig {
     pub records: pipeline::RecordPolicy,
     /// The site bus for live data; no bus when absent.
     pub bus: Option<BusConfig>,
+    /// E-gates served by this site (airports); none when absent.
+    #[serde(default)]
+    pub gates: Option<GateSection>,
 }
 
 fn default_status_secs() -> u64 {
@@ -60,6 +66,9 @@ impl SiteConfig {
         cfg.pki_dir = base.join(&cfg.pki_dir);
         for s in &mut cfg.sources {
             s.resolve_paths(base);
+        }
+        if let Some(p) = cfg.gates.as_mut().and_then(|g| g.policy.as_mut()) {
+            *p = base.join(&*p);
         }
         Ok(cfg)
     }
@@ -87,7 +96,17 @@ pub async fn run(
     cfg: SiteConfig,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let runtime = Runtime::start(cfg.runtime()).await?;
+    let mut gates = None;
+    let runtime = Runtime::start_with(cfg.runtime(), |ext| {
+        let Some(section) = &cfg.gates else {
+            return Ok(axum::Router::new());
+        };
+        let svc = Arc::new(GateService::new(ext.store.clone(), &cfg.node, section)?);
+        tracing::info!(gates = section.devices.len(), "e-gate API at /api/gate/decide");
+        gates = Some(tokio::spawn(gate::watch(svc.clone(), ext.stopped.clone())));
+        Ok(gate::routes(svc))
+    })
+    .await?;
     let pipeline = pipeline::start(&cfg, &runtime).await?;
     let bus = match &cfg.bus {
         Some(b) => {
@@ -111,6 +130,9 @@ pub async fn run(
         bus.close().await;
     }
     runtime.shutdown().await;
+    if let Some(g) = gates {
+        let _ = g.await;
+    }
     Ok(())
 }
 

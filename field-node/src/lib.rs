@@ -5,6 +5,9 @@
 //! mode, the node's status record) and adds the site's [`pipeline`]: sources (an inbox folder,
 //! AIS feeds, later drones, gates and scanners) whose observations become records.
 //!
+//! At an airport, [`gate`] serves the e-gates' API: decisions with `mizugiwa-gate-edge`,
+//! recorded durably, replays caught across airports through the replicated store.
+//!
 //! The [`bus`] (zenoh, peer mode, explicit endpoints) carries live data on the site's LAN.
 //! Live data stays live: only downsampled breadcrumbs and current state become records, so
 //! that sync carries what the picture needs and not every sensor sample.
@@ -12,6 +15,7 @@
 pub mod ais;
 pub mod bus;
 pub mod config;
+pub mod gate;
 pub mod pipeline;
 
 pub use config::{run, SiteConfig};

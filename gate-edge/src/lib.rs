@@ -55,3 +55,4 @@ pub mod trust;
 
 pub use decision::{decide, Decision, GateInput, Outcome, Policy, Reason};
 pub use qr::{QrError, VerifiedDeclaration, VerifyPolicy};
+pub use trust::PublicKeyFile;

@@ -150,6 +150,26 @@ impl PublicKey {
             .map_err(|e| KeyError::PublicPem(e.to_string()))
     }
 
+    /// SubjectPublicKeyInfo DER.
+    pub fn to_der(&self) -> Result<Vec<u8>, KeyError> {
+        let der = match self {
+            PublicKey::Ed25519(k) => k.to_public_key_der(),
+            PublicKey::Es256(k) => k.to_public_key_der(),
+        };
+        der.map(|d| d.into_vec())
+            .map_err(|e| KeyError::Encode(e.to_string()))
+    }
+
+    /// `SHA256:<hex>` of the SubjectPublicKeyInfo DER (what `openssl pkey -pubin -outform DER |
+    /// sha256sum` prints): the key's name for operators comparing keys across sites.
+    pub fn fingerprint(&self) -> Result<String, KeyError> {
+        use sha2::{Digest, Sha256};
+        Ok(format!(
+            "SHA256:{}",
+            hex::encode(Sha256::digest(self.to_der()?))
+        ))
+    }
+
     /// Check `signature` over `message`. Ed25519 uses the strict check (no small-order keys, no
     /// malleable signatures); ES256 takes the 64-byte `r || s` form COSE uses.
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
@@ -163,6 +183,84 @@ impl PublicKey {
                 Err(_) => false,
             },
         }
+    }
+}
+
+/// Largest public key file [`PublicKeyFile::parse`] reads (a PEM public key is ~120 bytes; the
+/// headquarters publisher refuses files over the same size).
+pub const MAX_PUBLIC_KEY_FILE_BYTES: usize = 16 * 1024;
+
+/// A `KID.pub` file: one SubjectPublicKeyInfo PEM (`-----BEGIN PUBLIC KEY-----`), Ed25519 or
+/// P-256, and nothing else. The key id is not in the file: it is the file name at headquarters
+/// (`KID.pub`) and the record id in the replicated store (`gate_keys/<kid>`, whose `key` field
+/// is the file's text, verbatim). The algorithm comes from the key's OID.
+///
+/// `mizugiwa gate keys new` writes these files; the field node parses the published text with
+/// [`PublicKeyFile::parse`]. `openssl pkey -pubin -in KID.pub -text` reads them too.
+///
+/// ```
+/// use mizugiwa_gate_edge::trust::{Algorithm, PublicKeyFile, SigningKey};
+/// let key = SigningKey::ed25519_from_seed([3; 32]).public_key();
+/// let text = PublicKeyFile::new(key.clone()).to_text().unwrap();
+/// assert!(text.starts_with("-----BEGIN PUBLIC KEY-----"));
+/// let file = PublicKeyFile::parse(&text).unwrap();
+/// assert_eq!(file.algorithm(), Algorithm::EdDSA);
+/// assert_eq!(file.key, key);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicKeyFile {
+    pub key: PublicKey,
+}
+
+impl PublicKeyFile {
+    /// The file name extension (`KID.pub`).
+    pub const EXTENSION: &'static str = "pub";
+
+    pub fn new(key: PublicKey) -> Self {
+        PublicKeyFile { key }
+    }
+
+    /// Read a public key file's text. Surrounding whitespace and CRLF line ends are accepted;
+    /// anything else around the PEM block, a private key, a key of another type or a file over
+    /// [`MAX_PUBLIC_KEY_FILE_BYTES`] is refused (the error never quotes key material).
+    pub fn parse(text: &str) -> Result<Self, KeyError> {
+        if text.len() > MAX_PUBLIC_KEY_FILE_BYTES {
+            return Err(KeyError::PublicPem(format!(
+                "{} bytes, more than the {MAX_PUBLIC_KEY_FILE_BYTES} a public key file may have",
+                text.len()
+            )));
+        }
+        if text.contains("PRIVATE KEY-----") {
+            return Err(KeyError::PublicPem(
+                "this is a private key: publish KID.pub, never KID.key".into(),
+            ));
+        }
+        let normalised = text.trim().replace("\r\n", "\n");
+        if normalised.matches("-----BEGIN ").count() != 1
+            || !normalised.starts_with("-----BEGIN PUBLIC KEY-----")
+            || !normalised.ends_with("-----END PUBLIC KEY-----")
+        {
+            return Err(KeyError::PublicPem(
+                "expected exactly one -----BEGIN PUBLIC KEY----- block and nothing around it"
+                    .into(),
+            ));
+        }
+        PublicKey::from_pem(&format!("{normalised}\n")).map(PublicKeyFile::new)
+    }
+
+    pub fn algorithm(&self) -> Algorithm {
+        self.key.algorithm()
+    }
+
+    /// The file's text: the SubjectPublicKeyInfo PEM, ending with a newline.
+    pub fn to_text(&self) -> Result<String, KeyError> {
+        self.key.to_pem()
+    }
+
+    /// `SHA256:<hex>` of the key's SubjectPublicKeyInfo DER, the same as
+    /// `openssl pkey -pubin -in KID.pub -outform DER | sha256sum`.
+    pub fn fingerprint(&self) -> Result<String, KeyError> {
+        self.key.fingerprint()
     }
 }
 
@@ -350,6 +448,54 @@ mod tests {
             assert!(back.public_key().verify(b"declaration", &sig));
             assert!(!back.public_key().verify(b"declaratioN", &sig));
         }
+    }
+
+    #[test]
+    fn public_key_files_round_trip_and_refuse_anything_else() {
+        for key in [
+            SigningKey::ed25519_from_seed([5; 32]),
+            SigningKey::generate_es256(),
+        ] {
+            let file = PublicKeyFile::new(key.public_key());
+            let text = file.to_text().expect("encode");
+            assert!(text.starts_with("-----BEGIN PUBLIC KEY-----\n"));
+            assert!(text.ends_with("-----END PUBLIC KEY-----\n"));
+            let back = PublicKeyFile::parse(&text).expect("parse");
+            assert_eq!(back, file);
+            assert_eq!(back.algorithm(), key.algorithm());
+            // Published verbatim, perhaps through an editor: CRLF and surrounding blanks pass.
+            let crlf = format!("\n  {}\r\n", text.trim().replace('\n', "\r\n"));
+            assert_eq!(PublicKeyFile::parse(&crlf).expect("crlf"), file);
+            let fp = back.fingerprint().expect("fingerprint");
+            assert!(fp.starts_with("SHA256:") && fp.len() == 7 + 64, "{fp}");
+
+            let private = key.to_pem().expect("private pem");
+            let e = PublicKeyFile::parse(&private).expect_err("a private key is no .pub file");
+            assert!(e.to_string().contains("private key"), "{e}");
+            assert!(!e
+                .to_string()
+                .contains(private.lines().nth(1).unwrap_or("-")));
+            for bad in [
+                String::new(),
+                "not a key".to_string(),
+                format!("# comment\n{text}"),
+                format!("{text}trailing"),
+                format!("{text}{text}"),
+                text.replace('A', "B"),
+                "x".repeat(MAX_PUBLIC_KEY_FILE_BYTES + 1),
+            ] {
+                assert!(PublicKeyFile::parse(&bad).is_err(), "{bad:?}");
+            }
+        }
+        // The fingerprint is SHA-256 of the SubjectPublicKeyInfo DER, as openssl computes it.
+        let key = SigningKey::ed25519_from_seed([5; 32]).public_key();
+        let der = key.to_der().expect("der");
+        assert_eq!(
+            der.len(),
+            44,
+            "Ed25519 SPKI is 12 bytes of header and the 32-byte key"
+        );
+        assert_eq!(&der[12..], key.to_bytes().as_slice());
     }
 
     #[test]

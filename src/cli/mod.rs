@@ -3,6 +3,7 @@
 mod daemons;
 mod demo;
 mod drill;
+mod gate;
 mod pki;
 mod store;
 mod sync;
@@ -42,6 +43,10 @@ enum Command {
     /// BCP drills: run a scenario of faults against real processes and check the invariants.
     #[command(subcommand)]
     Drill(drill::DrillCommand),
+    /// Airport e-gates: signing keys, test declaration QR codes, offline verification and
+    /// decisions, passport zones, allowances and duty.
+    #[command(subcommand)]
+    Gate(gate::GateCommand),
     /// Run a whole deployment on this machine: a command center and three sites on loopback.
     Demo(demo::DemoArgs),
 }
@@ -53,6 +58,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sync(c) => sync::run(c),
         Command::Demo(a) => demo::run(a),
         Command::Drill(c) => drill::run(c),
+        Command::Gate(c) => gate::run(c),
         Command::Command(a) => daemons::command(a),
         Command::Node(a) => daemons::node(a),
         Command::User(c) => daemons::user(c),

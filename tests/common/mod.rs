@@ -119,9 +119,19 @@ fn peers_toml(peers: &[(&str, SocketAddr)]) -> String {
 
 impl Daemon {
     pub fn command(dep: &Deployment, name: &str, peers: &[(&str, SocketAddr)]) -> Daemon {
+        Self::command_with(dep, name, peers, "")
+    }
+
+    /// A command center with more config appended (`[gates]`, `[tak]`, ...).
+    pub fn command_with(
+        dep: &Deployment,
+        name: &str,
+        peers: &[(&str, SocketAddr)],
+        extra: &str,
+    ) -> Daemon {
         let toml = format!(
             "node = \"{name}\"\ndata_dir = \"{name}-data\"\npki_dir = \"pki\"\nstatus_interval_secs = 1\n\n\
-             [sync]\nlisten = \"127.0.0.1:0\"\n\n{}[http]\nlisten = \"127.0.0.1:0\"\n\n{}",
+             [sync]\nlisten = \"127.0.0.1:0\"\n\n{}[http]\nlisten = \"127.0.0.1:0\"\n\n{}{extra}",
             peers_toml(peers),
             dep.users_toml
         );

@@ -1,0 +1,434 @@
+//! E-gates at an airport site: the gate API of the site daemon.
+//!
+//! A gate (the hardware at the arrival hall) sends what it read — the declaration QR text, the
+//! passport's MRZ lines, the chip's DG1 fields, its face-match score — to
+//! `POST /api/gate/decide` on its airport's field node, authenticated with its own token. The
+//! node decides with `mizugiwa-gate-edge` against the trust list headquarters published into
+//! the replicated store, and records the passage, the use of the declaration and the gate's
+//! counters in one durable transaction before it answers: a gate opens only for a decision
+//! that is on record. It all works with the link to headquarters down.
+//!
+//! **Replays.** Every use of a declaration is an element of the add-wins set `uses` of
+//! `gate_uses/<declaration id>`, so two airports that were cut off when the same declaration
+//! was shown at both learn of both uses when they sync. The second use at one node is refused
+//! at once (officer lane, reason `replay`); a use learnt through sync raises the alert
+//! `alerts/gate-replay-<declaration id>`. The id is the same everywhere, so however many nodes
+//! notice, there is exactly one alert.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use mizugiwa_command::records::{ALERTS, GATE_KEYS, GATE_LISTS, GATE_PASSAGES, GATE_REVOKED, GATE_STATS, GATE_USES};
+use mizugiwa_command::trust::CURRENT_LIST;
+use mizugiwa_gate_edge::decision::ChipData;
+use mizugiwa_gate_edge::trust::{RevocationList, TrustList, TrustedKey};
+use mizugiwa_gate_edge::{decide, mrz, qr, Decision, GateInput, Outcome, Policy, PublicKeyFile, Reason, VerifyPolicy};
+use mizugiwa_sync::{FieldOp, FieldValue, Store, Value};
+use serde::Deserialize;
+use serde_json::json;
+use time::OffsetDateTime;
+use tokio::sync::{broadcast, watch};
+
+/// The `[gates]` section of site.toml.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateSection {
+    /// The gates allowed to ask for decisions.
+    pub devices: Vec<GateDevice>,
+    /// The decision policy (a TOML file of `mizugiwa-gate-edge`'s `Policy`); the default
+    /// policy when absent.
+    #[serde(default)]
+    pub policy: Option<PathBuf>,
+    /// A trust list older than this (hours since headquarters last published it) sends every
+    /// passenger to an officer. Default 72.
+    #[serde(default = "default_max_list_age_hours")]
+    pub max_list_age_hours: u64,
+    /// Seed of the random selection (default: derived from the site name).
+    #[serde(default)]
+    pub selection_seed: Option<u64>,
+}
+
+fn default_max_list_age_hours() -> u64 {
+    72
+}
+
+/// One gate.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateDevice {
+    /// The gate's name, e.g. "t1-gate3".
+    pub id: String,
+    /// BLAKE3 (hex) of the gate's bearer token (`mizugiwa gate token` makes a pair).
+    pub token_blake3: String,
+}
+
+/// The hash a device token is configured by.
+pub fn token_hash(token: &str) -> String {
+    blake3::hash(token.as_bytes()).to_hex().to_string()
+}
+
+/// What a gate sends.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecideRequest {
+    /// The declaration QR's text.
+    pub qr: String,
+    /// The MRZ lines as read (2 for a passport, 3 for an ID card).
+    pub mrz: Vec<String>,
+    /// The chip's DG1, if read.
+    #[serde(default)]
+    pub chip: Option<ChipData>,
+    /// Face-match score from the gate's camera, 0.0-1.0.
+    #[serde(default)]
+    pub face_score: Option<f64>,
+    /// A hit reported by an external watchlist check.
+    #[serde(default)]
+    pub watchlist_hit: bool,
+}
+
+/// The gate service of one site.
+pub struct GateService {
+    store: Arc<Mutex<Store>>,
+    site: String,
+    devices: HashMap<String, String>,
+    policy: Policy,
+    verify: VerifyPolicy,
+    seed: u64,
+    lists: Mutex<Option<Arc<(TrustList, RevocationList)>>>,
+    lists_dirty: AtomicBool,
+}
+
+fn at(ms: u64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+impl GateService {
+    /// The service for `site` as its config says.
+    pub fn new(store: Arc<Mutex<Store>>, site: &str, cfg: &GateSection) -> anyhow::Result<GateService> {
+        let policy = match &cfg.policy {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("reading the gate policy {}", p.display()))?;
+                toml::from_str(&text).with_context(|| format!("parsing the gate policy {}", p.display()))?
+            }
+            None => Policy::default(),
+        };
+        let age = cfg.max_list_age_hours * 3600;
+        let verify = VerifyPolicy {
+            max_trust_list_age_secs: age,
+            max_revocation_list_age_secs: age,
+            ..VerifyPolicy::default()
+        };
+        let mut devices = HashMap::new();
+        for d in &cfg.devices {
+            let hash = d.token_blake3.trim().to_ascii_lowercase();
+            if hash.len() != 64 || !hash.chars().all(|c| c.is_ascii_hexdigit()) {
+                anyhow::bail!("gate {}: token_blake3 must be 64 hex digits", d.id);
+            }
+            devices.insert(hash, d.id.clone());
+        }
+        Ok(GateService {
+            store,
+            site: site.to_owned(),
+            devices,
+            policy,
+            verify,
+            seed: cfg
+                .selection_seed
+                .unwrap_or_else(|| u64::from_le_bytes(blake3::hash(site.as_bytes()).as_bytes()[..8].try_into().unwrap_or([0; 8]))),
+            lists: Mutex::new(None),
+            lists_dirty: AtomicBool::new(true),
+        })
+    }
+
+    /// The gate a bearer token belongs to.
+    fn gate_of(&self, headers: &HeaderMap) -> Option<String> {
+        let token = headers
+            .get(axum::http::header::AUTHORIZATION)?
+            .to_str()
+            .ok()?
+            .strip_prefix("Bearer ")?;
+        self.devices.get(&token_hash(token)).cloned()
+    }
+
+    /// The trust and revocation lists as the replica holds them now.
+    fn lists(&self) -> anyhow::Result<Arc<(TrustList, RevocationList)>> {
+        if !self.lists_dirty.swap(false, Ordering::SeqCst) {
+            if let Some(l) = self.lists.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.clone() {
+                return Ok(l);
+            }
+        }
+        let store = self.store.lock().map_err(|_| anyhow::anyhow!("store lock poisoned"))?;
+        // Headquarters' heartbeat dates both lists: a gate that has not heard from it for
+        // too long stops trusting them. Never published: the epoch, so stale.
+        let published = store
+            .get(GATE_LISTS, CURRENT_LIST)?
+            .and_then(|r| match r.get("published_ms") {
+                Some(Value::Int(ms)) => Some(*ms as u64),
+                _ => None,
+            })
+            .unwrap_or(0);
+        let mut trust = TrustList::new(at(published));
+        for r in store.list(GATE_KEYS)? {
+            match r.get("key") {
+                Some(Value::Text(text)) => match PublicKeyFile::parse(text) {
+                    Ok(file) => trust.insert(r.id.clone(), TrustedKey::new(file.key)),
+                    Err(e) => tracing::warn!(kid = %r.id, error = %e, "published gate key unreadable; not trusted"),
+                },
+                _ => tracing::warn!(kid = %r.id, "published gate key has no text; not trusted"),
+            }
+        }
+        let mut revoked = RevocationList::new(at(published));
+        revoked.kids = store.ids(GATE_REVOKED)?.into_iter().collect();
+        let lists = Arc::new((trust, revoked));
+        *self.lists.lock().map_err(|_| anyhow::anyhow!("poisoned"))? = Some(lists.clone());
+        Ok(lists)
+    }
+
+    /// Decides one passage and records it; the gate's answer.
+    pub fn decide(&self, gate: &str, req: &DecideRequest) -> anyhow::Result<serde_json::Value> {
+        let lists = self.lists()?;
+        let now_ms = self.store.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.now_ms();
+        let now = at(now_ms);
+        let verification = qr::verify(&req.qr, &lists.0, &lists.1, now, &self.verify);
+        let lines: Vec<&str> = req.mrz.iter().map(String::as_str).collect();
+        let passage = uuid::Uuid::new_v4().simple().to_string();
+        let mut store = self.store.lock().map_err(|_| anyhow::anyhow!("store lock poisoned"))?;
+        // The lookup and the record of this use happen under one lock: two gates of this node
+        // cannot both see a declaration unused.
+        let prior_uses = match &verification {
+            Ok(v) => uses_of(&store, &v.declaration.id)?,
+            Err(_) => Vec::new(),
+        };
+        let decision: Decision = decide(
+            &GateInput {
+                verification,
+                mrz: mrz::parse(&lines),
+                chip: req.chip.clone(),
+                face_match_score: req.face_score,
+                watchlist_hit: req.watchlist_hit,
+                replay_seen: !prior_uses.is_empty(),
+                now,
+                seed: self.seed,
+            },
+            &self.policy,
+        );
+        let opened = decision.outcome == Outcome::Open;
+        let reasons = serde_json::to_value(&decision.reasons)?;
+        let site = Value::Text(self.site.clone());
+        let mut passage_ops: Vec<(&str, FieldOp)> = vec![
+            ("site", FieldOp::Set(site.clone())),
+            ("gate", FieldOp::Set(gate.into())),
+            ("at_ms", FieldOp::Set(Value::Int(now_ms as i64))),
+            ("outcome", FieldOp::Set(if opened { "open" } else { "officer_lane" }.into())),
+            ("reasons", FieldOp::Set(Value::Json(reasons.to_string()))),
+            ("policy_version", FieldOp::Set(decision.policy_version.clone().into())),
+            ("decision_function", FieldOp::Set(decision.decision_function_version.clone().into())),
+        ];
+        if let Some(id) = &decision.declaration_id {
+            passage_ops.push(("declaration_id", FieldOp::Set(id.clone().into())));
+        }
+        if let Some(a) = &decision.assessment {
+            passage_ops.push(("duty_yen", FieldOp::Set(Value::Int(a.total_duty_yen as i64))));
+        }
+        let stats_id = format!("{}-{gate}", self.site);
+        let stats_ops: Vec<(&str, FieldOp)> = vec![
+            ("site", FieldOp::Set(site.clone())),
+            ("gate", FieldOp::Set(gate.into())),
+            (if opened { "opened" } else { "officer_lane" }, FieldOp::Increment(1)),
+            ("at_ms", FieldOp::Set(Value::Int(now_ms as i64))),
+        ];
+        let use_element = format!("{}/{gate}/{passage}@{now_ms}", self.site);
+        let uses_ops: Vec<(&str, FieldOp)> = vec![("uses", FieldOp::Add(use_element.clone()))];
+        let mut writes: Vec<(&str, &str, &[(&str, FieldOp)])> = vec![
+            (GATE_PASSAGES, &passage, &passage_ops),
+            (GATE_STATS, &stats_id, &stats_ops),
+        ];
+        let replay_alert;
+        let alert_ops;
+        if let Some(id) = &decision.declaration_id {
+            writes.push((GATE_USES, id, &uses_ops));
+            if !prior_uses.is_empty() {
+                let mut all = prior_uses.clone();
+                all.push(use_element.clone());
+                replay_alert = replay_alert_id(id);
+                alert_ops = replay_alert_ops(&self.site, id, &all, now_ms);
+                writes.push((ALERTS, &replay_alert, &alert_ops));
+            }
+        }
+        store.put_all(&writes)?;
+        drop(store);
+        tracing::info!(%gate, %passage, outcome = ?decision.outcome, reasons = decision.reasons.len(), "gate decision");
+        Ok(json!({
+            "passage": passage,
+            "gate": gate,
+            "site": self.site,
+            "open": opened,
+            "decision": decision,
+        }))
+    }
+
+    /// Raises the replay alert for `declaration` if its uses (as synced) are more than one
+    /// and nobody raised it yet. Returns whether it wrote the alert.
+    pub fn check_replay(&self, declaration: &str) -> anyhow::Result<bool> {
+        let mut store = self.store.lock().map_err(|_| anyhow::anyhow!("store lock poisoned"))?;
+        let uses = uses_of(&store, declaration)?;
+        let alert = replay_alert_id(declaration);
+        if uses.len() < 2 || store.get(ALERTS, &alert)?.is_some() {
+            return Ok(false);
+        }
+        let now = store.now_ms();
+        store.put(ALERTS, &alert, &replay_alert_ops(&self.site, declaration, &uses, now))?;
+        tracing::warn!(%declaration, uses = uses.len(), "declaration used more than once: replay alert raised");
+        Ok(true)
+    }
+}
+
+fn uses_of(store: &Store, declaration: &str) -> anyhow::Result<Vec<String>> {
+    Ok(match store.get(GATE_USES, declaration)? {
+        Some(r) => match r.fields.get("uses") {
+            Some(FieldValue::Members(m)) => m.clone(),
+            _ => Vec::new(),
+        },
+        None => Vec::new(),
+    })
+}
+
+fn replay_alert_id(declaration: &str) -> String {
+    format!("gate-replay-{declaration}")
+}
+
+fn replay_alert_ops(site: &str, declaration: &str, uses: &[String], now_ms: u64) -> Vec<(&'static str, FieldOp)> {
+    vec![
+        ("title", FieldOp::Set(format!("Declaration {declaration} used more than once").into())),
+        ("kind", FieldOp::Set("gate_replay".into())),
+        ("severity", FieldOp::Set("high".into())),
+        ("site", FieldOp::Set(site.into())),
+        ("raised_ms", FieldOp::Set(Value::Int(now_ms as i64))),
+        ("status", FieldOp::Advance("new".into())),
+        (
+            "detail",
+            FieldOp::Set(Value::Json(json!({ "declaration_id": declaration, "uses": uses }).to_string())),
+        ),
+    ]
+}
+
+/// Keeps the service's view of the store current: reloads the trust lists when they change,
+/// and checks for replays when uses arrive through sync.
+pub async fn watch(svc: Arc<GateService>, mut stopped: watch::Receiver<bool>) {
+    let mut changes = match svc.store.lock() {
+        Ok(s) => s.subscribe(),
+        Err(_) => return,
+    };
+    loop {
+        let event = tokio::select! {
+            e = changes.recv() => e,
+            _ = stopped.wait_for(|s| *s) => break,
+        };
+        match event {
+            Ok(e) if [GATE_KEYS, GATE_REVOKED, GATE_LISTS].contains(&e.collection.as_str()) => {
+                svc.lists_dirty.store(true, Ordering::SeqCst);
+            }
+            Ok(e) if e.collection == GATE_USES && e.via.is_some() => {
+                let svc = svc.clone();
+                let declaration = e.record.clone();
+                let done = tokio::task::spawn_blocking(move || svc.check_replay(&declaration)).await;
+                if let Ok(Err(err)) = done {
+                    tracing::error!(error = %format!("{err:#}"), "replay check failed");
+                }
+            }
+            Ok(_) => {}
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                // Missed changes: reload the lists, and look at every declaration used.
+                tracing::warn!(missed, "gate watcher lagged; rechecking everything");
+                svc.lists_dirty.store(true, Ordering::SeqCst);
+                let svc = svc.clone();
+                let _ = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+                    let ids = svc.store.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.ids(GATE_USES)?;
+                    for id in ids {
+                        svc.check_replay(&id)?;
+                    }
+                    Ok(())
+                })
+                .await;
+            }
+            Err(broadcast::error::RecvError::Closed) => break,
+        }
+    }
+}
+
+/// The gate API's routes.
+pub fn routes(svc: Arc<GateService>) -> Router {
+    Router::new()
+        .route("/api/gate/decide", post(decide_handler))
+        .route("/api/gate/status", get(status_handler))
+        .with_state(svc)
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": message.into() }))).into_response()
+}
+
+async fn decide_handler(
+    State(svc): State<Arc<GateService>>,
+    headers: HeaderMap,
+    body: Result<Json<DecideRequest>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Some(gate) = svc.gate_of(&headers) else {
+        return error(StatusCode::UNAUTHORIZED, "unknown gate: send `Authorization: Bearer <gate token>`");
+    };
+    let Json(req) = match body {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("send JSON {{qr, mrz: [lines], chip?, face_score?}}: {e}")),
+    };
+    if req.qr.len() > 8192 || req.mrz.len() > 3 || req.mrz.iter().any(|l| l.len() > 64) {
+        return error(StatusCode::PAYLOAD_TOO_LARGE, "QR text over 8 KiB or MRZ over 3 lines of 64");
+    }
+    // The decision writes durably (fsync): off the async workers.
+    match tokio::task::spawn_blocking(move || svc.decide(&gate, &req)).await {
+        Ok(Ok(answer)) => Json(answer).into_response(),
+        Ok(Err(e)) => {
+            tracing::error!(error = %format!("{e:#}"), "gate decision not recorded");
+            // Not on record, so not open: the gate sends the passenger to an officer.
+            error(StatusCode::SERVICE_UNAVAILABLE, format!("decision not recorded: {e:#}; officer lane"))
+        }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("decision failed: {e}; officer lane")),
+    }
+}
+
+async fn status_handler(State(svc): State<Arc<GateService>>, headers: HeaderMap) -> Response {
+    if svc.gate_of(&headers).is_none() {
+        return error(StatusCode::UNAUTHORIZED, "unknown gate");
+    }
+    let lists = match tokio::task::spawn_blocking({
+        let svc = svc.clone();
+        move || svc.lists()
+    })
+    .await
+    {
+        Ok(Ok(l)) => l,
+        _ => return error(StatusCode::SERVICE_UNAVAILABLE, "trust lists unreadable"),
+    };
+    Json(json!({
+        "site": svc.site,
+        "keys": lists.0.keys.keys().collect::<Vec<_>>(),
+        "revoked": lists.1.kids,
+        "lists_published": lists.0.updated_at.unix_timestamp() * 1000,
+        "policy_version": svc.policy.version,
+    }))
+    .into_response()
+}
+
+/// Whether a decision's reasons include a replay (for callers that summarise).
+pub fn is_replay(reasons: &[Reason]) -> bool {
+    reasons.iter().any(|r| matches!(r, Reason::Replay { .. }))
+}
