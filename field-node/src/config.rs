@@ -12,7 +12,7 @@ use serde::Deserialize;
 use std::sync::Arc;
 
 use crate::bus::{BusConfig, DroneRecorder, SiteBus};
-use crate::gate::{self, GateSection, GateService};
+use crate::gate::{self, GateApi, GateSection, GateService};
 use crate::pipeline::{self, SourceConfig};
 
 /// A site's config file (documented example: `docs/site.toml`).
@@ -104,7 +104,7 @@ pub async fn run(
         let svc = Arc::new(GateService::new(ext.store.clone(), &cfg.node, section)?);
         tracing::info!(gates = section.devices.len(), "e-gate API at /api/gate/decide");
         gates = Some(tokio::spawn(gate::watch(svc.clone(), ext.stopped.clone())));
-        Ok(gate::routes(svc))
+        Ok(gate::routes(GateApi::start(svc)?))
     })
     .await?;
     let pipeline = pipeline::start(&cfg, &runtime).await?;
