@@ -414,7 +414,8 @@ impl GateApi {
         }))
     }
 
-    async fn decide(&self, gate: String, req: DecideRequest) -> anyhow::Result<serde_json::Value> {
+    /// Queues one decision for the writer thread; its answer once it is on record.
+    pub async fn decide(&self, gate: String, req: DecideRequest) -> anyhow::Result<serde_json::Value> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.jobs
             .lock()

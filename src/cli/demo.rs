@@ -4,9 +4,12 @@
 //! with simulated traffic from each site. The hq dashboard address and demo logins are
 //! printed; Ctrl-C stops everything cleanly.
 //!
-//! The traffic is simulated until the capability crates are wired in: vessels and a patrol
-//! drone moving off Tsushima (as positions, vessel records and breadcrumbs), dark-vessel and
-//! X-ray alerts, and e-gate counters at Narita.
+//! Simulated traffic: vessels and a patrol drone moving off Tsushima (as positions, vessel
+//! records and breadcrumbs), dark-vessel and X-ray alerts, and passengers at Narita's e-gates:
+//! the demo signs their declarations with a demo issuer key whose public half headquarters
+//! publishes as the trust list, and every passenger goes through Narita's real gate service
+//! (verification, MRZ, allowances, decision, durable record; a few tampered, over-allowance
+//! or replayed declarations among them).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -14,10 +17,12 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Args;
 use mizugiwa_command::auth::{hash_password, Role, UserConfig};
-use mizugiwa_command::records::{ALERTS, GATE_STATS};
+use mizugiwa_command::records::ALERTS;
 use mizugiwa_command::runtime::{HttpSection, Location, Runtime, RuntimeConfig, SyncSection};
 use mizugiwa_command::web::Mode;
 use mizugiwa_field_node::bus::{BusConfig, DroneRecorder, SiteBus, Telemetry};
+use mizugiwa_field_node::gate::{DecideRequest, GateApi, GateDevice, GateSection, GateService};
+use mizugiwa_gate_edge::trust::{PublicKeyFile, SigningKey};
 use mizugiwa_field_node::pipeline::{Observation, RecordPolicy, Sink};
 use mizugiwa_sync::driver::PeerAddr;
 use mizugiwa_sync::pki::{self, Role as CertRole};
@@ -183,6 +188,103 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// Narita's gate token in the demo (a real site has one per gate, hashed in site.toml).
+const DEMO_GATE_TOKEN: &str = "demo-narita-t1-gate1";
+const DEMO_KID: &str = "demo-issuer";
+
+/// The demo issuer's signing key (made once in the working folder), with its public key in
+/// the folder headquarters publishes.
+fn demo_issuer(dir: &Path) -> anyhow::Result<SigningKey> {
+    let keys = dir.join("gate-keys");
+    let trust = dir.join("gate-trust");
+    std::fs::create_dir_all(&keys)?;
+    std::fs::create_dir_all(&trust)?;
+    let path = keys.join(format!("{DEMO_KID}.key"));
+    let key = match std::fs::read_to_string(&path) {
+        Ok(pem) => SigningKey::from_pem(&pem).map_err(|e| anyhow::anyhow!("{path:?}: {e}"))?,
+        Err(_) => {
+            let key = SigningKey::generate_ed25519();
+            std::fs::write(&path, key.to_pem().map_err(|e| anyhow::anyhow!("{e}"))?)?;
+            key
+        }
+    };
+    let public = PublicKeyFile::new(key.public_key())
+        .to_text()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    std::fs::write(trust.join(format!("{DEMO_KID}.pub")), public)?;
+    Ok(key)
+}
+
+/// The specimen passport's MRZ, valid until 2035.
+fn demo_mrz() -> Vec<String> {
+    use mizugiwa_gate_edge::mrz::check_digit;
+    let d = |f: &str| format!("{f}{}", check_digit(f).unwrap_or(0));
+    let (doc, dob, exp, opt) = (d("L898902C3"), d("740812"), d("350415"), d("ZE184226B<<<<<"));
+    let composite = d(&format!("{doc}{dob}{exp}{opt}"));
+    vec![
+        format!("{:<<44}", "P<UTOERIKSSON<<ANNA<MARIA"),
+        format!("{doc}UTO{dob}F{exp}{opt}{}", &composite[composite.len() - 1..]),
+    ]
+}
+
+/// Arriving passengers at Narita T1 gate 1, one every 2 s or so: most with a good declaration;
+/// now and then goods over the allowance, a tampered QR, or a declaration shown again.
+async fn passengers(api: std::sync::Arc<GateApi>, issuer: SigningKey, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(1800));
+    let (mut n, mut last_qr) = (0u64, None::<String>);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|s| *s) => break,
+        }
+        n += 1;
+        let mut decl = mizugiwa_gate_edge::declaration::example();
+        let now = time::OffsetDateTime::now_utc();
+        decl.id = format!("D-DEMO-{}-{n:05}", now.unix_timestamp());
+        decl.issued_at = now - time::Duration::hours(2);
+        decl.arrival_date = now.date();
+        if n % 7 == 3 {
+            // 6 bottles of whisky: over the allowance, and declared as such.
+            decl.goods.push(
+                mizugiwa_gate_edge::allowance::GoodsItem::new(
+                    mizugiwa_gate_edge::allowance::GoodsCategory::WhiskyBrandy,
+                    "whisky",
+                    6,
+                    8_000,
+                )
+                .with_volume_ml(700),
+            );
+            decl.answers.over_allowance = true;
+        }
+        let Ok(mut qr) = mizugiwa_gate_edge::qr::issue(&decl, &issuer, DEMO_KID) else {
+            continue;
+        };
+        if n % 11 == 5 {
+            // A forged copy: one character changed.
+            let mut b = qr.into_bytes();
+            let i = b.len() / 2;
+            b[i] = if b[i] == b'A' { b'B' } else { b'A' };
+            qr = String::from_utf8(b).unwrap_or_default();
+        } else if n % 13 == 8 {
+            // The previous passenger's declaration, shown again.
+            if let Some(prev) = &last_qr {
+                qr = prev.clone();
+            }
+        }
+        last_qr = Some(qr.clone());
+        let req = DecideRequest {
+            qr,
+            mrz: demo_mrz(),
+            chip: None,
+            face_score: Some(0.9),
+            watchlist_hit: false,
+        };
+        if let Err(e) = api.decide("t1-gate1".into(), req).await {
+            tracing::warn!(error = %format!("{e:#}"), "demo passenger not decided");
+        }
+    }
+}
+
 /// The simulated traffic of every site, one step per second.
 struct Traffic {
     step: u64,
@@ -274,28 +376,6 @@ impl Traffic {
                 ],
             )?;
         }
-        // Narita: e-gate throughput.
-        {
-            let mut s = nodes[2]
-                .store
-                .lock()
-                .map_err(|_| anyhow::anyhow!("poisoned"))?;
-            for gate in 1..=4 {
-                let opened = (self.rand() % 4) as i64;
-                let officer = i64::from(self.rand().is_multiple_of(10));
-                s.put(
-                    GATE_STATS,
-                    &format!("narita-t1-gate{gate}"),
-                    &[
-                        ("site", FieldOp::Set("narita".into())),
-                        ("gate", FieldOp::Set(format!("T1 gate {gate}").into())),
-                        ("opened", FieldOp::Increment(opened)),
-                        ("officer_lane", FieldOp::Increment(officer)),
-                        ("at_ms", FieldOp::Set(Value::Int(now as i64))),
-                    ],
-                )?;
-            }
-        }
         Ok(())
     }
 }
@@ -323,15 +403,49 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let users = users()?;
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
+        // The declaration issuer's key; headquarters publishes its public half.
+        let issuer = demo_issuer(&dir)?;
         let mut nodes = Vec::new();
+        let mut gate_api = None;
         for (i, node) in NODES.iter().enumerate() {
             let cfg = config(&dir, i, &args, &users);
-            nodes.push(
-                Runtime::start(cfg)
-                    .await
-                    .with_context(|| format!("starting {}", node.name))?,
-            );
+            let runtime = Runtime::start_with(cfg, |ext| {
+                if node.name != "narita" {
+                    return Ok(Default::default());
+                }
+                let section = GateSection {
+                    devices: vec![GateDevice {
+                        id: "t1-gate1".into(),
+                        token_blake3: mizugiwa_field_node::gate::token_hash(DEMO_GATE_TOKEN),
+                    }],
+                    policy: None,
+                    max_list_age_hours: 72,
+                    selection_seed: None,
+                };
+                let svc = std::sync::Arc::new(GateService::new(ext.store.clone(), "narita", &section)?);
+                tokio::spawn(mizugiwa_field_node::gate::watch(svc.clone(), ext.stopped.clone()));
+                let api = GateApi::start(svc)?;
+                gate_api = Some(api.clone());
+                Ok(mizugiwa_field_node::gate::routes(api))
+            })
+            .await
+            .with_context(|| format!("starting {}", node.name))?;
+            if i == 0 {
+                mizugiwa_command::trust::start(
+                    runtime.store.clone(),
+                    "hq".into(),
+                    mizugiwa_command::trust::TrustSection {
+                        trust_dir: dir.join("gate-trust"),
+                        publish_secs: 10,
+                    },
+                    runtime.stopped(),
+                );
+            }
+            nodes.push(runtime);
         }
+        let gate_api = gate_api.context("narita's gate API did not start")?;
+        let (stop_gates, gates_stopped) = tokio::sync::watch::channel(false);
+        let passengers = tokio::spawn(passengers(gate_api, issuer, gates_stopped));
         let sinks: Vec<Sink> = nodes
             .iter()
             .zip(NODES.iter())
@@ -406,7 +520,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
                     (sites, hq.collection_counts()?)
                 };
                 let all = NODES.iter().all(|n| counts.0.contains(&n.name.to_string()));
-                let wanted = ["vessels", "gate_stats", "drones"];
+                let wanted = ["vessels", "gate_stats", "gate_passages", "drones"];
                 if all && wanted.iter().all(|c| counts.1.contains_key(*c)) {
                     println!("hq sees every site: {:?}", counts.0);
                     let shown: Vec<String> = counts
@@ -427,6 +541,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
+        let _ = stop_gates.send(true);
+        let _ = passengers.await;
         let _ = stop_drone.send(true);
         let _ = drone.await;
         recorder.shutdown().await;
