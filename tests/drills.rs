@@ -25,7 +25,10 @@ fn drill(scenario: &str, extra: &[&str]) -> Outcome {
     let out = Command::new(BIN)
         .arg("drill")
         .arg("run")
-        .arg(root.join("drills/scenarios/short").join(format!("{scenario}.toml")))
+        .arg(
+            root.join("drills/scenarios/short")
+                .join(format!("{scenario}.toml")),
+        )
         .arg("--report")
         .arg(report_dir.path())
         .args(extra)
@@ -92,7 +95,18 @@ fn earthquake_hq() {
     // The standby command center holds every acknowledged alert although it started empty
     // after the first one was lost.
     assert!(o.report["hashes"].get("hq-backup").is_some());
-    assert!(o.report["hashes"].get("hq").is_none(), "the lost one is not counted");
+    assert!(
+        o.report["hashes"].get("hq").is_none(),
+        "the lost one is not counted"
+    );
+    // Narita's gates kept deciding while no command center existed, and every passage on
+    // record reached every replica, the new command center included.
+    let gates = invariant(&o.report, "gate_decisions_reach_everywhere");
+    assert_eq!(gates["passed"], true, "{gates}");
+    assert!(
+        !gates["checked"].as_str().unwrap().starts_with("0 "),
+        "{gates}"
+    );
 }
 
 #[test]
@@ -146,7 +160,10 @@ fn the_checker_names_an_acknowledged_write_a_broken_replica_dropped() {
         "typhoon-coast",
         &["--replica-bin", &format!("yokohama={}", broken.display())],
     );
-    assert!(!o.passed, "the drill passed with a replica that drops writes");
+    assert!(
+        !o.passed,
+        "the drill passed with a replica that drops writes"
+    );
     let fifth = o.report["attempts"]
         .as_array()
         .unwrap()
@@ -166,6 +183,9 @@ fn the_checker_names_an_acknowledged_write_a_broken_replica_dropped() {
         .map(|e| e.as_str().unwrap())
         .collect();
     assert_eq!(evidence.len(), 1, "{evidence:?}");
-    assert!(evidence[0].contains(&fifth), "{evidence:?} does not name {fifth}");
+    assert!(
+        evidence[0].contains(&fifth),
+        "{evidence:?} does not name {fifth}"
+    );
     assert!(o.html.contains(&fifth) && o.html.contains("FAILED"));
 }

@@ -193,6 +193,38 @@ pub fn check(o: &Observed) -> Verdicts {
         regressed,
     ));
 
+    // 3b. Every gate decision on record reaches every replica.
+    let passages: Vec<&Attempt> = o
+        .attempts
+        .iter()
+        .filter(|a| a.op == Op::Pass && a.acked)
+        .collect();
+    if o.scenario.nodes.iter().any(|n| n.gates > 0) {
+        let mut missing = Vec::new();
+        for a in &passages {
+            let Some(id) = a.id.as_deref() else { continue };
+            let lacking: Vec<&str> = live
+                .iter()
+                .filter(|n| !o.finals[**n].contains_key(id))
+                .map(|n| n.as_str())
+                .collect();
+            if !lacking.is_empty() {
+                missing.push(format!(
+                    "gate passage {id} (decided at {} t={:.1} s) is missing at {}",
+                    a.site,
+                    a.t_ms as f64 / 1000.0,
+                    lacking.join(", ")
+                ));
+            }
+        }
+        out.push(verdict(
+            "gate_decisions_reach_everywhere",
+            "Every passage a gate was answered for is on record on every surviving replica at the end.",
+            format!("{} passages × {} replicas", passages.len(), live.len()),
+            missing,
+        ));
+    }
+
     // 4. Convergence within the bound.
     let bound = o.scenario.converge_within_secs;
     let mut not_converged = Vec::new();
@@ -254,7 +286,7 @@ pub fn check(o: &Observed) -> Verdicts {
     }
     out.push(verdict(
         "sites_keep_working",
-        "Officers' calls to a running site succeed whether or not it can reach headquarters.",
+        "Officers' calls and gates' decisions at a running site succeed whether or not it can reach headquarters.",
         format!("{checked} calls, {during_outage} of them while the site was cut off"),
         refused,
     ));

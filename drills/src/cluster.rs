@@ -22,6 +22,21 @@ pub const USER: &str = "drill";
 /// Its password.
 pub const PASSWORD: &str = "drill-officer-pw";
 
+/// The drill's declaration issuer (its public key is HQ's trust list).
+pub const ISSUER_KID: &str = "drill-issuer";
+
+/// The bearer token of one gate.
+pub fn gate_token(site: &str, gate: &str) -> String {
+    format!("drill-{site}-{gate}-token")
+}
+
+/// The specimen passport of `mizugiwa gate issue --example`, with a machine-readable zone
+/// valid until 2035 (check digits computed by `mizugiwa gate mrz`).
+pub const EXAMPLE_MRZ: [&str; 2] = [
+    "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<",
+    "L898902C36UTO7408122F3504152ZE184226B<<<<<16",
+];
+
 /// Where a node is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -112,6 +127,27 @@ impl Cluster {
             .await?;
         }
         let hash = hash_password(bin, PASSWORD).await?;
+        if scenario.nodes.iter().any(|n| n.gates > 0) {
+            let keys = dir.join("gate-keys");
+            run_tool(
+                bin,
+                &[
+                    "gate",
+                    "keys",
+                    "new",
+                    "--kid",
+                    ISSUER_KID,
+                    "--out",
+                    path_str(&keys)?,
+                ],
+            )
+            .await?;
+            std::fs::create_dir_all(dir.join("gate-trust"))?;
+            std::fs::copy(
+                keys.join(format!("{ISSUER_KID}.pub")),
+                dir.join("gate-trust").join(format!("{ISSUER_KID}.pub")),
+            )?;
+        }
         let mut nodes = BTreeMap::new();
         for spec in &scenario.nodes {
             let data_dir = dir.join(format!("{}-data", spec.name));
@@ -192,9 +228,23 @@ impl Cluster {
             ));
         }
         t.push_str(&format!(
-            "[http]\nlisten = \"{}\"\n\n[[users]]\nname = \"{USER}\"\nrole = \"admin\"\npassword_hash = \"{hash}\"\n",
+            "[http]\nlisten = \"{}\"\n\n[[users]]\nname = \"{USER}\"\nrole = \"admin\"\npassword_hash = \"{hash}\"\n\n",
             n.http
         ));
+        let any_gates = scenario.nodes.iter().any(|n| n.gates > 0);
+        if n.spec.role == Role::Command && any_gates {
+            t.push_str("[gates]\ntrust_dir = \"gate-trust\"\npublish_secs = 2\n");
+        }
+        if n.spec.gates > 0 {
+            t.push_str("[gates]\n");
+            for g in 1..=n.spec.gates {
+                let id = format!("gate{g}");
+                t.push_str(&format!(
+                    "[[gates.devices]]\nid = \"{id}\"\ntoken_blake3 = \"{}\"\n",
+                    blake3::hash(gate_token(&n.spec.name, &id).as_bytes()).to_hex()
+                ));
+            }
+        }
         t
     }
 
@@ -389,6 +439,29 @@ impl Cluster {
             }
         }
         died
+    }
+
+    /// Signs `count` fresh declarations with the drill's issuer key (`mizugiwa gate issue`).
+    pub async fn issue_declarations(&self, count: usize) -> anyhow::Result<Vec<String>> {
+        let key = self.dir.join("gate-keys").join(format!("{ISSUER_KID}.key"));
+        let mut out = Vec::with_capacity(count);
+        for _ in 0..count {
+            let text = run_tool(
+                &self.bin,
+                &[
+                    "gate",
+                    "issue",
+                    "--key",
+                    path_str(&key)?,
+                    "--kid",
+                    ISSUER_KID,
+                    "--example",
+                ],
+            )
+            .await?;
+            out.push(text.lines().next().unwrap_or("").trim().to_owned());
+        }
+        Ok(out)
     }
 
     /// The replica's state hash over `collections`, read beside the running daemon.

@@ -336,10 +336,11 @@ svg{{background:#fafafa;border:1px solid #ddd}}</style></head><body>\
     let calls = |op: Op| o.attempts.iter().filter(|a| a.op == op).count();
     let _ = write!(
         h,
-        "<p><small>{} raises, {} acknowledgements and {} withdrawals attempted; full detail in report.json.</small></p></body></html>",
+        "<p><small>{} raises, {} acknowledgements, {} withdrawals and {} gate passages attempted; full detail in report.json.</small></p></body></html>",
         calls(Op::Raise),
         calls(Op::Ack),
-        calls(Op::Withdraw)
+        calls(Op::Withdraw),
+        calls(Op::Pass)
     );
     h
 }

@@ -69,7 +69,7 @@ pub struct Observed {
     pub converged_after_secs: Option<f64>,
     /// The final state hash of every live replica.
     pub hashes: BTreeMap<String, String>,
-    /// Each live replica's alerts at the end: id → record.
+    /// Each live replica's alerts and gate passages at the end: id → record.
     pub finals: BTreeMap<String, BTreeMap<String, serde_json::Value>>,
     /// Batches refused for clock skew per node, as its /metrics said at the end.
     pub refused_batches: BTreeMap<String, u64>,
@@ -77,7 +77,7 @@ pub struct Observed {
 
 /// The collections the drill compares replicas on: what the workload writes. (Every node
 /// also writes its own heartbeat every second, so whole-store hashes never settle.)
-pub const COMPARED: [&str; 1] = ["alerts"];
+pub const COMPARED: [&str; 4] = ["alerts", "gate_passages", "gate_uses", "gate_stats"];
 
 fn now_unix_ms() -> u64 {
     std::time::SystemTime::now()
@@ -160,6 +160,24 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<(Obse
             )));
         }
     }
+    {
+        let cluster = shared.cluster.lock().await;
+        let per_sec = scenario.workload.passengers_per_sec;
+        for (site, gate) in scenario.gates() {
+            let count = (scenario.duration_secs * per_sec).ceil() as usize + 1;
+            let declarations = cluster.issue_declarations(count).await?;
+            officers.push(tokio::spawn(workload::gate(
+                site.clone(),
+                gate,
+                cluster.nodes[&site].http,
+                per_sec,
+                declarations,
+                started,
+                journal.clone(),
+                stopped.clone(),
+            )));
+        }
+    }
     let sampler = tokio::spawn(sample_lag(shared.clone(), journal.clone(), stopped.clone()));
     let faults = run_timeline(shared.clone(), scenario.clone(), journal.clone()).await;
 
@@ -185,10 +203,16 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<(Obse
             continue;
         }
         let mut officer = Officer::new(name, n.http);
-        let records = officer
+        let mut records = officer
             .records("alerts")
             .await
             .map_err(|e| anyhow::anyhow!("reading {name}'s alerts at the end: {e}"))?;
+        records.extend(
+            officer
+                .records("gate_passages")
+                .await
+                .map_err(|e| anyhow::anyhow!("reading {name}'s gate passages at the end: {e}"))?,
+        );
         finals.insert(
             name.clone(),
             records
@@ -242,7 +266,7 @@ async fn wait_until_connected(cluster: &Cluster, scenario: &Scenario) -> anyhow:
             .iter()
             .filter_map(|r| r["id"].as_str().map(str::to_owned))
             .collect();
-        if sites.is_subset(&seen) {
+        if sites.is_subset(&seen) && trust_lists_arrived(cluster, scenario).await {
             return Ok(());
         }
         if Instant::now() > deadline {
@@ -254,6 +278,32 @@ async fn wait_until_connected(cluster: &Cluster, scenario: &Scenario) -> anyhow:
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+}
+
+/// Whether every airport's gates have the issuer's key (published by HQ, through sync).
+async fn trust_lists_arrived(cluster: &Cluster, scenario: &Scenario) -> bool {
+    for (site, gate) in scenario.gates() {
+        let url = cluster.nodes[&site].url("/api/gate/status");
+        let token = crate::cluster::gate_token(&site, &gate);
+        let keys = match reqwest::Client::new()
+            .get(url)
+            .bearer_auth(token)
+            .send()
+            .await
+        {
+            Ok(r) => r.json::<serde_json::Value>().await.ok(),
+            Err(_) => None,
+        };
+        let has = keys.is_some_and(|v| {
+            v["keys"]
+                .as_array()
+                .is_some_and(|k| k.iter().any(|k| k == crate::cluster::ISSUER_KID))
+        });
+        if !has {
+            return false;
+        }
+    }
+    true
 }
 
 /// Applies the faults at their times; returns what happened.

@@ -91,6 +91,9 @@ pub struct NodeSpec {
     /// so that `disk_full` can fill it.
     #[serde(default)]
     pub disk_mb: Option<u64>,
+    /// E-gates at this site (an airport): passengers go through them during the drill.
+    #[serde(default)]
+    pub gates: u32,
 }
 
 /// What a node is.
@@ -116,6 +119,8 @@ pub struct Workload {
     pub withdraw_ratio: f64,
     /// The sites that write (default: every site).
     pub sites: Option<Vec<String>>,
+    /// Passengers per second through each gate of a site with `gates`.
+    pub passengers_per_sec: f64,
 }
 
 impl Default for Workload {
@@ -125,6 +130,7 @@ impl Default for Workload {
             ack_ratio: 0.3,
             withdraw_ratio: 0.1,
             sites: None,
+            passengers_per_sec: 1.0,
         }
     }
 }
@@ -277,6 +283,14 @@ impl Scenario {
         if !(w.alerts_per_sec > 0.0 && w.alerts_per_sec <= 200.0) {
             bail!("workload.alerts_per_sec must be in (0, 200]");
         }
+        if !(w.passengers_per_sec > 0.0 && w.passengers_per_sec <= 100.0) {
+            bail!("workload.passengers_per_sec must be in (0, 100]");
+        }
+        for n in self.nodes.iter().filter(|n| n.gates > 0) {
+            if n.role != Role::Site || n.gates > 16 {
+                bail!("node {:?}: gates (at most 16) belong to a site", n.name);
+            }
+        }
         for r in [w.ack_ratio, w.withdraw_ratio] {
             if !(0.0..=1.0).contains(&r) {
                 bail!("workload ratios must be within 0..1");
@@ -346,6 +360,14 @@ impl Scenario {
                 .map(|n| n.name.clone())
                 .collect(),
         }
+    }
+
+    /// Every gate of the drill: (site, gate id).
+    pub fn gates(&self) -> Vec<(String, String)> {
+        self.nodes
+            .iter()
+            .flat_map(|n| (1..=n.gates).map(move |g| (n.name.clone(), format!("gate{g}"))))
+            .collect()
     }
 
     /// When convergence is measured from: the later of the last fault and the workload's end.

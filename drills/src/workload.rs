@@ -26,6 +26,8 @@ pub enum Op {
     Ack,
     /// `DELETE /api/alerts/{id}`.
     Withdraw,
+    /// `POST /api/gate/decide`: a passenger at an e-gate (id: the passage on record).
+    Pass,
 }
 
 /// One call of the workload.
@@ -245,7 +247,7 @@ async fn act(
     let t0 = Instant::now();
     let (method, path) = match op {
         Op::Withdraw => (reqwest::Method::DELETE, format!("/api/alerts/{id}")),
-        Op::Ack | Op::Raise => (reqwest::Method::POST, format!("/api/alerts/{id}/ack")),
+        Op::Ack | Op::Raise | Op::Pass => (reqwest::Method::POST, format!("/api/alerts/{id}/ack")),
     };
     let r = officer.call(method, &path, None).await;
     journal.push(Attempt {
@@ -258,6 +260,62 @@ async fn act(
         took_ms: t0.elapsed().as_millis() as u64,
     });
     r.is_ok()
+}
+
+/// Passengers through one gate until `stop`: each with a fresh signed declaration, the
+/// specimen passport and a good face score. Acknowledged = the site answered with a decision
+/// on record (gate open or officer lane alike: the gate kept deciding).
+#[allow(clippy::too_many_arguments)]
+pub async fn gate(
+    site: String,
+    gate: String,
+    addr: SocketAddr,
+    per_sec: f64,
+    declarations: Vec<String>,
+    started: Instant,
+    journal: Journal,
+    mut stop: watch::Receiver<bool>,
+) {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap_or_default();
+    let token = crate::cluster::gate_token(&site, &gate);
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / per_sec));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    for qr in declarations {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|s| *s) => break,
+        }
+        let t0 = Instant::now();
+        let r = http
+            .post(format!("http://{addr}/api/gate/decide"))
+            .bearer_auth(&token)
+            .json(&json!({ "qr": qr, "mrz": crate::cluster::EXAMPLE_MRZ, "face_score": 0.93 }))
+            .send()
+            .await;
+        let (passage, error) = match r {
+            Ok(r) if r.status().is_success() => match r.json::<Value>().await {
+                Ok(v) => match v["passage"].as_str() {
+                    Some(p) => (Some(p.to_owned()), None),
+                    None => (None, Some("answer without a passage".to_owned())),
+                },
+                Err(e) => (None, Some(e.to_string())),
+            },
+            Ok(r) => (None, Some(format!("HTTP {}", r.status()))),
+            Err(e) => (None, Some(short(&e))),
+        };
+        journal.push(Attempt {
+            t_ms: t0.duration_since(started).as_millis() as u64,
+            site: site.clone(),
+            op: Op::Pass,
+            acked: passage.is_some(),
+            id: passage,
+            error,
+            took_ms: t0.elapsed().as_millis() as u64,
+        });
+    }
 }
 
 /// What each live command center had of each site's acknowledged alerts, sampled each second:
