@@ -3,7 +3,10 @@
 //! It runs the shared daemon core of `mizugiwa-command` ([`mizugiwa_command::runtime`]: the
 //! local replica, sync with the command center and neighbouring sites, the dashboard in site
 //! mode, the node's status record) and adds the site's [`pipeline`]: sources (an inbox folder,
-//! AIS feeds, later drones, gates and scanners) whose observations become records.
+//! AIS feeds, X-ray and NQR scanners, later drones) whose observations become records.
+//!
+//! At ports and airports, [`scanner`] sources turn X-ray scans and NQR screenings dropped into
+//! folders into inspection and screening records (and alerts), with `mizugiwa-inspect`.
 //!
 //! At an airport, [`gate`] serves the e-gates' API: decisions with `mizugiwa-gate-edge`,
 //! recorded durably, replays caught across airports through the replicated store.
@@ -17,5 +20,6 @@ pub mod bus;
 pub mod config;
 pub mod gate;
 pub mod pipeline;
+pub mod scanner;
 
 pub use config::{run, SiteConfig};

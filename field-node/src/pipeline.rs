@@ -47,6 +47,38 @@ pub enum SourceConfig {
         /// Local address to listen on, e.g. "0.0.0.0:10110".
         listen: std::net::SocketAddr,
     },
+    /// A folder of dual-energy X-ray scans, one sub-folder per scan with a `READY` marker
+    /// written last (see [`crate::scanner`]): each becomes `inspections/<scan-id>`, and
+    /// `alerts/xray-<site>-<scan-id>` when its risk reaches the threshold.
+    XrayInbox {
+        /// The folder; `done/` and `rejected/` are made inside it.
+        dir: PathBuf,
+        /// Milliseconds between scans (default 500).
+        #[serde(default = "default_poll_ms")]
+        poll_ms: u64,
+        /// ONNX tile classifier (default: the committed model built into the binary).
+        #[serde(default)]
+        model: Option<PathBuf>,
+        /// Risk score (0..1] from which a scan raises an alert (default 0.5).
+        #[serde(default)]
+        alert_threshold: Option<f64>,
+    },
+    /// A folder of NQR signal files (`*.bin`, see [`crate::scanner`]): each becomes
+    /// `screenings/<file-stem>`, and an `nqr_detection` alert when a threat is detected.
+    NqrInbox {
+        /// The folder; `done/` and `rejected/` are made inside it.
+        dir: PathBuf,
+        /// Milliseconds between scans (default 500).
+        #[serde(default = "default_poll_ms")]
+        poll_ms: u64,
+        /// False-alarm probability of the decision (default 1e-3).
+        #[serde(default = "default_pfa")]
+        pfa: f64,
+    },
+}
+
+fn default_pfa() -> f64 {
+    1e-3
 }
 
 fn default_reconnect_secs() -> u64 {
@@ -59,8 +91,17 @@ fn default_poll_ms() -> u64 {
 
 impl SourceConfig {
     pub(crate) fn resolve_paths(&mut self, base: &Path) {
-        if let SourceConfig::Inbox { dir, .. } = self {
-            *dir = base.join(&*dir);
+        match self {
+            SourceConfig::Inbox { dir, .. } | SourceConfig::NqrInbox { dir, .. } => {
+                *dir = base.join(&*dir);
+            }
+            SourceConfig::XrayInbox { dir, model, .. } => {
+                *dir = base.join(&*dir);
+                if let Some(m) = model {
+                    *m = base.join(&*m);
+                }
+            }
+            SourceConfig::AisTcp { .. } | SourceConfig::AisUdp { .. } => {}
         }
     }
 }
@@ -429,6 +470,35 @@ pub async fn start(cfg: &SiteConfig, runtime: &Runtime) -> anyhow::Result<Pipeli
                 tracing::info!(%listen, "AIS UDP source listening");
                 let (sink, stopped) = (sink.clone(), stopped.clone());
                 tasks.push(tokio::spawn(crate::ais::run_udp(socket, sink, stopped)));
+            }
+            SourceConfig::XrayInbox {
+                dir,
+                poll_ms,
+                model,
+                alert_threshold,
+            } => {
+                let ctx = crate::scanner::Context::new(cfg, runtime);
+                tasks.push(
+                    crate::scanner::start_xray(
+                        dir,
+                        poll_ms,
+                        model,
+                        alert_threshold,
+                        ctx,
+                        stopped.clone(),
+                    )
+                    .await?,
+                );
+            }
+            SourceConfig::NqrInbox { dir, poll_ms, pfa } => {
+                let ctx = crate::scanner::Context::new(cfg, runtime);
+                tasks.push(crate::scanner::start_nqr(
+                    dir,
+                    poll_ms,
+                    pfa,
+                    ctx,
+                    stopped.clone(),
+                )?);
             }
         }
     }

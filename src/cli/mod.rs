@@ -4,6 +4,7 @@ mod daemons;
 mod demo;
 mod drill;
 mod gate;
+mod inspect;
 mod pki;
 mod store;
 mod sync;
@@ -49,6 +50,13 @@ enum Command {
     Gate(gate::GateCommand),
     /// Run a whole deployment on this machine: a command center and three sites on loopback.
     Demo(demo::DemoArgs),
+    /// Dual-energy X-ray container scans: score a scan against its manifest (risk, reasons,
+    /// heatmap), generate test scans.
+    #[command(subcommand)]
+    Xray(inspect::XrayCommand),
+    /// NQR screening for explosives: simulate a screening, detect in a signal file.
+    #[command(subcommand)]
+    Nqr(inspect::NqrCommand),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -63,5 +71,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Node(a) => daemons::node(a),
         Command::User(c) => daemons::user(c),
         Command::Audit(c) => daemons::audit(c),
+        Command::Xray(c) => inspect::run_xray(c),
+        Command::Nqr(c) => inspect::run_nqr(c),
     }
 }

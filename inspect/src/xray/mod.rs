@@ -22,7 +22,7 @@ pub use heatmap::render_heatmap;
 pub use manifest::{Category, Manifest};
 pub use model::{
     estimate_weight_kg, Model, ReasonKind, Risk, RiskReason, ScanResult, TileResult,
-    RISK_ALERT_THRESHOLD,
+    COMMITTED_MODEL_ONNX, RISK_ALERT_THRESHOLD,
 };
 pub use scan::{Scan, ScanMeta};
 

@@ -112,7 +112,16 @@ pub struct ScanResult {
     pub risk: Risk,
 }
 
+/// The committed tile classifier (`inspect/models/xray_tiles.onnx`), embedded so that
+/// binaries do not depend on finding the file at run time.
+pub const COMMITTED_MODEL_ONNX: &[u8] = include_bytes!("../../models/xray_tiles.onnx");
+
 impl Model {
+    /// The committed tile classifier, from the bytes embedded in this crate.
+    pub fn committed() -> Result<Self, XrayError> {
+        Self::from_bytes(COMMITTED_MODEL_ONNX)
+    }
+
     /// Loads an ONNX tile classifier and checks its input and output widths.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, XrayError> {
         let path = path.as_ref();
@@ -128,22 +137,39 @@ impl Model {
         let source = tract_onnx::onnx()
             .model_for_path(path)
             .map_err(|e| load_error(format!("{e:#}")))?;
+        Self::checked(source).map_err(load_error)
+    }
+
+    /// Loads an ONNX tile classifier from its bytes (e.g. a model embedded in a binary with
+    /// `include_bytes!`) and checks its input and output widths like [`Model::load`]. Errors
+    /// name the model `<embedded>`.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, XrayError> {
+        let load_error = |message: String| XrayError::ModelLoad {
+            path: "<embedded>".into(),
+            message,
+        };
+        let source = tract_onnx::onnx()
+            .model_for_read(&mut std::io::Cursor::new(bytes))
+            .map_err(|e| load_error(format!("{e:#}")))?;
+        Self::checked(source).map_err(load_error)
+    }
+
+    /// Wraps a parsed graph and probes it with one row of features.
+    fn checked(source: InferenceModel) -> Result<Self, String> {
         let model = Model {
             source: Arc::new(source),
             plans: Arc::new(RwLock::new(HashMap::new())),
         };
         // One zero row checks the shapes end to end.
-        let probe = model.predict(&[0.0; FEATURE_COUNT], 1).map_err(|e| {
-            load_error(format!(
-                "does not take {FEATURE_COUNT} features per tile: {e}"
-            ))
-        })?;
+        let probe = model
+            .predict(&[0.0; FEATURE_COUNT], 1)
+            .map_err(|e| format!("does not take {FEATURE_COUNT} features per tile: {e}"))?;
         if probe.len() != TileClass::COUNT {
-            return Err(load_error(format!(
+            return Err(format!(
                 "outputs {} values per tile, expected {} classes",
                 probe.len(),
                 TileClass::COUNT
-            )));
+            ));
         }
         Ok(model)
     }
@@ -407,5 +433,20 @@ fn assess(tiles: &[TileResult], manifest: &Manifest, estimated_kg: f64) -> Risk 
         outside_tiles: outside.len() as u32,
         max_contraband,
         reasons,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_model_loads_and_junk_bytes_are_refused() {
+        let model = Model::committed().unwrap();
+        let p = model.predict(&[0.0; FEATURE_COUNT * 2], 2).unwrap();
+        assert_eq!(p.len(), 2 * TileClass::COUNT);
+        let err = Model::from_bytes(b"not an onnx model").unwrap_err();
+        assert!(matches!(err, XrayError::ModelLoad { .. }), "{err}");
+        assert!(err.to_string().contains("<embedded>"), "{err}");
     }
 }
