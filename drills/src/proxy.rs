@@ -169,10 +169,12 @@ mod tests {
         let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         client.connect(proxy.addr()).await.unwrap();
         let mut buf = [0u8; 16];
-        let echo = |server: &UdpSocket, buf: &mut [u8; 16]| {
-            let fut = server.recv_from(buf);
-            async move { tokio::time::timeout(Duration::from_millis(300), fut).await }
-        };
+        async fn echo(
+            server: &UdpSocket,
+            buf: &mut [u8; 16],
+        ) -> Result<std::io::Result<(usize, SocketAddr)>, tokio::time::error::Elapsed> {
+            tokio::time::timeout(Duration::from_millis(300), server.recv_from(buf)).await
+        }
         client.send(b"one").await.unwrap();
         let (n, from) = echo(&server, &mut buf).await.unwrap().unwrap();
         assert_eq!(&buf[..n], b"one");
