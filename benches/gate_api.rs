@@ -22,14 +22,7 @@ const SECONDS: f64 = 30.0;
 const KID: &str = "bench-1";
 
 fn mrz() -> Vec<String> {
-    use mizugiwa_gate_edge::mrz::check_digit;
-    let d = |f: &str| format!("{f}{}", check_digit(f).unwrap());
-    let (doc, dob, exp, opt) = (d("L898902C3"), d("740812"), d("350415"), d("ZE184226B<<<<<"));
-    let composite = d(&format!("{doc}{dob}{exp}{opt}"));
-    vec![
-        format!("{:<<44}", "P<UTOERIKSSON<<ANNA<MARIA"),
-        format!("{doc}UTO{dob}F{exp}{opt}{}", &composite[composite.len() - 1..]),
-    ]
+    mizugiwa_gate_edge::declaration::example_mrz().to_vec()
 }
 
 fn qr(key: &SigningKey, n: usize) -> String {

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use mizugiwa_gate_edge::{mrz::check_digit, qr, trust::PublicKeyFile};
+use mizugiwa_gate_edge::{qr, trust::PublicKeyFile};
 use serde_json::Value;
 
 const KID: &str = "NRT-TEST-1";
@@ -39,20 +39,7 @@ fn path(p: &Path) -> &str {
 /// The TD3 zone of the example declaration's passport (Anna Maria Eriksson, L898902C3, born
 /// 1974-08-12), valid until 2035, with every check digit computed.
 fn example_passport_zone() -> [String; 2] {
-    let cd = |s: &str| char::from(b'0' + check_digit(s).expect("MRZ characters"));
-    let line1 = format!("{:<<44}", "P<UTOERIKSSON<<ANNA<MARIA");
-    let (number, birth, expiry, personal) = ("L898902C3", "740812", "350415", "ZE184226B<<<<<");
-    let mut line2 = format!(
-        "{number}{}UTO{birth}{}F{expiry}{}{personal}{}",
-        cd(number),
-        cd(birth),
-        cd(expiry),
-        cd(personal)
-    );
-    let composite = format!("{}{}{}", &line2[0..10], &line2[13..20], &line2[21..43]);
-    line2.push(cd(&composite));
-    assert_eq!((line1.len(), line2.len()), (44, 44));
-    [line1, line2]
+    mizugiwa_gate_edge::declaration::example_mrz()
 }
 
 /// Each reason as `reason`, or `reason/error.reason` for a failed verification.

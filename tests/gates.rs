@@ -8,30 +8,14 @@ use std::time::{Duration, Instant};
 
 use common::{Daemon, Deployment, UdpRelay};
 use mizugiwa_gate_edge::declaration::{self, Declaration};
-use mizugiwa_gate_edge::mrz::check_digit;
 use mizugiwa_gate_edge::trust::{PublicKeyFile, SigningKey};
 use serde_json::{json, Value};
 
 const KID: &str = "jp-moj-1";
 
-fn with_digit(field: &str) -> String {
-    format!("{field}{}", check_digit(field).expect("check digit"))
-}
-
-/// The ICAO specimen passport of the example declaration, valid until 2035.
+/// The specimen passport of the example declaration, valid until 2035.
 fn mrz() -> Vec<String> {
-    let line1 = format!("{:<<44}", "P<UTOERIKSSON<<ANNA<MARIA");
-    let (doc, dob, exp, opt) = (
-        with_digit("L898902C3"),
-        with_digit("740812"),
-        with_digit("350415"),
-        with_digit("ZE184226B<<<<<"),
-    );
-    let composite = with_digit(&format!("{doc}{dob}{exp}{opt}"));
-    let composite_digit = &composite[composite.len() - 1..];
-    let line2 = format!("{doc}UTO{dob}F{exp}{opt}{composite_digit}");
-    assert_eq!(line2.len(), 44, "{line2}");
-    vec![line1, line2]
+    declaration::example_mrz().to_vec()
 }
 
 fn declaration(id: &str) -> Declaration {

@@ -178,7 +178,9 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<(Obse
             )));
         }
     }
-    let sampler = tokio::spawn(sample_lag(shared.clone(), journal.clone(), stopped.clone()));
+    // The sampler runs until the convergence wait is over, so the chart shows the catch-up.
+    let (sampled_enough, sampling_done) = watch::channel(false);
+    let sampler = tokio::spawn(sample_lag(shared.clone(), journal.clone(), sampling_done));
     let faults = run_timeline(shared.clone(), scenario.clone(), journal.clone()).await;
 
     // The workload runs its course.
@@ -193,6 +195,7 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<(Obse
     tracing::info!("workload done; waiting for the replicas to converge");
 
     let (converged_after_secs, hashes) = wait_converged(&shared, scenario, settle).await;
+    let _ = sampled_enough.send(true);
     let lag = sampler.await.unwrap_or_default();
     let mut cluster = shared.cluster.lock().await;
     let died = cluster.reap();
@@ -478,16 +481,15 @@ async fn refused(url: &str) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
-/// Every second until the workload stops: what each running command center lacks of each
-/// site's acknowledged, not withdrawn alerts. Also notices crashed processes.
+/// Every second until `done`: what each running command center lacks of each site's
+/// acknowledged, not withdrawn alerts. Also notices crashed processes.
 async fn sample_lag(
     shared: Arc<Shared>,
     journal: Journal,
-    mut stopped: watch::Receiver<bool>,
+    mut done: watch::Receiver<bool>,
 ) -> Vec<LagSample> {
     let mut samples = Vec::new();
     let mut officers: BTreeMap<String, Officer> = BTreeMap::new();
-    let mut last_round = false;
     loop {
         let t_ms = shared.started.elapsed().as_millis() as u64;
         let commands: Vec<(String, std::net::SocketAddr)> = {
@@ -526,26 +528,12 @@ async fn sample_lag(
             missing.insert(name, per_site);
         }
         samples.push(LagSample { t_ms, missing });
-        if last_round {
+        if *done.borrow() {
             break;
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            _ = stopped.wait_for(|s| *s) => {}
-        }
-        if *stopped.borrow() {
-            // Keep sampling through the convergence wait, so the chart shows the catch-up.
-            last_round = samples.len() > 10_000;
-            if !last_round && shared.cluster.try_lock().is_err() {
-                continue;
-            }
-        }
-        if *stopped.borrow()
-            && samples
-                .last()
-                .is_some_and(|s| s.missing.values().all(|m| m.values().all(|v| *v == 0)))
-        {
-            last_round = true;
+            _ = done.changed() => {}
         }
     }
     samples

@@ -30,7 +30,7 @@ use mizugiwa_command::records::{ALERTS, GATE_KEYS, GATE_LISTS, GATE_PASSAGES, GA
 use mizugiwa_command::trust::CURRENT_LIST;
 use mizugiwa_gate_edge::decision::ChipData;
 use mizugiwa_gate_edge::trust::{RevocationList, TrustList, TrustedKey};
-use mizugiwa_gate_edge::{decide, mrz, qr, Decision, GateInput, Outcome, Policy, PublicKeyFile, Reason, VerifyPolicy};
+use mizugiwa_gate_edge::{decide, mrz, qr, Decision, GateInput, Outcome, Policy, PublicKeyFile, VerifyPolicy};
 use mizugiwa_sync::{FieldOp, FieldValue, Store, Value};
 use serde::Deserialize;
 use serde_json::json;
@@ -192,12 +192,6 @@ impl GateService {
         let lists = Arc::new((trust, revoked));
         *self.lists.lock().map_err(|_| anyhow::anyhow!("poisoned"))? = Some(lists.clone());
         Ok(lists)
-    }
-
-    /// Decides one passage and records it; the gate's answer.
-    pub fn decide(&self, gate: &str, req: &DecideRequest) -> anyhow::Result<serde_json::Value> {
-        let mut answers = self.decide_batch(&[(gate.to_owned(), req)])?;
-        answers.pop().context("no answer")
     }
 
     /// Decides passages in order and records them all in one transaction (one fsync for the
@@ -559,9 +553,4 @@ async fn status_handler(State(api): State<Arc<GateApi>>, headers: HeaderMap) -> 
         "policy_version": svc.policy.version,
     }))
     .into_response()
-}
-
-/// Whether a decision's reasons include a replay (for callers that summarise).
-pub fn is_replay(reasons: &[Reason]) -> bool {
-    reasons.iter().any(|r| matches!(r, Reason::Replay { .. }))
 }

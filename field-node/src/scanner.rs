@@ -42,10 +42,9 @@ use crate::config::SiteConfig;
 
 /// The marker file that says an X-ray scan folder is complete.
 pub const READY: &str = "READY";
-/// Noise-only screenings of the NQR calibration.
-pub const CALIBRATION_RUNS: usize = 600;
-/// Seed of the calibration's screenings.
-pub const CALIBRATION_SEED: u64 = 1_000;
+pub use mizugiwa_inspect::nqr::{
+    STANDARD_CALIBRATION_RUNS as CALIBRATION_RUNS, STANDARD_CALIBRATION_SEED as CALIBRATION_SEED,
+};
 /// The cached NQR calibration, in the data folder.
 pub const CALIBRATION_FILE: &str = "nqr-calibration.json";
 

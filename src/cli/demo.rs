@@ -215,18 +215,6 @@ fn demo_issuer(dir: &Path) -> anyhow::Result<SigningKey> {
     Ok(key)
 }
 
-/// The specimen passport's MRZ, valid until 2035.
-fn demo_mrz() -> Vec<String> {
-    use mizugiwa_gate_edge::mrz::check_digit;
-    let d = |f: &str| format!("{f}{}", check_digit(f).unwrap_or(0));
-    let (doc, dob, exp, opt) = (d("L898902C3"), d("740812"), d("350415"), d("ZE184226B<<<<<"));
-    let composite = d(&format!("{doc}{dob}{exp}{opt}"));
-    vec![
-        format!("{:<<44}", "P<UTOERIKSSON<<ANNA<MARIA"),
-        format!("{doc}UTO{dob}F{exp}{opt}{}", &composite[composite.len() - 1..]),
-    ]
-}
-
 /// Arriving passengers at Narita T1 gate 1, one every 2 s or so: most with a good declaration;
 /// now and then goods over the allowance, a tampered QR, or a declaration shown again.
 async fn passengers(api: std::sync::Arc<GateApi>, issuer: SigningKey, mut stop: tokio::sync::watch::Receiver<bool>) {
@@ -274,7 +262,7 @@ async fn passengers(api: std::sync::Arc<GateApi>, issuer: SigningKey, mut stop: 
         last_qr = Some(qr.clone());
         let req = DecideRequest {
             qr,
-            mrz: demo_mrz(),
+            mrz: mizugiwa_gate_edge::declaration::example_mrz().to_vec(),
             chip: None,
             face_score: Some(0.9),
             watchlist_hit: false,

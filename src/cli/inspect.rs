@@ -17,11 +17,9 @@ use clap::{Args, Subcommand, ValueEnum};
 use mizugiwa_inspect::nqr::{self, Acquisition, AmCarrier, Calibration, DetectorConfig};
 use mizugiwa_inspect::xray::{self, Category, GeneratorConfig, HiddenKind, Manifest, Model, Scan};
 
-/// Noise-only screenings a calibration simulates (the crate's tests use the same number: the
-/// exponential tail fitted above the 90% quantile then holds down to Pfa 1e-3).
-pub const CALIBRATION_RUNS: usize = 600;
-/// Seed of the calibration's noise-only screenings.
-pub const CALIBRATION_SEED: u64 = 1_000;
+use mizugiwa_inspect::nqr::{
+    STANDARD_CALIBRATION_RUNS as CALIBRATION_RUNS, STANDARD_CALIBRATION_SEED as CALIBRATION_SEED,
+};
 
 #[derive(Debug, Subcommand)]
 pub enum XrayCommand {

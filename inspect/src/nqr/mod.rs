@@ -19,6 +19,13 @@ pub use detect::{
     Screening, TailModel,
 };
 pub use format::Recording;
+
+/// Noise-only screenings of the standard calibration that the CLI and the site daemon make and
+/// cache (the exponential tail fitted above the 90% quantile then holds down to Pfa 1e-3).
+/// One definition, so that a calibration cached by one is accepted by the other.
+pub const STANDARD_CALIBRATION_RUNS: usize = 600;
+/// Seed of the standard calibration's noise-only screenings.
+pub const STANDARD_CALIBRATION_SEED: u64 = 1_000;
 pub use signal::{simulate, Acquisition, AmCarrier, Ringing, SimulationConfig};
 pub use substance::{Line, Substance, SubstanceRole};
 
