@@ -193,4 +193,48 @@ async fn two_airports_offline_use_one_declaration_and_exactly_one_replay_alert_f
         })
     })
     .await;
+
+    // Each airport's decision journal reached headquarters whole: signed by the site's own
+    // certificate, chained, every passage in it as signed.
+    for (site, decisions) in [("narita", 4), ("kansai", 1)] {
+        wait_until(30, "the journal at hq", || async {
+            let j = hq.get(&admin, &format!("/api/gate/journal/{site}")).await;
+            j["intact"] == true && j["verified"] == decisions
+        })
+        .await;
+    }
+    let j = hq.get(&admin, "/api/gate/journal/narita").await;
+    assert_eq!(j["epochs"].as_array().unwrap().len(), 1, "{j}");
+    assert_eq!(j["epochs"][0]["last_seq"], 4, "{j}");
+
+    // A replica that rewrites a decision is caught: headquarters overwrites the outcome of
+    // narita's first passage (a last-writer-wins field), which the site's signature does not
+    // cover, and the check names that passage.
+    let mut hq = hq;
+    hq.interrupt(20).expect("hq stops on Ctrl-C");
+    let db = hq.data_dir.join("hq.db");
+    let (db, ca) = (db.to_str().unwrap(), dep.pki().join("ca.crt"));
+    let ca = ca.to_str().unwrap();
+    let intact = dep.run(&["gate", "journal", "--db", db, "--ca", ca, "--site", "narita"]);
+    assert!(intact.contains("4 entries verified in 1 epoch(s); 0 problem(s)"), "{intact}");
+    let passage = first["passage"].as_str().unwrap();
+    dep.run(&["store", "put", "--db", db, "gate_passages", passage, "outcome=officer_lane"]);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mizugiwa"))
+        .args(["gate", "journal", "--db", db, "--ca", ca, "--site", "narita"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["altered"], json!([passage]), "{report}");
+    assert_eq!(report["intact"], false);
+    // A certificate of another deployment does not vouch for anything.
+    let other = tempfile::tempdir().unwrap();
+    dep.run(&["pki", "init", "--dir", other.path().to_str().unwrap(), "--deployment", "other"]);
+    let stranger = other.path().join("ca.crt");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mizugiwa"))
+        .args(["gate", "journal", "--db", db, "--ca", stranger.to_str().unwrap(), "--site", "kansai"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("not issued by this deployment's CA"), "{err}");
 }

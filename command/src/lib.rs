@@ -17,6 +17,7 @@ pub mod auth;
 pub mod config;
 pub mod cot;
 pub mod events;
+pub mod gate_journal;
 pub mod gateway;
 pub mod metrics;
 pub mod records;

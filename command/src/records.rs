@@ -32,6 +32,10 @@ pub const GATE_LISTS: &str = "gate_lists";
 pub const GATE_USES: &str = "gate_uses";
 /// One record per passage through an e-gate: the decision and every reason.
 pub const GATE_PASSAGES: &str = "gate_passages";
+/// Each airport site's decision journal: `gate_journals/<site>` holds the site's certificate
+/// (`cert`, PEM; its key signs the journal) and the journal's head (`epoch`, `head_seq`,
+/// `head_hash`). The entries themselves are fields of the passages.
+pub const GATE_JOURNALS: &str = "gate_journals";
 /// X-ray inspections of containers and baggage.
 pub const INSPECTIONS: &str = "inspections";
 /// NQR screenings.

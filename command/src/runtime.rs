@@ -159,6 +159,7 @@ impl Runtime {
             )
         })?;
         let ca = pki::load_ca(&cfg.pki_dir.join("ca.crt"))?;
+        let ca_for_checks = ca.clone();
         let mut store_cfg = StoreConfig::new(&cfg.node);
         store_cfg.max_clock_skew_ms = cfg.sync.max_clock_skew_ms;
         store_cfg.collection_horizon_ms = cfg.sync.collection_horizon_ms();
@@ -194,6 +195,7 @@ impl Runtime {
             audit,
             metrics.clone(),
             stopped.clone(),
+            ca_for_checks,
         );
         let listener = tokio::net::TcpListener::bind(cfg.http.listen)
             .await

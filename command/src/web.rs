@@ -58,6 +58,8 @@ pub struct AppState {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     /// At most two password checks at a time: Argon2 is slow and memory-hungry by design.
     pub login_permits: tokio::sync::Semaphore,
+    /// The deployment's CA certificate: what sites' signatures are checked against.
+    pub ca: rustls::pki_types::CertificateDer<'static>,
 }
 
 type Shared = Arc<AppState>;
@@ -97,7 +99,8 @@ pub fn router(state: Shared, extra: Router) -> Router {
         .route("/api/alerts", post(raise_alert))
         .route("/api/alerts/{id}", axum::routing::delete(withdraw_alert))
         .route("/api/alerts/{id}/{action}", post(alert_action))
-        .route("/api/audit", get(audit_log));
+        .route("/api/audit", get(audit_log))
+        .route("/api/gate/journal/{site}", get(gate_journal));
     // Revoking a node cuts it off from the whole deployment: headquarters decides that, not a
     // site's local dashboard.
     if state.mode == Mode::Command {
@@ -394,6 +397,30 @@ async fn records_of(
     }
     let store = state.store.lock().map_err(ApiError::internal)?;
     Ok(Json(list_json(&store, &collection)?))
+}
+
+/// A site's gate decision journal, checked: chain, signatures, every passage in it as signed.
+async fn gate_journal(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path(site): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    require(&state, &headers, Role::Viewer)?;
+    let state = state.clone();
+    let check = tokio::task::spawn_blocking(move || {
+        let store = state.store.lock().map_err(|_| anyhow::anyhow!("store lock poisoned"))?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        crate::gate_journal::check(&store, &state.ca, &site, now)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(|e| ApiError::new(StatusCode::NOT_FOUND, format!("{e:#}")))?;
+    let intact = check.is_intact();
+    let mut body = serde_json::to_value(&check).map_err(ApiError::internal)?;
+    body["intact"] = intact.into();
+    Ok(Json(body))
 }
 
 #[derive(Deserialize)]
@@ -786,6 +813,7 @@ pub fn state(
     audit: AuditLog,
     metrics: Metrics,
     shutdown: tokio::sync::watch::Receiver<bool>,
+    ca: rustls::pki_types::CertificateDer<'static>,
 ) -> Shared {
     let hub = EventHub::new(10_000);
     tokio::spawn(crate::events::pump(
@@ -803,5 +831,6 @@ pub fn state(
         metrics,
         shutdown,
         login_permits: tokio::sync::Semaphore::new(2),
+        ca,
     })
 }

@@ -225,6 +225,35 @@ pub fn check(o: &Observed) -> Verdicts {
         ));
     }
 
+    // 3c. Every airport's decision journal holds on every replica: each decision signed by the
+    // site, chained, none missing, every passage as signed, through kills and restarts.
+    if !o.journals.is_empty() && o.journals.values().any(|c| !c.is_empty()) {
+        let mut broken = Vec::new();
+        let mut entries = 0;
+        let mut checks = 0;
+        for (replica, sites) in &o.journals {
+            for (site, check) in sites {
+                checks += 1;
+                match check {
+                    Ok(c) if c["intact"] == true => entries += c["verified"].as_u64().unwrap_or(0),
+                    Ok(c) => broken.push(format!(
+                        "{site}'s journal at {replica}: problems {}, passages outside it {}, altered {}",
+                        c["problems"], c["unjournaled"], c["altered"]
+                    )),
+                    // An airport whose gates were never used has no journal yet: not a violation.
+                    Err(e) if e.contains("no journal of site") && !passages.iter().any(|a| &a.site == site) => {}
+                    Err(e) => broken.push(format!("{site}'s journal at {replica}: {e}")),
+                }
+            }
+        }
+        out.push(verdict(
+            "gate_journals_intact",
+            "Every airport's decision journal checks out on every replica: signed by the site's certificate, chained, nothing missing or rewritten.",
+            format!("{checks} journal checks, {entries} entries verified"),
+            broken,
+        ));
+    }
+
     // 4. Convergence within the bound.
     let bound = o.scenario.converge_within_secs;
     let mut not_converged = Vec::new();

@@ -73,6 +73,9 @@ pub struct Observed {
     pub finals: BTreeMap<String, BTreeMap<String, serde_json::Value>>,
     /// Batches refused for clock skew per node, as its /metrics said at the end.
     pub refused_batches: BTreeMap<String, u64>,
+    /// Each live replica's check of each airport's decision journal at the end
+    /// (`GET /api/gate/journal/<site>`): replica → site → the check, or the error.
+    pub journals: BTreeMap<String, BTreeMap<String, Result<serde_json::Value, String>>>,
 }
 
 /// The collections the drill compares replicas on: what the workload writes. (Every node
@@ -201,6 +204,13 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<(Obse
     let died = cluster.reap();
     let mut finals = BTreeMap::new();
     let mut refused_batches = BTreeMap::new();
+    let mut journals = BTreeMap::new();
+    let airports: Vec<String> = scenario
+        .nodes
+        .iter()
+        .filter(|n| n.gates > 0)
+        .map(|n| n.name.clone())
+        .collect();
     for (name, n) in &cluster.nodes {
         if n.life != Life::Running {
             continue;
@@ -224,6 +234,14 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<(Obse
                 .collect(),
         );
         refused_batches.insert(name.clone(), refused(&n.url("/metrics")).await.unwrap_or(0));
+        let mut checks = BTreeMap::new();
+        for site in &airports {
+            let check = officer
+                .call(reqwest::Method::GET, &format!("/api/gate/journal/{site}"), None)
+                .await;
+            checks.insert(site.clone(), check);
+        }
+        journals.insert(name.clone(), checks);
     }
     cluster.shutdown().await;
     drop(cluster);
@@ -240,6 +258,7 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<(Obse
         hashes,
         finals,
         refused_batches,
+        journals,
     };
     let verdicts = check::check(&observed);
     Ok((observed, verdicts))

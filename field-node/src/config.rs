@@ -101,7 +101,8 @@ pub async fn run(
         let Some(section) = &cfg.gates else {
             return Ok(axum::Router::new());
         };
-        let svc = Arc::new(GateService::new(ext.store.clone(), &cfg.node, section)?);
+        let identity = gate::JournalIdentity::load(&cfg.pki_dir, &cfg.node)?;
+        let svc = Arc::new(GateService::new(ext.store.clone(), &cfg.node, section, &identity)?);
         tracing::info!(gates = section.devices.len(), "e-gate API at /api/gate/decide");
         gates = Some(tokio::spawn(gate::watch(svc.clone(), ext.stopped.clone())));
         Ok(gate::routes(GateApi::start(svc)?))

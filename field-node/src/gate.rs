@@ -14,6 +14,13 @@
 //! at once (officer lane, reason `replay`); a use learnt through sync raises the alert
 //! `alerts/gate-replay-<declaration id>`. The id is the same everywhere, so however many nodes
 //! notice, there is exactly one alert.
+//!
+//! **Journal.** Every decision is also an entry of the site's decision journal
+//! (`mizugiwa_gate_edge::journal`): chained to the one before and signed with the site's
+//! identity key, in the same transaction as the passage. The passage carries the entry
+//! (`journal_seq`, `journal`, `journal_hash`, `journal_sig`); `gate_journals/<site>` carries the
+//! site's certificate and the head, so headquarters can check that no decision was rewritten
+//! or dropped (`mizugiwa gate journal`, `GET /api/gate/journal/<site>`).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -26,9 +33,12 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use mizugiwa_command::records::{ALERTS, GATE_KEYS, GATE_LISTS, GATE_PASSAGES, GATE_REVOKED, GATE_STATS, GATE_USES};
+use mizugiwa_command::records::{
+    ALERTS, GATE_JOURNALS, GATE_KEYS, GATE_LISTS, GATE_PASSAGES, GATE_REVOKED, GATE_STATS, GATE_USES,
+};
 use mizugiwa_command::trust::CURRENT_LIST;
 use mizugiwa_gate_edge::decision::ChipData;
+use mizugiwa_gate_edge::journal::{self, Decided, JournalWriter};
 use mizugiwa_gate_edge::trust::{RevocationList, TrustList, TrustedKey};
 use mizugiwa_gate_edge::{decide, mrz, qr, Decision, GateInput, Outcome, Policy, PublicKeyFile, VerifyPolicy};
 use mizugiwa_sync::{FieldOp, FieldValue, Store, Value};
@@ -104,6 +114,30 @@ pub struct GateService {
     seed: u64,
     lists: Mutex<Option<Arc<(TrustList, RevocationList)>>>,
     lists_dirty: AtomicBool,
+    journal: Mutex<JournalWriter>,
+}
+
+/// The site's identity as the journal needs it: the key that signs, the certificate that
+/// proves whose key it is.
+pub struct JournalIdentity {
+    /// PKCS#8 PEM of the site's private key (`<pki_dir>/<site>.key`).
+    pub key_pem: String,
+    /// PEM of the site's certificate (`<pki_dir>/<site>.crt`).
+    pub cert_pem: String,
+}
+
+impl JournalIdentity {
+    /// Reads `<dir>/<site>.key` and `<dir>/<site>.crt`.
+    pub fn load(dir: &std::path::Path, site: &str) -> anyhow::Result<JournalIdentity> {
+        let read = |ext: &str| {
+            let path = dir.join(format!("{site}.{ext}"));
+            std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))
+        };
+        Ok(JournalIdentity {
+            key_pem: read("key")?,
+            cert_pem: read("crt")?,
+        })
+    }
 }
 
 fn at(ms: u64) -> OffsetDateTime {
@@ -112,8 +146,14 @@ fn at(ms: u64) -> OffsetDateTime {
 }
 
 impl GateService {
-    /// The service for `site` as its config says.
-    pub fn new(store: Arc<Mutex<Store>>, site: &str, cfg: &GateSection) -> anyhow::Result<GateService> {
+    /// The service for `site` as its config says; its journal continues from the head the
+    /// replica holds (a new epoch when it holds none).
+    pub fn new(
+        store: Arc<Mutex<Store>>,
+        site: &str,
+        cfg: &GateSection,
+        identity: &JournalIdentity,
+    ) -> anyhow::Result<GateService> {
         let policy = match &cfg.policy {
             Some(p) => {
                 let text = std::fs::read_to_string(p)
@@ -136,6 +176,7 @@ impl GateService {
             }
             devices.insert(hash, d.id.clone());
         }
+        let journal = open_journal(&store, site, identity)?;
         Ok(GateService {
             store,
             site: site.to_owned(),
@@ -147,6 +188,7 @@ impl GateService {
                 .unwrap_or_else(|| u64::from_le_bytes(blake3::hash(site.as_bytes()).as_bytes()[..8].try_into().unwrap_or([0; 8]))),
             lists: Mutex::new(None),
             lists_dirty: AtomicBool::new(true),
+            journal: Mutex::new(journal),
         })
     }
 
@@ -244,7 +286,35 @@ impl GateService {
             }
             planned.push(plan);
         }
-        let mut writes: Vec<(&str, &str, &[(&str, FieldOp)])> = Vec::new();
+        // Journal the decisions in order, then record passages and journal head together.
+        let mut journal = self.journal.lock().map_err(|_| anyhow::anyhow!("journal lock poisoned"))?;
+        let (epoch, seq_before, head_before) = {
+            let (e, s, h) = journal.head();
+            (e.to_owned(), s, h.to_owned())
+        };
+        for p in &mut planned {
+            let sealed = match journal.append(p.journal.clone()) {
+                Ok(sealed) => sealed,
+                Err(e) => {
+                    journal.rewind(seq_before, &head_before);
+                    return Err(e.into());
+                }
+            };
+            p.passage_ops.extend([
+                ("journal_seq", FieldOp::Set(Value::Int(journal.head().1 as i64))),
+                ("journal", FieldOp::Set(Value::Text(sealed.entry))),
+                ("journal_hash", FieldOp::Set(Value::Text(sealed.hash))),
+                ("journal_sig", FieldOp::Set(Value::Text(sealed.sig))),
+            ]);
+        }
+        let (_, seq_after, head_after) = journal.head();
+        let head_ops = [
+            ("epoch", FieldOp::Set(Value::Text(epoch))),
+            ("head_seq", FieldOp::Set(Value::Int(seq_after as i64))),
+            ("head_hash", FieldOp::Set(Value::Text(head_after.to_owned()))),
+            ("at_ms", FieldOp::Set(Value::Int(now_ms as i64))),
+        ];
+        let mut writes: Vec<(&str, &str, &[(&str, FieldOp)])> = vec![(GATE_JOURNALS, &self.site, &head_ops)];
         for p in &planned {
             writes.push((GATE_PASSAGES, &p.passage, &p.passage_ops));
             writes.push((GATE_STATS, &p.stats_id, &p.stats_ops));
@@ -255,7 +325,12 @@ impl GateService {
                 writes.push((ALERTS, id, ops));
             }
         }
-        store.put_all(&writes)?;
+        if let Err(e) = store.put_all(&writes) {
+            // Nothing of the batch is on record: the journal must not skip its numbers.
+            journal.rewind(seq_before, &head_before);
+            return Err(e.into());
+        }
+        drop(journal);
         drop(store);
         Ok(planned
             .into_iter()
@@ -269,24 +344,30 @@ impl GateService {
     /// The records one decision makes, and the gate's answer.
     fn plan(&self, gate: &str, decision: Decision, prior_uses: Vec<String>, now_ms: u64) -> anyhow::Result<Planned> {
         let opened = decision.outcome == Outcome::Open;
-        let reasons = serde_json::to_value(&decision.reasons)?;
         let site = Value::Text(self.site.clone());
         let passage = uuid::Uuid::new_v4().simple().to_string();
+        // The passage's own fields are what lists and dashboards filter on; the rest (reasons,
+        // versions, duty) is in the signed journal entry the batch adds.
         let mut passage_ops: Vec<(&'static str, FieldOp)> = vec![
             ("site", FieldOp::Set(site.clone())),
             ("gate", FieldOp::Set(gate.into())),
             ("at_ms", FieldOp::Set(Value::Int(now_ms as i64))),
             ("outcome", FieldOp::Set(if opened { "open" } else { "officer_lane" }.into())),
-            ("reasons", FieldOp::Set(Value::Json(reasons.to_string()))),
-            ("policy_version", FieldOp::Set(decision.policy_version.clone().into())),
-            ("decision_function", FieldOp::Set(decision.decision_function_version.clone().into())),
         ];
         if let Some(id) = &decision.declaration_id {
             passage_ops.push(("declaration_id", FieldOp::Set(id.clone().into())));
         }
-        if let Some(a) = &decision.assessment {
-            passage_ops.push(("duty_yen", FieldOp::Set(Value::Int(a.total_duty_yen as i64))));
-        }
+        let journal = Decided {
+            passage: passage.clone(),
+            gate: gate.to_owned(),
+            at_ms: now_ms,
+            outcome: decision.outcome,
+            reasons: decision.reasons.clone(),
+            declaration_id: decision.declaration_id.clone(),
+            duty_yen: decision.assessment.as_ref().map(|a| a.total_duty_yen),
+            policy_version: decision.policy_version.clone(),
+            decision_function: decision.decision_function_version.clone(),
+        };
         let stats_ops: Vec<(&'static str, FieldOp)> = vec![
             ("site", FieldOp::Set(site)),
             ("gate", FieldOp::Set(gate.into())),
@@ -320,6 +401,7 @@ impl GateService {
             stats_ops,
             declaration_use,
             alert,
+            journal,
             answer,
         })
     }
@@ -350,7 +432,39 @@ struct Planned {
     declaration_use: Option<(String, String)>,
     use_ops: Vec<(&'static str, FieldOp)>,
     alert: Option<(String, Vec<(&'static str, FieldOp)>)>,
+    journal: Decided,
     answer: serde_json::Value,
+}
+
+/// The site's journal writer: continues from the head in the replica, or opens a new epoch;
+/// publishes the site's certificate beside it so its signatures can be checked anywhere.
+fn open_journal(store: &Arc<Mutex<Store>>, site: &str, identity: &JournalIdentity) -> anyhow::Result<JournalWriter> {
+    let key = journal::signing_key_from_pem(&identity.key_pem)?;
+    let mut store = store.lock().map_err(|_| anyhow::anyhow!("store lock poisoned"))?;
+    let record = store.get(GATE_JOURNALS, site)?;
+    let text = |f: &str| match record.as_ref().and_then(|r| r.get(f)) {
+        Some(Value::Text(t)) => Some(t.clone()),
+        _ => None,
+    };
+    let seq = match record.as_ref().and_then(|r| r.get("head_seq")) {
+        Some(Value::Int(n)) => u64::try_from(*n).ok(),
+        _ => None,
+    };
+    let writer = match (text("epoch"), seq, text("head_hash")) {
+        (Some(epoch), Some(seq), Some(head)) => {
+            tracing::info!(%epoch, seq, "gate journal continues");
+            JournalWriter::resume(site, key, &epoch, seq, &head)?
+        }
+        _ => {
+            let w = JournalWriter::start(site, key);
+            tracing::info!(epoch = %w.head().0, "gate journal: new epoch");
+            w
+        }
+    };
+    if text("cert").as_deref() != Some(identity.cert_pem.as_str()) {
+        store.put(GATE_JOURNALS, site, &[("cert", FieldOp::Set(Value::Text(identity.cert_pem.clone())))])?;
+    }
+    Ok(writer)
 }
 
 /// Group commit: one thread takes the decisions waiting and records them in one transaction,

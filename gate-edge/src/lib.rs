@@ -7,7 +7,8 @@
 //!    [`trust::RevocationList`];
 //! 2. reads the passport zone ([`mrz::parse`]) and the chip's DG1 fields;
 //! 3. assesses the declared goods against the allowances ([`allowance::assess`]);
-//! 4. decides ([`decision::decide`]): open, or the officer lane with every reason.
+//! 4. decides ([`decision::decide`]): open, or the officer lane with every reason;
+//! 5. journals the decision ([`journal`]): hash-chained and signed with the node's key.
 //!
 //! Everything here is pure: time, the replay lookup and the random-selection seed are inputs,
 //! so the field node owns storage and clocks and the decision is reproducible.
@@ -49,6 +50,7 @@ pub mod allowance;
 pub mod cbor;
 pub mod decision;
 pub mod declaration;
+pub mod journal;
 pub mod mrz;
 pub mod qr;
 pub mod trust;

@@ -410,7 +410,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
                     max_list_age_hours: 72,
                     selection_seed: None,
                 };
-                let svc = std::sync::Arc::new(GateService::new(ext.store.clone(), "narita", &section)?);
+                let identity = mizugiwa_field_node::gate::JournalIdentity::load(&pki_dir, "narita")?;
+                let svc = std::sync::Arc::new(GateService::new(ext.store.clone(), "narita", &section, &identity)?);
                 tokio::spawn(mizugiwa_field_node::gate::watch(svc.clone(), ext.stopped.clone()));
                 let api = GateApi::start(svc)?;
                 gate_api = Some(api.clone());

@@ -64,6 +64,21 @@ pub enum GateCommand {
     /// Prints the assessment as JSON on stdout (each line with the rate and the rules behind
     /// it) and a table on stderr. The duty-free units are chosen in the traveller's favour.
     Allowance(AllowanceArgs),
+    /// Check an airport site's decision journal in a replica: the site's certificate against
+    /// the CA, every entry's hash, signature and link, nothing missing up to the head, and every
+    /// passage in the journal as signed. Prints the report as JSON; exit code 2 unless intact.
+    /// Safe beside the running daemon.
+    Journal {
+        /// Replica database (e.g. headquarters' `data/hq.db`).
+        #[arg(long)]
+        db: PathBuf,
+        /// The deployment's CA certificate.
+        #[arg(long)]
+        ca: PathBuf,
+        /// The airport site.
+        #[arg(long)]
+        site: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -187,7 +202,31 @@ pub fn run(cmd: GateCommand) -> anyhow::Result<()> {
         GateCommand::Verify(args) => verify(args),
         GateCommand::Mrz { lines } => mrz_check(&lines),
         GateCommand::Allowance(args) => allowance(args),
+        GateCommand::Journal { db, ca, site } => journal(&db, &ca, &site),
     }
+}
+
+fn journal(db: &std::path::Path, ca: &std::path::Path, site: &str) -> anyhow::Result<()> {
+    let ca = mizugiwa_sync::pki::load_ca(ca)?;
+    let store = crate::cli::store::open_reader(db)?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let check = mizugiwa_command::gate_journal::check(&store, &ca, site, now)?;
+    let intact = check.is_intact();
+    let mut out = serde_json::to_value(&check)?;
+    out["intact"] = intact.into();
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    eprintln!(
+        "{site}: {} entries verified in {} epoch(s); {} problem(s), {} passage(s) outside the journal, {} altered",
+        check.report.verified,
+        check.report.epochs.len(),
+        check.report.problems.len(),
+        check.unjournaled.len(),
+        check.altered.len()
+    );
+    if !intact {
+        exit_no();
+    }
+    Ok(())
 }
 
 /// Leave with [`EXIT_NO`] once the answer has been printed.
