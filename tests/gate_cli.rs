@@ -379,3 +379,16 @@ fn allowance_over_the_limit_owes_duty() {
     ]);
     assert!(json(&out)["total_duty_yen"].as_u64() > Some(4_120));
 }
+
+#[test]
+fn token_prints_a_fresh_token_and_the_hash_the_site_keeps() {
+    let a = gate(&["token", "--gate", "t1-gate3"]);
+    let b = gate(&["token", "--gate", "t1-gate3"]);
+    assert!(a.status.success(), "{}", stderr(&a));
+    let (ta, tb) = (stdout(&a).trim().to_owned(), stdout(&b).trim().to_owned());
+    assert_ne!(ta, tb, "every token is new");
+    assert!(ta.len() >= 64, "{ta}");
+    let hash = mizugiwa_field_node::gate::token_hash(&ta);
+    assert!(stderr(&a).contains(&format!("token_blake3 = \"{hash}\"")), "{}", stderr(&a));
+    assert!(stderr(&a).contains("id = \"t1-gate3\""));
+}

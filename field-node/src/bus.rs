@@ -88,6 +88,11 @@ impl SiteBus {
         })
     }
 
+    /// The site this bus belongs to.
+    pub fn site(&self) -> &str {
+        &self.site
+    }
+
     /// The full key of `suffix` on this site's bus.
     pub fn key(&self, suffix: &str) -> String {
         format!("mz/{}/{suffix}", self.site)

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use crate::bus::{BusConfig, DroneRecorder, SiteBus};
 use crate::gate::{self, GateApi, GateSection, GateService};
+use crate::heartbeat::HeartbeatMonitor;
 use crate::pipeline::{self, SourceConfig};
 
 /// A site's config file (documented example: `docs/site.toml`).
@@ -97,6 +98,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let mut gates = None;
+    let mut gate_service = None;
     let runtime = Runtime::start_with(cfg.runtime(), |ext| {
         let Some(section) = &cfg.gates else {
             return Ok(axum::Router::new());
@@ -105,6 +107,7 @@ pub async fn run(
         let svc = Arc::new(GateService::new(ext.store.clone(), &cfg.node, section, &identity)?);
         tracing::info!(gates = section.devices.len(), "e-gate API at /api/gate/decide");
         gates = Some(tokio::spawn(gate::watch(svc.clone(), ext.stopped.clone())));
+        gate_service = Some(svc.clone());
         Ok(gate::routes(GateApi::start(svc)?))
     })
     .await?;
@@ -113,7 +116,20 @@ pub async fn run(
         Some(b) => {
             let bus = SiteBus::open(&cfg.node, b).await?;
             let recorder = DroneRecorder::start(&bus, runtime.store.clone(), b).await?;
-            Some((bus, recorder))
+            let heartbeats = match (&gate_service, &cfg.gates) {
+                (Some(svc), Some(section)) => Some(
+                    HeartbeatMonitor::start(
+                        &bus,
+                        runtime.store.clone(),
+                        svc.links.clone(),
+                        svc.gate_ids().to_vec(),
+                        Duration::from_secs(section.heartbeat_timeout_secs.max(1)),
+                    )
+                    .await?,
+                ),
+                _ => None,
+            };
+            Some((bus, recorder, heartbeats))
         }
         None => None,
     };
@@ -126,8 +142,11 @@ pub async fn run(
     shutdown.await;
     tracing::info!("shutting down");
     pipeline.shutdown().await;
-    if let Some((bus, recorder)) = bus {
+    if let Some((bus, recorder, heartbeats)) = bus {
         recorder.shutdown().await;
+        if let Some(h) = heartbeats {
+            h.shutdown().await;
+        }
         bus.close().await;
     }
     runtime.shutdown().await;

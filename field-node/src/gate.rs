@@ -47,6 +47,8 @@ use serde_json::json;
 use time::OffsetDateTime;
 use tokio::sync::{broadcast, watch};
 
+use crate::heartbeat::GateLinks;
+
 /// The `[gates]` section of site.toml.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -64,6 +66,14 @@ pub struct GateSection {
     /// Seed of the random selection (default: derived from the site name).
     #[serde(default)]
     pub selection_seed: Option<u64>,
+    /// A gate that sent heartbeats on the site bus and then none for this long is offline
+    /// (recorded, and alerted). Default 5.
+    #[serde(default = "default_heartbeat_timeout_secs")]
+    pub heartbeat_timeout_secs: u64,
+}
+
+fn default_heartbeat_timeout_secs() -> u64 {
+    5
 }
 
 fn default_max_list_age_hours() -> u64 {
@@ -78,6 +88,11 @@ pub struct GateDevice {
     pub id: String,
     /// BLAKE3 (hex) of the gate's bearer token (`mizugiwa gate token` makes a pair).
     pub token_blake3: String,
+}
+
+/// A new random gate token (244 random bits from the OS, as two UUIDv4).
+pub fn new_token() -> String {
+    format!("mzg_{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())
 }
 
 /// The hash a device token is configured by.
@@ -115,6 +130,9 @@ pub struct GateService {
     lists: Mutex<Option<Arc<(TrustList, RevocationList)>>>,
     lists_dirty: AtomicBool,
     journal: Mutex<JournalWriter>,
+    /// The gates' links as their heartbeats on the site bus tell.
+    pub links: Arc<GateLinks>,
+    gate_ids: Vec<String>,
 }
 
 /// The site's identity as the journal needs it: the key that signs, the certificate that
@@ -189,7 +207,14 @@ impl GateService {
             lists: Mutex::new(None),
             lists_dirty: AtomicBool::new(true),
             journal: Mutex::new(journal),
+            links: Arc::default(),
+            gate_ids: cfg.devices.iter().map(|d| d.id.clone()).collect(),
         })
+    }
+
+    /// The configured gates' ids.
+    pub fn gate_ids(&self) -> &[String] {
+        &self.gate_ids
     }
 
     /// The gate a bearer token belongs to.
@@ -665,6 +690,12 @@ async fn status_handler(State(api): State<Arc<GateApi>>, headers: HeaderMap) -> 
         "revoked": lists.1.kids,
         "lists_published": lists.0.updated_at.unix_timestamp() * 1000,
         "policy_version": svc.policy.version,
+        "gates": svc
+            .links
+            .snapshot(&svc.gate_ids)
+            .into_iter()
+            .map(|(id, link)| json!({ "id": id, "link": link }))
+            .collect::<Vec<_>>(),
     }))
     .into_response()
 }

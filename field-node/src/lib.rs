@@ -9,7 +9,9 @@
 //! folders into inspection and screening records (and alerts), with `mizugiwa-inspect`.
 //!
 //! At an airport, [`gate`] serves the e-gates' API: decisions with `mizugiwa-gate-edge`,
-//! recorded durably, replays caught across airports through the replicated store.
+//! recorded durably, replays caught across airports through the replicated store, every
+//! decision in the site's signed journal; [`heartbeat`] follows the gates' heartbeats on the
+//! bus and records when one goes silent.
 //!
 //! The [`bus`] (zenoh, peer mode, explicit endpoints) carries live data on the site's LAN.
 //! Live data stays live: only downsampled breadcrumbs and current state become records, so
@@ -19,6 +21,7 @@ pub mod ais;
 pub mod bus;
 pub mod config;
 pub mod gate;
+pub mod heartbeat;
 pub mod pipeline;
 pub mod scanner;
 

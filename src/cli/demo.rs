@@ -409,6 +409,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
                     policy: None,
                     max_list_age_hours: 72,
                     selection_seed: None,
+                    heartbeat_timeout_secs: 5,
                 };
                 let identity = mizugiwa_field_node::gate::JournalIdentity::load(&pki_dir, "narita")?;
                 let svc = std::sync::Arc::new(GateService::new(ext.store.clone(), "narita", &section, &identity)?);

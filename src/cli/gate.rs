@@ -64,6 +64,14 @@ pub enum GateCommand {
     /// Prints the assessment as JSON on stdout (each line with the rate and the rules behind
     /// it) and a table on stderr. The duty-free units are chosen in the traveller's favour.
     Allowance(AllowanceArgs),
+    /// Make a gate's bearer token: the token (for the gate terminal's config) on stdout, and
+    /// the `[[gates.devices]]` entry with its BLAKE3 hash (for site.toml) on stderr. The site
+    /// keeps only the hash.
+    Token {
+        /// The gate's name, e.g. t1-gate3.
+        #[arg(long)]
+        gate: String,
+    },
     /// Check an airport site's decision journal in a replica: the site's certificate against
     /// the CA, every entry's hash, signature and link, nothing missing up to the head, and every
     /// passage in the journal as signed. Prints the report as JSON; exit code 2 unless intact.
@@ -203,6 +211,15 @@ pub fn run(cmd: GateCommand) -> anyhow::Result<()> {
         GateCommand::Mrz { lines } => mrz_check(&lines),
         GateCommand::Allowance(args) => allowance(args),
         GateCommand::Journal { db, ca, site } => journal(&db, &ca, &site),
+        GateCommand::Token { gate } => {
+            let token = mizugiwa_field_node::gate::new_token();
+            println!("{token}");
+            eprintln!(
+                "# in the airport's site.toml:\n[[gates.devices]]\nid = {gate:?}\ntoken_blake3 = \"{}\"",
+                mizugiwa_field_node::gate::token_hash(&token)
+            );
+            Ok(())
+        }
     }
 }
 
