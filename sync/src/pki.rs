@@ -654,6 +654,36 @@ pub fn peer_from_cert(cert: &CertificateDer<'_>) -> Result<PeerIdentity, PkiErro
     })
 }
 
+/// Checks, outside any TLS handshake, that `cert` (PEM) was issued by the deployment's `ca`
+/// and is valid at `now_unix`; returns the node it names and its SubjectPublicKeyInfo (DER).
+/// For checking what a node signed with its identity key, e.g. a site's decision journal.
+pub fn verify_issued(
+    cert_pem: &str,
+    ca: &CertificateDer<'_>,
+    now_unix: i64,
+) -> Result<(PeerIdentity, Vec<u8>), PkiError> {
+    let cert = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .next()
+        .ok_or_else(|| PkiError::BadCertificate("no PEM certificate in the text".into()))?
+        .map_err(|e| PkiError::BadCertificate(format!("unreadable PEM: {e}")))?;
+    let (_, ca_parsed) = parse_cert(ca)?;
+    let (_, parsed) = parse_cert(&cert)?;
+    parsed
+        .verify_signature(Some(ca_parsed.public_key()))
+        .map_err(|e| PkiError::BadCertificate(format!("not issued by this deployment's CA: {e}")))?;
+    let now = x509_parser::time::ASN1Time::from_timestamp(now_unix)
+        .map_err(|e| PkiError::BadCertificate(format!("time {now_unix}: {e}")))?;
+    if !parsed.validity().is_valid_at(now) {
+        return Err(PkiError::BadCertificate(format!(
+            "outside its validity ({} to {})",
+            parsed.validity().not_before,
+            parsed.validity().not_after
+        )));
+    }
+    let spki = parsed.public_key().raw.to_vec();
+    Ok((peer_from_cert(&cert)?, spki))
+}
+
 /// Revoked certificate serials and node names, shared between the TLS verifiers and the
 /// code that follows the replicated revocation list. Cloning is cheap (one `Arc`); every
 /// clone sees every update, and verifiers consult it on every handshake.
