@@ -59,7 +59,20 @@ enum Command {
     Nqr(inspect::NqrCommand),
 }
 
+/// For commands that print records and end: a closed pipe (`... | head`) ends the program
+/// quietly, as for any Unix filter, instead of a panic in `println!`. Not for the daemons,
+/// whose sockets must see EPIPE as an error rather than be killed by the signal.
+fn quiet_on_closed_pipe() {
+    // SAFETY: signal(2) with the default disposition, before this command starts any thread.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    if matches!(cli.command, Command::Store(_) | Command::Gate(_) | Command::Audit(_)) {
+        quiet_on_closed_pipe();
+    }
     match cli.command {
         Command::Pki(c) => pki::run(c),
         Command::Store(c) => store::run(c),
