@@ -568,12 +568,20 @@ mod tests {
 
     #[test]
     fn the_documented_scanner_sources_parse() {
-        // The commented examples in docs/site.toml, uncommented.
+        // The commented [[sources]] examples in docs/site.toml, uncommented (other commented
+        // sections, e.g. [gates], end a source's example).
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/site.toml");
         let text = std::fs::read_to_string(path).unwrap();
+        let mut in_source = false;
         let examples: String = text
             .lines()
             .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| {
+                if l.starts_with('[') {
+                    in_source = l.starts_with("[[sources]]");
+                }
+                in_source
+            })
             .filter(|l| {
                 l.starts_with("[[sources]]")
                     || l.split_once(" = ").is_some_and(|(k, _)| {
