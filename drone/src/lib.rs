@@ -2,5 +2,9 @@
 //! station (mission, fence and rally transfer, telemetry, link loss, commands) and drone imagery
 //! analysis with georeferencing.
 //!
-//! Not built yet: see issue 5. Never imports `mizugiwa-sync`: the site daemon turns its typed
+//! Built so far: [`plan`] (lawnmower surveys, geofence checks, endurance, QGroundControl
+//! `.plan` files). The rest of issue 5 (corridor along a coastline, the ground station, the
+//! simulator, imagery) is not built yet. Never imports `mizugiwa-sync`: the site daemon turns its typed
 //! results into records.
+
+pub mod plan;
