@@ -3,6 +3,7 @@
 mod daemons;
 mod demo;
 mod drill;
+mod drone;
 mod gate;
 mod inspect;
 mod pki;
@@ -48,6 +49,9 @@ enum Command {
     /// decisions, passport zones, allowances and duty.
     #[command(subcommand)]
     Gate(gate::GateCommand),
+    /// Coastal drone patrol: plan a survey as a QGroundControl `.plan` file, check a plan.
+    #[command(subcommand)]
+    Drone(drone::DroneCommand),
     /// Run a whole deployment on this machine: a command center and three sites on loopback.
     Demo(demo::DemoArgs),
     /// Dual-energy X-ray container scans: score a scan against its manifest (risk, reasons,
@@ -80,6 +84,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(a) => demo::run(a),
         Command::Drill(c) => drill::run(c),
         Command::Gate(c) => gate::run(c),
+        Command::Drone(c) => drone::run(c),
         Command::Command(a) => daemons::command(a),
         Command::Node(a) => daemons::node(a),
         Command::User(c) => daemons::user(c),

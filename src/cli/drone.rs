@@ -1,0 +1,223 @@
+//! `mizugiwa drone`: patrol planning (the ground station and imagery are not built yet).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use clap::{Subcommand, ValueEnum};
+use geo::{LineString, Polygon};
+use mizugiwa_drone::plan::{self, Camera, Geofence, Plan, SurveyRequest, Waypoint};
+
+#[derive(Debug, Subcommand)]
+pub enum DroneCommand {
+    /// Plan a lawnmower survey of an area and write it as a QGroundControl `.plan` file.
+    ///
+    /// Lines run along HEADING, spaced so that the camera's footprints overlap by OVERLAP;
+    /// every leg is checked against the fence before the file is written. Prints the plan's
+    /// length, flight time and battery share.
+    Survey {
+        /// The area: a GeoJSON Polygon (or the first Polygon feature of a file).
+        #[arg(long)]
+        area: PathBuf,
+        /// Flight altitude above home, metres.
+        #[arg(long, default_value_t = 120.0)]
+        alt: f64,
+        /// Direction of the lines, degrees clockwise from north.
+        #[arg(long, default_value_t = 0.0)]
+        heading: f64,
+        /// Side overlap of neighbouring footprints, 0..1.
+        #[arg(long, default_value_t = 0.2)]
+        overlap: f64,
+        /// Camera sensor width, mm (default: a 1" sensor).
+        #[arg(long, default_value_t = 13.2)]
+        sensor_width_mm: f64,
+        /// Lens focal length, mm.
+        #[arg(long, default_value_t = 8.8)]
+        focal_mm: f64,
+        /// Longest leg between waypoints, metres.
+        #[arg(long, default_value_t = 200.0)]
+        max_leg: f64,
+        /// Home (take-off) position, `LAT,LON`.
+        #[arg(long, value_parser = parse_lat_lon)]
+        home: (f64, f64),
+        /// Geofence: a GeoJSON file of polygons; features with `"exclusion": true` in their
+        /// properties are exclusion zones, the others inclusion zones.
+        #[arg(long)]
+        fence: Option<PathBuf>,
+        /// Cruise speed, m/s.
+        #[arg(long, default_value_t = 15.0)]
+        speed: f64,
+        /// Usable flight time on one battery, minutes.
+        #[arg(long, default_value_t = 30.0)]
+        battery_minutes: f64,
+        #[arg(long, value_enum, default_value_t = Firmware::Ardupilot)]
+        firmware: Firmware,
+        /// The `.plan` file to write.
+        #[arg(short, long)]
+        out: PathBuf,
+    },
+    /// Read a `.plan` file and check it: every leg against its own fence, and the endurance.
+    Check {
+        plan: PathBuf,
+        #[arg(long, default_value_t = 30.0)]
+        battery_minutes: f64,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Firmware {
+    Ardupilot,
+    Px4,
+}
+
+fn parse_lat_lon(s: &str) -> Result<(f64, f64), String> {
+    let (a, b) = s.split_once(',').ok_or("expected LAT,LON")?;
+    let lat: f64 = a.trim().parse().map_err(|_| format!("latitude {a:?}"))?;
+    let lon: f64 = b.trim().parse().map_err(|_| format!("longitude {b:?}"))?;
+    if lat.abs() > 90.0 || lon.abs() > 180.0 {
+        return Err(format!("({lat}, {lon}) is not a position"));
+    }
+    Ok((lat, lon))
+}
+
+/// Every polygon of a GeoJSON text (geometry, feature or collection), with the feature's
+/// properties.
+fn polygons(path: &Path) -> anyhow::Result<Vec<(Polygon<f64>, serde_json::Value)>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let v: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    let mut out = Vec::new();
+    collect(&v, &serde_json::Value::Null, &mut out).with_context(|| format!("reading GeoJSON {}", path.display()))?;
+    if out.is_empty() {
+        bail!("{} holds no Polygon", path.display());
+    }
+    Ok(out)
+}
+
+fn collect(
+    v: &serde_json::Value,
+    props: &serde_json::Value,
+    out: &mut Vec<(Polygon<f64>, serde_json::Value)>,
+) -> anyhow::Result<()> {
+    match v["type"].as_str() {
+        Some("FeatureCollection") => {
+            for f in v["features"].as_array().into_iter().flatten() {
+                collect(f, &serde_json::Value::Null, out)?;
+            }
+        }
+        Some("Feature") => collect(&v["geometry"], &v["properties"], out)?,
+        Some("Polygon") => {
+            let ring = v["coordinates"][0].as_array().context("Polygon without coordinates")?;
+            let coords = ring
+                .iter()
+                .map(|p| match (p[0].as_f64(), p[1].as_f64()) {
+                    (Some(lon), Some(lat)) if lon.abs() <= 180.0 && lat.abs() <= 90.0 => Ok((lon, lat)),
+                    _ => bail!("not a [lon, lat] position: {p}"),
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            if coords.len() < 4 {
+                bail!("a Polygon ring needs at least 4 positions");
+            }
+            out.push((Polygon::new(LineString::from(coords), vec![]), props.clone()));
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn report(plan: &Plan, battery_minutes: f64) {
+    let e = plan::endurance(plan, 3.0, battery_minutes * 60.0, 0.25);
+    println!(
+        "{} waypoints, {:.1} km, {:.0} min at {} m/s: {:.0}% of a {battery_minutes}-minute battery{}",
+        plan.waypoints.len(),
+        e.distance_m / 1000.0,
+        e.flight_time_s / 60.0,
+        plan.cruise_speed_mps,
+        e.battery_fraction * 100.0,
+        if e.fits { "" } else { " — more than one battery with a 25% reserve: split the area" }
+    );
+}
+
+pub fn run(cmd: DroneCommand) -> anyhow::Result<()> {
+    match cmd {
+        DroneCommand::Survey {
+            area,
+            alt,
+            heading,
+            overlap,
+            sensor_width_mm,
+            focal_mm,
+            max_leg,
+            home,
+            fence,
+            speed,
+            battery_minutes,
+            firmware,
+            out,
+        } => {
+            let (area, _) = polygons(&area)?.remove(0);
+            let req = SurveyRequest {
+                area,
+                alt_m: alt,
+                camera: Camera {
+                    sensor_width_mm,
+                    focal_length_mm: focal_mm,
+                },
+                side_overlap: overlap,
+                heading_deg: heading,
+                max_leg_m: max_leg,
+            };
+            let waypoints = plan::survey(&req)?;
+            let mut geofence = Geofence::default();
+            if let Some(f) = fence {
+                for (p, props) in polygons(&f)? {
+                    if props["exclusion"] == true {
+                        geofence.exclusions.push(p);
+                    } else {
+                        geofence.inclusions.push(p);
+                    }
+                }
+            }
+            let home = Waypoint {
+                lat: home.0,
+                lon: home.1,
+                alt_m: 0.0,
+            };
+            plan::check_fence(&home, &waypoints, &geofence).context("the plan breaks the fence; nothing written")?;
+            let plan = Plan {
+                home,
+                waypoints,
+                fence: geofence,
+                rally: vec![home],
+                cruise_speed_mps: speed,
+            };
+            let firmware_type = match firmware {
+                Firmware::Ardupilot => 3,
+                Firmware::Px4 => 12,
+            };
+            let text = serde_json::to_string_pretty(&plan::to_qgc_plan(&plan, firmware_type))?;
+            std::fs::write(&out, text).with_context(|| format!("writing {}", out.display()))?;
+            eprintln!(
+                "lines {:.0} m apart (footprint {:.0} m at {alt} m), fence checked; wrote {}",
+                req.camera.line_spacing_m(alt, overlap),
+                req.camera.footprint_width_m(alt),
+                out.display()
+            );
+            report(&plan, battery_minutes);
+            Ok(())
+        }
+        DroneCommand::Check { plan: path, battery_minutes } => {
+            let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+            let v: serde_json::Value =
+                serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+            let p = plan::from_qgc_plan(&v)?;
+            plan::check_fence(&p.home, &p.waypoints, &p.fence)?;
+            eprintln!(
+                "{}: every leg inside its fence ({} inclusion, {} exclusion zones)",
+                path.display(),
+                p.fence.inclusions.len(),
+                p.fence.exclusions.len()
+            );
+            report(&p, battery_minutes);
+            Ok(())
+        }
+    }
+}
