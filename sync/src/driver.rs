@@ -355,6 +355,7 @@ async fn run_session(link: Link, cx: LinkContext) -> Result<(), SessionError> {
         (s.subscribe(), session)
     };
     let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let mut status_at = std::time::Instant::now() - STATUS_EVERY;
     let result: Result<(), SessionError> = async {
         loop {
             // Flush everything the session wants to say.
@@ -376,7 +377,12 @@ async fn run_session(link: Link, cx: LinkContext) -> Result<(), SessionError> {
                     None => break,
                 }
             }
-            update_status(&status, &store, &session, true, None);
+            // The peer status (lag, bytes) takes the store lock to read the version vector:
+            // refreshed at most every STATUS_EVERY, not after every write at a busy site.
+            if status_at.elapsed() >= STATUS_EVERY {
+                update_status(&status, &store, &session, true, None);
+                status_at = std::time::Instant::now();
+            }
             tokio::select! {
                 f = frames_rx.recv() => match f {
                     Some(Ok(frame)) => {
@@ -407,7 +413,17 @@ async fn run_session(link: Link, cx: LinkContext) -> Result<(), SessionError> {
                     }
                     None => return Ok(()),
                 },
-                _ = events.recv() => {}
+                _ = events.recv() => {
+                    // One delta for every write already announced: a transaction of several
+                    // records sends one event each, and a wake per event would lock the store
+                    // for nothing.
+                    loop {
+                        match events.try_recv() {
+                            Ok(_) | Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {}
+                            Err(_) => break,
+                        }
+                    }
+                }
                 _ = tick.tick() => {
                     // The handshake checked revocation; a node revoked while connected is
                     // dropped here, within one tick of the revocation reaching this replica.
@@ -444,6 +460,9 @@ async fn run_session(link: Link, cx: LinkContext) -> Result<(), SessionError> {
     );
     result
 }
+
+/// How often a live session refreshes its peer status at most.
+const STATUS_EVERY: Duration = Duration::from_millis(100);
 
 fn poisoned(peer: &str) -> SessionError {
     SessionError::Protocol {
