@@ -3,7 +3,7 @@
 //! Every replica opens its store with [`schema`], so that an acknowledgement made at a site and
 //! one made at headquarters merge the same way everywhere.
 
-use mizugiwa_sync::{Collection, Schema, Value};
+use mizugiwa_sync::{Collection, FieldOp, Schema, Value};
 
 /// Node health, one record per node, written by the node itself.
 pub const SITES: &str = "sites";
@@ -70,6 +70,41 @@ pub fn schema() -> Schema {
 
 /// Alert severities, lowest first.
 pub const SEVERITIES: [&str; 4] = ["low", "medium", "high", "critical"];
+
+/// A new alert, as every raiser writes it (the dashboard and the workflow rely on these fields).
+pub struct NewAlert<'a> {
+    pub title: String,
+    /// e.g. `gate_replay`, `xray_risk` (docs/api.md lists them).
+    pub kind: &'a str,
+    /// One of [`SEVERITIES`].
+    pub severity: &'a str,
+    pub site: &'a str,
+    /// Where, when the alert has a place.
+    pub position: Option<(f64, f64)>,
+    pub raised_ms: u64,
+    /// The evidence, a JSON object.
+    pub detail: serde_json::Value,
+}
+
+impl NewAlert<'_> {
+    /// The fields of `alerts/<id>` for this alert, status `new`.
+    pub fn ops(&self) -> Vec<(&'static str, FieldOp)> {
+        let mut ops = vec![
+            ("title", FieldOp::Set(Value::Text(self.title.clone()))),
+            ("kind", FieldOp::Set(self.kind.into())),
+            ("severity", FieldOp::Set(self.severity.into())),
+            ("site", FieldOp::Set(self.site.into())),
+            ("raised_ms", FieldOp::Set(Value::Int(self.raised_ms as i64))),
+            ("status", FieldOp::Advance(ALERT_STATES[0].into())),
+            ("detail", FieldOp::Set(Value::Json(self.detail.to_string()))),
+        ];
+        if let Some((lat, lon)) = self.position {
+            ops.push(("lat", FieldOp::Set(Value::Float(lat))));
+            ops.push(("lon", FieldOp::Set(Value::Float(lon))));
+        }
+        ops
+    }
+}
 
 /// A JSON value as a field value: numbers stay integers when they are, objects and arrays are
 /// kept as JSON.

@@ -406,7 +406,6 @@ async fn gate_journal(
     Path(site): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
     require(&state, &headers, Role::Viewer)?;
-    let state = state.clone();
     let check = tokio::task::spawn_blocking(move || {
         let store = state.store.lock().map_err(|_| anyhow::anyhow!("store lock poisoned"))?;
         let now = std::time::SystemTime::now()

@@ -34,7 +34,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use mizugiwa_command::records::{
-    ALERTS, GATE_JOURNALS, GATE_KEYS, GATE_LISTS, GATE_PASSAGES, GATE_REVOKED, GATE_STATS, GATE_USES,
+    NewAlert, ALERTS, GATE_JOURNALS, GATE_KEYS, GATE_LISTS, GATE_PASSAGES, GATE_REVOKED, GATE_STATS, GATE_USES,
 };
 use mizugiwa_command::trust::CURRENT_LIST;
 use mizugiwa_gate_edge::decision::ChipData;
@@ -574,18 +574,16 @@ fn replay_alert_id(declaration: &str) -> String {
 }
 
 fn replay_alert_ops(site: &str, declaration: &str, uses: &[String], now_ms: u64) -> Vec<(&'static str, FieldOp)> {
-    vec![
-        ("title", FieldOp::Set(format!("Declaration {declaration} used more than once").into())),
-        ("kind", FieldOp::Set("gate_replay".into())),
-        ("severity", FieldOp::Set("high".into())),
-        ("site", FieldOp::Set(site.into())),
-        ("raised_ms", FieldOp::Set(Value::Int(now_ms as i64))),
-        ("status", FieldOp::Advance("new".into())),
-        (
-            "detail",
-            FieldOp::Set(Value::Json(json!({ "declaration_id": declaration, "uses": uses }).to_string())),
-        ),
-    ]
+    NewAlert {
+        title: format!("Declaration {declaration} used more than once"),
+        kind: "gate_replay",
+        severity: "high",
+        site,
+        position: None,
+        raised_ms: now_ms,
+        detail: json!({ "declaration_id": declaration, "uses": uses }),
+    }
+    .ops()
 }
 
 /// Keeps the service's view of the store current: reloads the trust lists when they change,

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use mizugiwa_command::records::{ALERTS, GATE_STATS};
+use mizugiwa_command::records::{NewAlert, ALERTS, GATE_STATS};
 use mizugiwa_sync::{FieldOp, Store, Value};
 use serde::Serialize;
 use tokio::sync::watch;
@@ -201,20 +201,16 @@ fn record(store: &Arc<Mutex<Store>>, site: &str, gate: &str, change: Change, sil
         Change::Offline => {
             tracing::warn!(gate, silent_secs, "gate silent: offline");
             let alert = format!("gate-offline-{site}-{gate}-{now}");
-            let alert_ops = [
-                ("title", FieldOp::Set(format!("E-gate {gate} at {site} is not responding").into())),
-                ("kind", FieldOp::Set("gate_offline".into())),
-                ("severity", FieldOp::Set("medium".into())),
-                ("site", FieldOp::Set(site.into())),
-                ("raised_ms", FieldOp::Set(Value::Int(now as i64))),
-                ("status", FieldOp::Advance("new".into())),
-                (
-                    "detail",
-                    FieldOp::Set(Value::Json(
-                        serde_json::json!({ "gate": gate, "silent_secs": silent_secs }).to_string(),
-                    )),
-                ),
-            ];
+            let alert_ops = NewAlert {
+                title: format!("E-gate {gate} at {site} is not responding"),
+                kind: "gate_offline",
+                severity: "medium",
+                site,
+                position: None,
+                raised_ms: now,
+                detail: serde_json::json!({ "gate": gate, "silent_secs": silent_secs }),
+            }
+            .ops();
             store.put_all(&[(GATE_STATS, &stats_id, &stats), (ALERTS, &alert, &alert_ops)])?;
         }
     }

@@ -591,15 +591,6 @@ fn scan_inbox(
     sink: &Sink,
     queues: &Mutex<BTreeMap<String, u64>>,
 ) -> anyhow::Result<()> {
-    // Files still being written are left for the next scan: only those unchanged for a second
-    // are taken (writers should still write aside and rename into the inbox).
-    let settled = |p: &Path| {
-        p.metadata()
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age >= Duration::from_secs(1))
-    };
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "json") && settled(p))
@@ -633,6 +624,16 @@ fn scan_inbox(
         q.insert("inbox".into(), 0);
     }
     Ok(())
+}
+
+/// Whether a file in an inbox has been left unchanged for a second. Files still being written
+/// are left for the next scan (writers should still write aside and rename into the inbox).
+pub(crate) fn settled(p: &Path) -> bool {
+    p.metadata()
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age >= Duration::from_secs(1))
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use mizugiwa_command::records::{ALERTS, INSPECTIONS, SCREENINGS};
+use mizugiwa_command::records::{NewAlert, ALERTS, INSPECTIONS, SCREENINGS};
 use mizugiwa_command::runtime::{Location, Runtime};
 use mizugiwa_inspect::nqr::{self, Acquisition, Calibration, DetectorConfig};
 use mizugiwa_inspect::xray::{self, Manifest, Model, Scan, RISK_ALERT_THRESHOLD};
@@ -39,6 +39,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::SiteConfig;
+use crate::pipeline::settled;
 
 /// The marker file that says an X-ray scan folder is complete.
 pub const READY: &str = "READY";
@@ -286,47 +287,31 @@ fn process_scan(
             .first()
             .map(|r| format!(": {}", r.message))
             .unwrap_or_default();
-        vec![
-            (
-                "title",
-                FieldOp::Set(
-                    format!(
-                        "Container {} (declared {category}): X-ray risk {:.2}{headline}",
-                        result.container_id, risk.score
-                    )
-                    .into(),
-                ),
+        NewAlert {
+            title: format!(
+                "Container {} (declared {category}): X-ray risk {:.2}{headline}",
+                result.container_id, risk.score
             ),
-            ("kind", FieldOp::Set("xray_risk".into())),
-            (
-                "severity",
-                FieldOp::Set(if risk.score >= 0.9 { "high" } else { "medium" }.into()),
-            ),
-            ("site", FieldOp::Set(ctx.site.clone().into())),
-            ("lat", FieldOp::Set(Value::Float(ctx.location.lat))),
-            ("lon", FieldOp::Set(Value::Float(ctx.location.lon))),
-            ("raised_ms", FieldOp::Set(Value::Int(at_ms as i64))),
-            ("status", FieldOp::Advance("new".into())),
-            (
-                "detail",
-                FieldOp::Set(Value::Json(
-                    json!({
-                        "inspection": format!("{INSPECTIONS}/{id}"),
-                        "scan_id": id,
-                        "container_id": result.container_id,
-                        "scanner_id": result.scanner_id,
-                        "declared_category": category,
-                        "declared_weight_kg": result.declared_weight_kg,
-                        "estimated_weight_kg": result.estimated_weight_kg,
-                        "risk": risk.score,
-                        "threshold": threshold,
-                        "reasons": reasons,
-                        "heatmap_path": heatmap_path,
-                    })
-                    .to_string(),
-                )),
-            ),
-        ]
+            kind: "xray_risk",
+            severity: if risk.score >= 0.9 { "high" } else { "medium" },
+            site: &ctx.site,
+            position: Some((ctx.location.lat, ctx.location.lon)),
+            raised_ms: at_ms,
+            detail: json!({
+                "inspection": format!("{INSPECTIONS}/{id}"),
+                "scan_id": id,
+                "container_id": result.container_id,
+                "scanner_id": result.scanner_id,
+                "declared_category": category,
+                "declared_weight_kg": result.declared_weight_kg,
+                "estimated_weight_kg": result.estimated_weight_kg,
+                "risk": risk.score,
+                "threshold": threshold,
+                "reasons": reasons,
+                "heatmap_path": heatmap_path,
+            }),
+        }
+        .ops()
     } else {
         Vec::new()
     };
@@ -424,13 +409,6 @@ pub fn load_or_calibrate(path: &Path) -> anyhow::Result<Calibration> {
 
 /// Handles every settled `*.bin` file, in name order.
 fn poll_nqr(ctx: &Context, dir: &Path, cal: &Calibration, pfa: f64) -> anyhow::Result<()> {
-    let settled = |p: &Path| {
-        p.metadata()
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age >= Duration::from_secs(1))
-    };
     let mut files: Vec<(String, PathBuf)> = std::fs::read_dir(dir)
         .with_context(|| format!("reading {}", dir.display()))?
         .filter_map(|e| e.ok())
@@ -514,40 +492,27 @@ fn process_signal(
         screening.push(("estimated_temperature_k", FieldOp::Set(Value::Float(t))));
     }
     let alert_id = format!("nqr-{}-{stem}", ctx.site);
-    let alert_ops: Vec<(&str, FieldOp)> = vec![
-        (
-            "title",
-            FieldOp::Set(
-                format!(
-                    "NQR: {} detected in screening {stem} (confidence {:.3})",
-                    s.substance, s.confidence
-                )
-                .into(),
-            ),
+    let alert_ops = NewAlert {
+        title: format!(
+            "NQR: {} detected in screening {stem} (confidence {:.3})",
+            s.substance, s.confidence
         ),
-        ("kind", FieldOp::Set("nqr_detection".into())),
-        ("severity", FieldOp::Set("critical".into())),
-        ("site", FieldOp::Set(ctx.site.clone().into())),
-        ("lat", FieldOp::Set(Value::Float(ctx.location.lat))),
-        ("lon", FieldOp::Set(Value::Float(ctx.location.lon))),
-        ("raised_ms", FieldOp::Set(Value::Int(at_ms as i64))),
-        ("status", FieldOp::Advance("new".into())),
-        (
-            "detail",
-            FieldOp::Set(Value::Json(
-                json!({
-                    "screening": format!("{SCREENINGS}/{stem}"),
-                    "file": file,
-                    "substance": s.substance,
-                    "confidence": s.confidence,
-                    "estimated_temperature_k": s.estimated_temperature_k,
-                    "pfa": pfa,
-                    "decisions": decisions,
-                })
-                .to_string(),
-            )),
-        ),
-    ];
+        kind: "nqr_detection",
+        severity: "critical",
+        site: &ctx.site,
+        position: Some((ctx.location.lat, ctx.location.lon)),
+        raised_ms: at_ms,
+        detail: json!({
+            "screening": format!("{SCREENINGS}/{stem}"),
+            "file": file,
+            "substance": s.substance,
+            "confidence": s.confidence,
+            "estimated_temperature_k": s.estimated_temperature_k,
+            "pfa": pfa,
+            "decisions": decisions,
+        }),
+    }
+    .ops();
     let mut writes: Vec<Write> = vec![(SCREENINGS, stem, &screening)];
     if s.alert {
         writes.push((ALERTS, &alert_id, &alert_ops));

@@ -2,30 +2,15 @@
 //! a high rate; the site records only downsampled state and breadcrumbs, ignores garbage, and
 //! nothing arrives from a peer it was not told about when scouting is off.
 
+mod common;
+
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use mizugiwa_field_node::bus::{BusConfig, DroneRecorder, SiteBus, Telemetry};
+use common::{cfg, free_port};
+use mizugiwa_field_node::bus::{DroneRecorder, SiteBus, Telemetry};
 use mizugiwa_sync::{Store, StoreConfig, SystemClock, Value};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn cfg(listen: Vec<String>, connect: Vec<String>) -> BusConfig {
-    BusConfig {
-        listen,
-        connect,
-        multicast_scouting: false,
-        drone_record_secs: 2,
-        breadcrumb_secs: 10,
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn telemetry_is_downsampled_into_records_and_garbage_ignored() {

@@ -2,29 +2,18 @@
 //! it online; when they stop, the gate is recorded offline and one alert is raised; the next
 //! heartbeat brings it back. Garbage and unconfigured gates are ignored.
 
+mod common;
+
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mizugiwa_command::records::{ALERTS, GATE_STATS};
-use mizugiwa_field_node::bus::{BusConfig, SiteBus};
+use common::{cfg, free_port};
+use mizugiwa_field_node::bus::SiteBus;
 use mizugiwa_field_node::heartbeat::{GateLinks, HeartbeatMonitor};
 use mizugiwa_sync::{Store, StoreConfig, SystemClock, Value};
 use serde_json::json;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn cfg(listen: Vec<String>, connect: Vec<String>) -> BusConfig {
-    BusConfig {
-        listen,
-        connect,
-        multicast_scouting: false,
-        drone_record_secs: 2,
-        breadcrumb_secs: 10,
-    }
-}
 
 fn link_of(links: &GateLinks, gate: &str) -> &'static str {
     links.snapshot(&[gate.to_owned()])[0].1.link
