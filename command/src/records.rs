@@ -11,6 +11,9 @@ pub const SITES: &str = "sites";
 pub const ALERTS: &str = "alerts";
 /// Latest drone positions.
 pub const DRONES: &str = "drones";
+/// Drone flights: one record per sortie (armed to disarmed), written by the site's ground
+/// station when it starts and when it ends.
+pub const SORTIES: &str = "sorties";
 /// Latest AIS position per vessel (MMSI).
 pub const VESSELS: &str = "vessels";
 /// Detections from imagery and sensors.

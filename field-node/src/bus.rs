@@ -43,6 +43,19 @@ pub struct BusConfig {
     pub breadcrumb_secs: u64,
 }
 
+impl BusConfig {
+    /// A bus with no endpoints: components of this node talk to each other, nothing else joins.
+    pub fn private() -> BusConfig {
+        BusConfig {
+            listen: vec![],
+            connect: vec![],
+            multicast_scouting: false,
+            drone_record_secs: default_drone_secs(),
+            breadcrumb_secs: default_crumb_secs(),
+        }
+    }
+}
+
 fn default_drone_secs() -> u64 {
     2
 }

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use std::sync::Arc;
 
 use crate::bus::{BusConfig, DroneRecorder, SiteBus};
+use crate::drones::DroneStation;
 use crate::gate::{self, GateApi, GateSection, GateService};
 use crate::heartbeat::HeartbeatMonitor;
 use crate::pipeline::{self, SourceConfig};
@@ -49,6 +50,9 @@ pub struct SiteConfig {
     /// E-gates served by this site (airports); none when absent.
     #[serde(default)]
     pub gates: Option<GateSection>,
+    /// The drone ground station (coastal sites); none when absent.
+    #[serde(default)]
+    pub drones: Option<crate::drones::DronesConfig>,
 }
 
 fn default_status_secs() -> u64 {
@@ -112,9 +116,12 @@ pub async fn run(
     })
     .await?;
     let pipeline = pipeline::start(&cfg, &runtime).await?;
-    let bus = match &cfg.bus {
+    // Drones need the bus (their telemetry is live data); without a [bus] section the node
+    // opens a private one with no endpoints, so nothing leaves the machine.
+    let bus_cfg = cfg.bus.clone().or_else(|| cfg.drones.as_ref().map(|_| BusConfig::private()));
+    let bus = match &bus_cfg {
         Some(b) => {
-            let bus = SiteBus::open(&cfg.node, b).await?;
+            let bus = Arc::new(SiteBus::open(&cfg.node, b).await?);
             let recorder = DroneRecorder::start(&bus, runtime.store.clone(), b).await?;
             let heartbeats = match (&gate_service, &cfg.gates) {
                 (Some(svc), Some(section)) => Some(
@@ -129,7 +136,14 @@ pub async fn run(
                 ),
                 _ => None,
             };
-            Some((bus, recorder, heartbeats))
+            let drones = match &cfg.drones {
+                Some(d) => {
+                    let station = d.station(&cfg.data_dir, &cfg.pki_dir)?;
+                    Some(DroneStation::start(d, station, bus.clone(), runtime.store.clone()).await?)
+                }
+                None => None,
+            };
+            Some((bus, recorder, heartbeats, drones))
         }
         None => None,
     };
@@ -142,12 +156,17 @@ pub async fn run(
     shutdown.await;
     tracing::info!("shutting down");
     pipeline.shutdown().await;
-    if let Some((bus, recorder, heartbeats)) = bus {
+    if let Some((bus, recorder, heartbeats, drones)) = bus {
+        if let Some(d) = drones {
+            d.shutdown().await;
+        }
         recorder.shutdown().await;
         if let Some(h) = heartbeats {
             h.shutdown().await;
         }
-        bus.close().await;
+        if let Ok(bus) = Arc::try_unwrap(bus) {
+            bus.close().await;
+        }
     }
     runtime.shutdown().await;
     if let Some(g) = gates {

@@ -20,6 +20,7 @@
 pub mod ais;
 pub mod bus;
 pub mod config;
+pub mod drones;
 pub mod gate;
 pub mod heartbeat;
 pub mod pipeline;

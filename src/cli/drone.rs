@@ -1,4 +1,4 @@
-//! `mizugiwa drone`: patrol planning (the ground station and imagery are not built yet).
+//! `mizugiwa drone`: patrol planning; the ground station and simulator are in `drone_link`.
 
 use std::path::{Path, PathBuf};
 
@@ -61,6 +61,9 @@ pub enum DroneCommand {
         #[arg(long, default_value_t = 30.0)]
         battery_minutes: f64,
     },
+    /// The ground station and the simulator: upload, watch, command, sim.
+    #[command(flatten)]
+    Link(super::drone_link::LinkCommand),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -69,7 +72,7 @@ pub enum Firmware {
     Px4,
 }
 
-fn parse_lat_lon(s: &str) -> Result<(f64, f64), String> {
+pub(super) fn parse_lat_lon(s: &str) -> Result<(f64, f64), String> {
     let (a, b) = s.split_once(',').ok_or("expected LAT,LON")?;
     let lat: f64 = a.trim().parse().map_err(|_| format!("latitude {a:?}"))?;
     let lon: f64 = b.trim().parse().map_err(|_| format!("longitude {b:?}"))?;
@@ -204,6 +207,7 @@ pub fn run(cmd: DroneCommand) -> anyhow::Result<()> {
             report(&plan, battery_minutes);
             Ok(())
         }
+        DroneCommand::Link(c) => super::drone_link::run(c),
         DroneCommand::Check { plan: path, battery_minutes } => {
             let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
             let v: serde_json::Value =

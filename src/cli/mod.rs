@@ -4,6 +4,7 @@ mod daemons;
 mod demo;
 mod drill;
 mod drone;
+mod drone_link;
 mod gate;
 mod inspect;
 mod pki;
@@ -49,7 +50,8 @@ enum Command {
     /// decisions, passport zones, allowances and duty.
     #[command(subcommand)]
     Gate(gate::GateCommand),
-    /// Coastal drone patrol: plan a survey as a QGroundControl `.plan` file, check a plan.
+    /// Coastal drone patrol: plan surveys as QGroundControl `.plan` files, upload them over
+    /// MAVLink 2, watch and command vehicles, simulate vehicles.
     #[command(subcommand)]
     Drone(drone::DroneCommand),
     /// Run a whole deployment on this machine: a command center and three sites on loopback.

@@ -45,13 +45,14 @@ impl std::str::FromStr for LinkSpec {
 
     fn from_str(s: &str) -> Result<LinkSpec, String> {
         let (scheme, addr) = s.split_once(':').ok_or_else(|| format!("{s:?}: expected udpin:HOST:PORT, udpout:HOST:PORT or tcp:HOST:PORT"))?;
+        let make: fn(SocketAddr) -> LinkSpec = match scheme {
+            "udpin" | "udp" => LinkSpec::UdpIn,
+            "udpout" => LinkSpec::UdpOut,
+            "tcp" | "tcpout" => LinkSpec::TcpOut,
+            other => return Err(format!("{other:?}: the link kinds are udpin, udpout and tcp")),
+        };
         let addr: SocketAddr = addr.parse().map_err(|e| format!("{addr:?}: {e} (an IP address and port)"))?;
-        match scheme {
-            "udpin" | "udp" => Ok(LinkSpec::UdpIn(addr)),
-            "udpout" => Ok(LinkSpec::UdpOut(addr)),
-            "tcp" | "tcpout" => Ok(LinkSpec::TcpOut(addr)),
-            other => Err(format!("{other:?}: the link kinds are udpin, udpout and tcp")),
-        }
+        Ok(make(addr))
     }
 }
 
