@@ -12,7 +12,8 @@ deps:
 build: deps
 	$(CARGO) build --release --bin mizugiwa
 
-# The Python with the interop peers (onnxruntime for the tract parity test, taky, pytak).
+# The Python with the interop peers (onnxruntime for the tract parity test, taky, pytak,
+# MAVSDK and pymavlink for the drone ground station).
 export MZ_PYTHON ?= $(CURDIR)/.venv/bin/python
 
 # The drills' checker is tested against a deliberately broken build of the daemons, built on
@@ -25,8 +26,10 @@ demo: build
 	./target/release/mizugiwa demo
 
 bench: deps
+	.venv/bin/pip install -q --disable-pip-version-check -r requirements-bench.txt
 	$(CARGO) run --release -p mizugiwa-sync-bench -- --out sync/BENCHMARKS.md
 	$(CARGO) run --release -p mizugiwa-command-bench -- --out command/BENCHMARKS.md
+	$(CARGO) run --release -p mizugiwa-drone --example gcs_bench -- --out drone/BENCHMARKS.md
 
 lint:
 	$(CARGO) fmt --all -- --check
