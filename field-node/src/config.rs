@@ -185,5 +185,8 @@ mod tests {
         assert_eq!(cfg.sync.peers.len(), 2);
         assert_eq!(cfg.sources.len(), 1);
         assert_eq!(cfg.records.vessel_interval_secs, 10);
+        let drones = cfg.drones.expect("the [drones] example");
+        assert_eq!(drones.comm_lost_secs, 3.5);
+        assert!(drones.link.parse::<mizugiwa_drone::gcs::station::LinkSpec>().is_ok());
     }
 }
