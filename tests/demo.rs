@@ -50,9 +50,9 @@ fn the_demo_runs_every_site_into_hq_and_stops() {
         stdout.contains("hq sees every site: [\"hq\", \"narita\", \"tsushima\", \"yokohama\"]"),
         "{stdout}"
     );
-    assert!(
-        stdout.contains("drones=1"),
-        "the drone flew over the site bus: {stdout}"
-    );
+    // Two simulated drones talked MAVLink to Tsushima's ground station, were launched on their
+    // corridor patrols, and their positions (over the site bus) and sorties reached hq.
+    assert!(stdout.contains("drones=2"), "the drones flew: {stdout}");
+    assert!(stdout.contains("sorties=2"), "the patrols were launched: {stdout}");
     assert!(!stderr.contains(" ERROR "), "{stderr}");
 }

@@ -61,3 +61,190 @@ fn survey_writes_a_plan_that_checks_and_a_broken_fence_writes_nothing() {
     assert!(!r.status.success() && text(&r).contains("not a [lon, lat] position"), "{}", text(&r));
     assert!(!text(&r).contains("panicked"));
 }
+
+/// The corridor GeoJSON written by `--corridor-out`, as polygons with their holes.
+fn corridor_polygons(v: &Value) -> geo::MultiPolygon<f64> {
+    let ring = |r: &Value| -> geo::LineString<f64> {
+        r.as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p[0].as_f64().unwrap(), p[1].as_f64().unwrap()))
+            .collect()
+    };
+    geo::MultiPolygon(
+        v["geometry"]["coordinates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                let rings = p.as_array().unwrap();
+                geo::Polygon::new(ring(&rings[0]), rings[1..].iter().map(ring).collect())
+            })
+            .collect(),
+    )
+}
+
+#[test]
+fn plan_writes_a_corridor_scan_of_tsushima_and_refuses_a_broken_fence_and_bad_input() {
+    use geo::Intersects;
+    use mizugiwa_drone::{corridor, plan};
+
+    let dir = tempfile::tempdir().unwrap();
+    let coast = concat!(env!("CARGO_MANIFEST_DIR"), "/drone/data/tsushima.geojson");
+    let out = dir.path().join("patrol.plan");
+    let corridor_file = dir.path().join("corridor.geojson");
+    let (o, c) = (out.to_str().unwrap(), corridor_file.to_str().unwrap());
+    // The west coast of Tsushima's southern island, about 4.6 km of shore.
+    let base = [
+        "plan",
+        "--coast",
+        coast,
+        "--from",
+        "34.15,129.17",
+        "--to",
+        "34.19,129.175",
+        "--width",
+        "500",
+        "--alt",
+        "120",
+    ];
+    let r = drone(&[&base[..], &["-o", o, "--corridor-out", c]].concat());
+    assert!(r.status.success(), "{}", text(&r));
+    let said = text(&r);
+    assert!(
+        said.contains("4 passes 84-516 m off it, 144 m apart (footprint 180 m at 120 m)"),
+        "{said}"
+    );
+    assert!(
+        said.contains("corridor 50-550 m off the shore; fence checked"),
+        "{said}"
+    );
+    let seen: f64 = said
+        .split("the camera sees ")
+        .nth(1)
+        .and_then(|t| t.split('%').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(seen >= 99.0, "{said}");
+
+    // The file read back: every leg at sea, the corridor seen, and `drone check` agrees.
+    let file: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let p = plan::from_qgc_plan(&file).unwrap();
+    assert!(p.waypoints.len() > 50);
+    let land = corridor::Coast::from_geojson(
+        &serde_json::from_str(&std::fs::read_to_string(coast).unwrap()).unwrap(),
+    )
+    .unwrap()
+    .land;
+    for w in p.waypoints.windows(2) {
+        let leg = geo::Line::new((w[0].lon, w[0].lat), (w[1].lon, w[1].lat));
+        assert!(
+            !land.iter().any(|l| l.intersects(&leg)),
+            "{leg:?} crosses land"
+        );
+    }
+    let corridor_shape = corridor_polygons(
+        &serde_json::from_str(&std::fs::read_to_string(&corridor_file).unwrap()).unwrap(),
+    );
+    assert!(corridor::coverage(&corridor_shape, &p.waypoints, 180.0) >= 0.99);
+    let check = drone(&["check", o]);
+    assert!(check.status.success(), "{}", text(&check));
+
+    // An exclusion zone across the corridor: refused with the leg that enters it, nothing written.
+    std::fs::remove_file(&out).unwrap();
+    let fence = dir.path().join("fence.geojson");
+    let zone = [
+        (129.164, 34.165),
+        (129.174, 34.165),
+        (129.174, 34.170),
+        (129.164, 34.170),
+        (129.164, 34.165),
+    ];
+    std::fs::write(
+        &fence,
+        json!({"type": "FeatureCollection", "features": [polygon(&zone, true)]}).to_string(),
+    )
+    .unwrap();
+    let r = drone(&[&base[..], &["-o", o, "--fence", fence.to_str().unwrap()]].concat());
+    assert!(
+        !r.status.success() && text(&r).contains("crosses exclusion zone 0"),
+        "{}",
+        text(&r)
+    );
+    assert!(
+        text(&r).contains("nothing written") && !out.exists(),
+        "{}",
+        text(&r)
+    );
+
+    // Bad input: a clear error, no panic, no file.
+    let empty = dir.path().join("empty.geojson");
+    std::fs::write(&empty, r#"{"type": "FeatureCollection", "features": []}"#).unwrap();
+    let garbage = dir.path().join("garbage.geojson");
+    std::fs::write(
+        &garbage,
+        r#"{"type": "LineString", "coordinates": [[129.2, 34.3], [129.2]]}"#,
+    )
+    .unwrap();
+    let cases: [(Vec<&str>, &str); 7] = [
+        (
+            vec!["plan", "--coast", coast, "--width=-5", "-o", o],
+            "corridor width -5 m",
+        ),
+        (
+            vec!["plan", "--coast", coast, "--overlap", "1", "-o", o],
+            "side overlap 1",
+        ),
+        (
+            vec!["plan", "--coast", empty.to_str().unwrap(), "-o", o],
+            "coastline is empty",
+        ),
+        (
+            vec!["plan", "--coast", garbage.to_str().unwrap(), "-o", o],
+            "not a [lon, lat] position",
+        ),
+        (
+            vec!["plan", "--coast", coast, "--from", "34.15,129.17", "-o", o],
+            "--to",
+        ),
+        (
+            vec![
+                "plan",
+                "--coast",
+                coast,
+                "--from",
+                "35.0,129.17",
+                "--to",
+                "34.19,129.175",
+                "-o",
+                o,
+            ],
+            "--from is",
+        ),
+        (
+            vec![
+                "plan",
+                "--coast",
+                coast,
+                "--from",
+                "34.2,129.17",
+                "--to",
+                "34.5,129.28",
+                "-o",
+                o,
+            ],
+            "different shores",
+        ),
+    ];
+    for (args, says) in cases {
+        let r = drone(&args);
+        let t = text(&r);
+        assert!(!r.status.success() && t.contains(says), "{args:?}: {t}");
+        assert!(!t.contains("panicked") && !out.exists(), "{args:?}: {t}");
+    }
+}
+
+/// `mizugiwa drone render` then `drone frames`: the rendered boat and person found at their
+/// true positions (within 2 m + 1% of the range), a crop per detection; bad inputs refused with
+/// the output left as it was.

@@ -7,6 +7,7 @@
 //! simulator, imagery) is not built yet. Never imports `mizugiwa-sync`: the site daemon turns its typed
 //! results into records.
 
+pub mod corridor;
 pub mod gcs;
 pub mod plan;
 pub mod sim;

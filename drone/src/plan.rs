@@ -8,8 +8,8 @@
 //! Concave areas are refused when a leg between lines would leave them (split them into convex
 //! parts); a cell decomposition would plan them whole.
 //!
-//! Not built yet (issue 5): the coastline corridor (offset to sea from Natural Earth or a user
-//! GeoJSON), turn handling beyond the boustrophedon order, and rally points chosen on land.
+//! Corridor scans along a coastline are in [`crate::corridor`]. Not built yet: rally points
+//! chosen on land.
 
 use geo::{BooleanOps, BoundingRect, Contains, Coord, Intersects, Line, LineString, MultiLineString, Polygon, Rotate};
 use serde::{Deserialize, Serialize};

@@ -3,7 +3,7 @@
 //!
 //! - Telemetry goes to the site bus, live, on `mz/<site>/drone/<name>/telemetry` (what the
 //!   [`crate::bus::DroneRecorder`] downsamples into `drones/<name>` records and breadcrumbs).
-//! - A sortie is a record (`sorties/<site>-<name>-<start>`): when the vehicle armed and
+//! - A sortie is a record (`sorties/<name>-<start>`): when the vehicle armed and
 //!   disarmed, how far it flew, how high. It is written when the vehicle arms and again when it
 //!   disarms, so an interrupted flight still leaves its start on record.
 //! - A vehicle whose heartbeats stop for `comm_lost_secs` raises a `drone_link_lost` alert
@@ -44,7 +44,7 @@ pub struct DronesConfig {
     /// Keep a `.tlog` of every frame here (relative paths are under the data dir).
     #[serde(default)]
     pub tlog_dir: Option<PathBuf>,
-    /// Known vehicles, by MAVLink system id. Unlisted ones are named `uav<system id>`.
+    /// Known vehicles, by MAVLink system id. Unlisted ones are named `<site>-uav<system id>`.
     #[serde(default)]
     pub vehicles: Vec<VehicleConfig>,
 }
@@ -54,7 +54,8 @@ pub struct DronesConfig {
 #[serde(deny_unknown_fields)]
 pub struct VehicleConfig {
     pub system: u8,
-    /// The name on the bus, in records and on the map.
+    /// The name on the bus, in records and on the map: unique across the deployment (the
+    /// `drones` record is keyed by it), e.g. `tsushima-uav1`.
     pub name: String,
     /// A file holding the vehicle's MAVLink 2 signing key, 64 hex digits (relative paths are
     /// under the PKI dir).
@@ -96,12 +97,12 @@ impl DronesConfig {
         Ok(c)
     }
 
-    fn name(&self, system: u8) -> String {
+    fn name(&self, site: &str, system: u8) -> String {
         self.vehicles
             .iter()
             .find(|v| v.system == system)
             .map(|v| v.name.clone())
-            .unwrap_or_else(|| format!("uav{system}"))
+            .unwrap_or_else(|| format!("{site}-uav{system}"))
     }
 }
 
@@ -151,7 +152,7 @@ impl DroneStation {
                 let site = bus.site().to_owned();
                 match event {
                     Event::Telemetry { vehicle, telemetry } => {
-                        let name = cfg.name(vehicle.system);
+                        let name = cfg.name(&site, vehicle.system);
                         let sample = bus::Telemetry {
                             lat: telemetry.lat,
                             lon: telemetry.lon,
@@ -170,13 +171,13 @@ impl DroneStation {
                         last.insert(vehicle, telemetry);
                     }
                     Event::CommLost { vehicle, silent_ms } => {
-                        let name = cfg.name(vehicle.system);
+                        let name = cfg.name(&site, vehicle.system);
                         if let Err(e) = link_lost_alert(&store, &site, &name, last.get(&vehicle), silent_ms) {
                             tracing::error!(error = %format!("{e:#}"), "could not record a lost drone link");
                         }
                     }
                     Event::CommRegained { vehicle, outage_ms } => {
-                        tracing::info!(vehicle = %cfg.name(vehicle.system), outage_ms, "drone link back");
+                        tracing::info!(vehicle = %cfg.name(&site, vehicle.system), outage_ms, "drone link back");
                     }
                     _ => {}
                 }
@@ -217,7 +218,7 @@ fn track_sortie(
     };
     match (t.armed, sorties.get_mut(&vehicle)) {
         (true, None) => {
-            let id = format!("{site}-{name}-{}", t.at_ms);
+            let id = format!("{name}-{}", t.at_ms);
             tracing::info!(sortie = %id, "sortie started");
             write(&id, vec![
                 ("site", FieldOp::Set(site.into())),

@@ -4,8 +4,9 @@
 //! with simulated traffic from each site. The hq dashboard address and demo logins are
 //! printed; Ctrl-C stops everything cleanly.
 //!
-//! Simulated traffic: vessels and a patrol drone moving off Tsushima (as positions, vessel
-//! records and breadcrumbs), dark-vessel and X-ray alerts, and passengers at Narita's e-gates:
+//! Simulated traffic: vessels off Tsushima (as positions, vessel records and breadcrumbs), two
+//! simulated patrol drones flying corridor patrols along its east coast through the site's real
+//! MAVLink ground station (drone records, breadcrumbs, sorties), dark-vessel and X-ray alerts, and passengers at Narita's e-gates:
 //! the demo signs their declarations with a demo issuer key whose public half headquarters
 //! publishes as the trust list, and every passenger goes through Narita's real gate service
 //! (verification, MRZ, allowances, decision, durable record; a few tampered, over-allowance
@@ -20,7 +21,13 @@ use mizugiwa_command::auth::{hash_password, Role, UserConfig};
 use mizugiwa_command::records::ALERTS;
 use mizugiwa_command::runtime::{HttpSection, Location, Runtime, RuntimeConfig, SyncSection};
 use mizugiwa_command::web::Mode;
-use mizugiwa_field_node::bus::{BusConfig, DroneRecorder, SiteBus, Telemetry};
+use mizugiwa_drone::gcs::items as gcs_items;
+use mizugiwa_drone::gcs::mission::ListKind;
+use mizugiwa_drone::gcs::station::{Command as DroneCommand, LinkSpec, Station, StationConfig};
+use mizugiwa_drone::plan::{Camera, Geofence, Plan};
+use mizugiwa_drone::sim::{self, FlightMode, SimConfig};
+use mizugiwa_field_node::bus::{BusConfig, DroneRecorder, SiteBus};
+use mizugiwa_field_node::drones::{DroneStation, DronesConfig};
 use mizugiwa_field_node::gate::{DecideRequest, GateApi, GateDevice, GateSection, GateService};
 use mizugiwa_gate_edge::trust::{PublicKeyFile, SigningKey};
 use mizugiwa_field_node::pipeline::{Observation, RecordPolicy, Sink};
@@ -47,33 +54,80 @@ pub struct DemoArgs {
     bus_port: u16,
 }
 
-/// Tsushima's patrol drone: publishes telemetry on the site bus at 5 Hz, flying a loop off the
-/// east coast. The site's recorder turns it into the drone's record and breadcrumbs.
-async fn fly_drone(bus: SiteBus, mut stop: tokio::sync::watch::Receiver<bool>) {
-    let started = Instant::now();
-    let mut tick = tokio::time::interval(Duration::from_millis(200));
+/// Tsushima's coastline (Natural Earth, see drone/data/README.md), for the patrols' corridors.
+const TSUSHIMA_COAST: &str = include_str!("../../drone/data/tsushima.geojson");
+
+/// A corridor patrol along a stretch of Tsushima's coast, 100 to 500 m out to sea.
+fn coastal_patrol(from: (f64, f64), to: (f64, f64)) -> anyhow::Result<Plan> {
+    use mizugiwa_drone::corridor::{corridor_scan, Coast, CorridorRequest};
+    let coast = Coast::from_geojson(&serde_json::from_str(TSUSHIMA_COAST)?)?;
+    let scan = corridor_scan(&CorridorRequest {
+        coast,
+        stretch: Some((geo::Coord { x: from.1, y: from.0 }, geo::Coord { x: to.1, y: to.0 })),
+        sea_side: None,
+        offset_m: 100.0,
+        width_m: 400.0,
+        alt_m: 100.0,
+        camera: Camera { sensor_width_mm: 13.2, focal_length_mm: 8.8 },
+        side_overlap: 0.2,
+        max_leg_m: 300.0,
+    })?;
+    Ok(Plan {
+        home: scan.shore_start,
+        waypoints: scan.waypoints,
+        fence: Geofence::default(),
+        rally: vec![scan.shore_start],
+        cruise_speed_mps: 25.0,
+    })
+}
+
+/// Tsushima's patrol drones: simulated multicopters (`mizugiwa_drone::sim`) talking MAVLink 2
+/// to the site's real ground station, which feeds the bus, the drone records, breadcrumbs and
+/// sorties. Each flies a corridor patrol along the east coast, lands, and goes again.
+async fn fly_patrols(station: Station, mut stop: tokio::sync::watch::Receiver<bool>) -> anyhow::Result<()> {
+    let patrols = [
+        // Izuhara northwards, and the north island's east coast.
+        coastal_patrol((34.20, 129.30), (34.235, 129.315))?,
+        coastal_patrol((34.45, 129.40), (34.49, 129.42))?,
+    ];
+    let mut vehicles = Vec::new();
+    for (i, plan) in patrols.iter().enumerate() {
+        let mut c = SimConfig::new(i as u8 + 1, station.local_addr(), plan.home.lat, plan.home.lon);
+        c.cruise_mps = plan.cruise_speed_mps;
+        c.climb_mps = 5.0;
+        vehicles.push(sim::spawn(c).await?);
+    }
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = stop.wait_for(|s| *s) => break,
         }
-        let t = started.elapsed().as_secs_f64();
-        let a = t / 120.0;
-        let sample = Telemetry {
-            lat: 34.30 + 0.25 * a.sin(),
-            lon: 129.42 + 0.08 * (2.0 * a).cos(),
-            alt_m: 120.0,
-            heading_deg: (a.cos().atan2(-(2.0 * a).sin()).to_degrees()).rem_euclid(360.0),
-            speed_mps: 14.0,
-            battery_pct: Some(100.0 - (t % 1800.0) / 18.0),
-            mode: Some("AUTO".into()),
-            at_ms: now_ms(),
-        };
-        if let Ok(v) = serde_json::to_value(&sample) {
-            let _ = bus.put_json("drone/tsushima-uav1/telemetry", &v).await;
+        let known = station.vehicles().await?;
+        for (i, plan) in patrols.iter().enumerate() {
+            let Some(v) = known.iter().find(|v| v.id.system == i as u8 + 1) else { continue };
+            // On the ground and disarmed: (re)load the patrol and launch it.
+            if v.telemetry.armed || vehicles[i].state().mode != FlightMode::Landed {
+                continue;
+            }
+            let station = station.clone();
+            let (id, items) = (v.id, gcs_items::mission_items(plan));
+            tokio::spawn(async move {
+                let launch = async {
+                    station.upload(id, ListKind::Mission, items).await?;
+                    station.command(id, DroneCommand::Arm).await?;
+                    station.command(id, DroneCommand::MissionStart).await
+                };
+                if let Err(e) = launch.await {
+                    tracing::warn!(error = %e, "demo patrol launch failed; retrying");
+                }
+            });
         }
     }
-    bus.close().await;
+    for v in &vehicles {
+        v.stop();
+    }
+    Ok(())
 }
 
 struct Node {
@@ -441,7 +495,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             .zip(NODES.iter())
             .map(|(n, node)| Sink::new(n.store.clone(), node.name, RecordPolicy::default()))
             .collect();
-        // Tsushima's site bus, its drone recorder, and the drone's link on the bus.
+        // Tsushima's site bus, its drone recorder, its ground station and the patrol drones.
         let bus_cfg = BusConfig {
             listen: vec![format!("tcp/127.0.0.1:{}", args.bus_port)],
             connect: vec![],
@@ -449,19 +503,19 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             drone_record_secs: 2,
             breadcrumb_secs: 10,
         };
-        let site_bus = SiteBus::open("tsushima", &bus_cfg).await?;
+        let site_bus = std::sync::Arc::new(SiteBus::open("tsushima", &bus_cfg).await?);
         let recorder = DroneRecorder::start(&site_bus, nodes[3].store.clone(), &bus_cfg).await?;
-        let drone_link = SiteBus::open(
-            "tsushima",
-            &BusConfig {
-                listen: vec![],
-                connect: bus_cfg.listen.clone(),
-                ..bus_cfg.clone()
-            },
-        )
-        .await?;
+        let drones_cfg: DronesConfig = toml::from_str(
+            "link = \"udpin:127.0.0.1:0\"\n\
+             [[vehicles]]\nsystem = 1\nname = \"tsushima-uav1\"\n\
+             [[vehicles]]\nsystem = 2\nname = \"tsushima-uav2\"\n",
+        )?;
+        let mut station_cfg = StationConfig::new(LinkSpec::UdpIn("127.0.0.1:0".parse()?));
+        station_cfg.comm_lost_after = Duration::from_secs_f64(drones_cfg.comm_lost_secs);
+        let ground_station =
+            DroneStation::start(&drones_cfg, station_cfg, site_bus.clone(), nodes[3].store.clone()).await?;
         let (stop_drone, drone_stopped) = tokio::sync::watch::channel(false);
-        let drone = tokio::spawn(fly_drone(drone_link, drone_stopped));
+        let drone = tokio::spawn(fly_patrols(ground_station.station.clone(), drone_stopped));
         println!("Mizugiwa demo: command center + Yokohama port, Narita airport, Tsushima coast");
         println!("  working folder  {}", dir.display());
         for (n, node) in nodes.iter().zip(NODES.iter()) {
@@ -510,8 +564,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
                     (sites, hq.collection_counts()?)
                 };
                 let all = NODES.iter().all(|n| counts.0.contains(&n.name.to_string()));
-                let wanted = ["vessels", "gate_stats", "gate_passages", "drones"];
-                if all && wanted.iter().all(|c| counts.1.contains_key(*c)) {
+                // Both patrol drones and both of their sorties.
+                let wanted = [("vessels", 1), ("gate_stats", 1), ("gate_passages", 1), ("drones", 2), ("sorties", 2)];
+                if all && wanted.iter().all(|(c, n)| counts.1.get(*c).is_some_and(|have| *have as u64 >= *n)) {
                     println!("hq sees every site: {:?}", counts.0);
                     let shown: Vec<String> = counts
                         .1
@@ -534,9 +589,15 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         let _ = stop_gates.send(true);
         let _ = passengers.await;
         let _ = stop_drone.send(true);
-        let _ = drone.await;
+        match drone.await {
+            Ok(Err(e)) => tracing::warn!(error = %format!("{e:#}"), "demo patrols failed"),
+            _ => {}
+        }
+        ground_station.shutdown().await;
         recorder.shutdown().await;
-        site_bus.close().await;
+        if let Ok(bus) = std::sync::Arc::try_unwrap(site_bus) {
+            bus.close().await;
+        }
         // All at once, so that no node spends its shutdown redialling one already gone.
         let stopping: Vec<_> = nodes
             .into_iter()

@@ -55,6 +55,14 @@ pub enum DroneCommand {
         #[arg(short, long)]
         out: PathBuf,
     },
+    /// Plan a corridor scan along a coastline and write it as a QGroundControl `.plan` file.
+    ///
+    /// Passes run parallel to the shore over the sea from OFFSET to OFFSET + WIDTH metres off
+    /// it, spaced so that the camera's footprints overlap by OVERLAP, flown back and forth;
+    /// the ways between passes go round the land. Every leg is checked against the fence
+    /// before the file is written. Prints the passes, the share of the corridor the camera
+    /// sees, and the plan's length, flight time and battery share.
+    Plan(CorridorArgs),
     /// Read a `.plan` file and check it: every leg against its own fence, and the endurance.
     Check {
         plan: PathBuf,
@@ -207,6 +215,7 @@ pub fn run(cmd: DroneCommand) -> anyhow::Result<()> {
             report(&plan, battery_minutes);
             Ok(())
         }
+        DroneCommand::Plan(args) => plan_corridor(args),
         DroneCommand::Link(c) => super::drone_link::run(c),
         DroneCommand::Check { plan: path, battery_minutes } => {
             let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
@@ -224,4 +233,180 @@ pub fn run(cmd: DroneCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `mizugiwa drone plan`: a corridor scan along a coastline.
+#[derive(Debug, clap::Args)]
+pub struct CorridorArgs {
+    /// The coastline: GeoJSON land polygons (e.g. Natural Earth's land, cut to the area), a
+    /// LineString along the shore, or both (then the line is the stretch and the land tells
+    /// which side the sea is on).
+    #[arg(long)]
+    coast: PathBuf,
+    /// One end of the stretch to patrol, `LAT,LON` near the shore (within 5 km); without
+    /// --from and --to the whole line, or every shore of the land, is patrolled.
+    #[arg(long, value_parser = parse_lat_lon, requires = "to")]
+    from: Option<(f64, f64)>,
+    /// The other end of the stretch (the shorter way round an island from --from).
+    #[arg(long, value_parser = parse_lat_lon, requires = "from")]
+    to: Option<(f64, f64)>,
+    /// Which side of a LineString the sea is on, looking along it. Default: the side away
+    /// from the land when the file has land, otherwise right (OpenStreetMap's convention).
+    #[arg(long, value_enum)]
+    sea_side: Option<SeaSideArg>,
+    /// Distance from the shore to the corridor's inner edge, metres.
+    #[arg(long, default_value_t = 50.0)]
+    offset: f64,
+    /// Width of the corridor, metres.
+    #[arg(long, default_value_t = 500.0)]
+    width: f64,
+    /// Flight altitude above home, metres.
+    #[arg(long, default_value_t = 120.0)]
+    alt: f64,
+    /// Side overlap of neighbouring passes' footprints, 0 <= OVERLAP < 1.
+    #[arg(long, default_value_t = 0.2)]
+    overlap: f64,
+    /// Camera sensor width, mm (default: a 1" sensor).
+    #[arg(long, default_value_t = 13.2)]
+    sensor_width_mm: f64,
+    /// Lens focal length, mm.
+    #[arg(long, default_value_t = 8.8)]
+    focal_mm: f64,
+    /// Longest leg between waypoints, metres.
+    #[arg(long, default_value_t = 200.0)]
+    max_leg: f64,
+    /// Home (take-off) position, `LAT,LON`. Default: the shore point next to the first pass.
+    #[arg(long, value_parser = parse_lat_lon)]
+    home: Option<(f64, f64)>,
+    /// Geofence: a GeoJSON file of polygons; features with `"exclusion": true` in their
+    /// properties are exclusion zones, the others inclusion zones.
+    #[arg(long)]
+    fence: Option<PathBuf>,
+    /// Cruise speed, m/s.
+    #[arg(long, default_value_t = 15.0)]
+    speed: f64,
+    /// Usable flight time on one battery, minutes.
+    #[arg(long, default_value_t = 30.0)]
+    battery_minutes: f64,
+    #[arg(long, value_enum, default_value_t = Firmware::Ardupilot)]
+    firmware: Firmware,
+    /// Also write the corridor as GeoJSON here (to look at beside the plan).
+    #[arg(long)]
+    corridor_out: Option<PathBuf>,
+    /// The `.plan` file to write.
+    #[arg(short, long)]
+    out: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SeaSideArg {
+    Left,
+    Right,
+}
+
+fn plan_corridor(a: CorridorArgs) -> anyhow::Result<()> {
+    use mizugiwa_drone::corridor::{self, Coast, CorridorRequest, SeaSide};
+
+    let text = std::fs::read_to_string(&a.coast)
+        .with_context(|| format!("reading {}", a.coast.display()))?;
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not JSON", a.coast.display()))?;
+    let coast =
+        Coast::from_geojson(&v).with_context(|| format!("reading {}", a.coast.display()))?;
+    let lon_lat = |(lat, lon): (f64, f64)| geo::Coord { x: lon, y: lat };
+    let req = CorridorRequest {
+        coast,
+        stretch: a.from.zip(a.to).map(|(f, t)| (lon_lat(f), lon_lat(t))),
+        sea_side: a.sea_side.map(|s| match s {
+            SeaSideArg::Left => SeaSide::Left,
+            SeaSideArg::Right => SeaSide::Right,
+        }),
+        offset_m: a.offset,
+        width_m: a.width,
+        alt_m: a.alt,
+        camera: Camera {
+            sensor_width_mm: a.sensor_width_mm,
+            focal_length_mm: a.focal_mm,
+        },
+        side_overlap: a.overlap,
+        max_leg_m: a.max_leg,
+    };
+    let scan = corridor::corridor_scan(&req).context("no corridor plan; nothing written")?;
+    let mut geofence = Geofence::default();
+    if let Some(f) = &a.fence {
+        for (p, props) in polygons(f)? {
+            if props["exclusion"] == true {
+                geofence.exclusions.push(p);
+            } else {
+                geofence.inclusions.push(p);
+            }
+        }
+    }
+    let home = match a.home {
+        Some((lat, lon)) => Waypoint {
+            lat,
+            lon,
+            alt_m: 0.0,
+        },
+        None => scan.shore_start,
+    };
+    plan::check_fence(&home, &scan.waypoints, &geofence)
+        .context("the plan breaks the fence; nothing written")?;
+    let p = Plan {
+        home,
+        waypoints: scan.waypoints.clone(),
+        fence: geofence,
+        rally: vec![home],
+        cruise_speed_mps: a.speed,
+    };
+    let firmware_type = match a.firmware {
+        Firmware::Ardupilot => 3,
+        Firmware::Px4 => 12,
+    };
+    let text = serde_json::to_string_pretty(&plan::to_qgc_plan(&p, firmware_type))?;
+    std::fs::write(&a.out, text).with_context(|| format!("writing {}", a.out.display()))?;
+    if let Some(path) = &a.corridor_out {
+        std::fs::write(path, scan.corridor_geojson().to_string())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    let offsets = &scan.pass_offsets_m;
+    let passes = match offsets.len() {
+        1 => format!("1 pass {:.0} m off it", offsets[0]),
+        n => format!(
+            "{n} passes {:.0}-{:.0} m off it, {:.0} m apart",
+            offsets[0],
+            offsets[n - 1],
+            scan.spacing_m
+        ),
+    };
+    eprintln!(
+        "{:.1} km of shore: {passes} (footprint {:.0} m at {} m); the camera sees {:.2}% of the \
+         corridor {}-{} m off the shore; fence checked; wrote {}",
+        scan.shore_m / 1000.0,
+        scan.footprint_m,
+        a.alt,
+        scan.coverage * 100.0,
+        a.offset,
+        a.offset + a.width,
+        a.out.display()
+    );
+    if scan.coverage < 0.99 {
+        eprintln!("warning: less than 99% of the corridor is seen: overlap more, or fly higher");
+    }
+    let e = plan::endurance(&p, 3.0, a.battery_minutes * 60.0, 0.25);
+    println!(
+        "{} waypoints, {:.1} km, {:.0} min at {} m/s: {:.0}% of a {}-minute battery{}",
+        p.waypoints.len(),
+        e.distance_m / 1000.0,
+        e.flight_time_s / 60.0,
+        p.cruise_speed_mps,
+        e.battery_fraction * 100.0,
+        a.battery_minutes,
+        if e.fits {
+            ""
+        } else {
+            " — more than one battery with a 25% reserve: patrol a shorter stretch"
+        }
+    );
+    Ok(())
 }
