@@ -2,10 +2,11 @@
 //! station (mission, fence and rally transfer, telemetry, link loss, commands) and drone imagery
 //! analysis with georeferencing.
 //!
-//! Built so far: [`plan`] (lawnmower surveys, geofence checks, endurance, QGroundControl
-//! `.plan` files). The rest of issue 5 (corridor along a coastline, the ground station, the
-//! simulator, imagery) is not built yet. Never imports `mizugiwa-sync`: the site daemon turns its typed
-//! results into records.
+//! Built: [`plan`] (lawnmower surveys, geofence checks, endurance, QGroundControl `.plan`
+//! files), [`corridor`] (corridor scans along a coastline), [`gcs`] (the ground station: mission
+//! protocol, signing, link monitor, commands, tlogs) and [`sim`] (a vehicle simulator speaking
+//! the same protocol). Never imports `mizugiwa-sync`: the site daemon turns its typed results
+//! into records.
 
 pub mod corridor;
 pub mod gcs;
