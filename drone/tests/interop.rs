@@ -298,6 +298,39 @@ async fn pymavlink_vehicle_with_signing_right_and_wrong_keys() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vehicle_over_tcp_like_sitl() {
+    // The vehicle listens on TCP (as ArduPilot SITL does on 5760); the station connects.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut vehicle = Peer::start("pymavlink_vehicle.py", &["--gcs".into(), format!("tcpin:127.0.0.1:{port}"), "--sysid".into(), "3".into()]);
+    vehicle.wait(30, "pymavlink vehicle ready", |v| v["event"] == "ready");
+    let mut gcs = None;
+    for _ in 0..50 {
+        match Station::start(StationConfig::new(LinkSpec::TcpOut(format!("127.0.0.1:{port}").parse().unwrap()))).await {
+            Ok(s) => {
+                gcs = Some(s);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let gcs = gcs.expect("connected to the vehicle's TCP port");
+    let v = gcs.wait_for_vehicle(Duration::from_secs(10)).await.unwrap();
+    assert_eq!(v.id.system, 3);
+    // ArduPilot numbering: home first.
+    let plan = plan();
+    let list = mizugiwa_drone::gcs::mission::for_upload(
+        &items::mission_items(&plan),
+        items::home_item(&plan.home),
+        mizugiwa_drone::gcs::mission::Convention::Ardupilot,
+    );
+    gcs.upload(v.id, ListKind::Mission, list.clone()).await.unwrap();
+    assert_eq!(gcs.download(v.id, ListKind::Mission).await.unwrap(), list);
+    let up = vehicle.wait(5, "upload seen", |e| e["event"] == "mission_uploaded");
+    assert_eq!(items_of(&up), list);
+    gcs.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pymavlink_ground_station_flies_our_simulator_signed() {
     let key = "3c".repeat(32);
     let port = free_udp_port();

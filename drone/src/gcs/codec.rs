@@ -332,4 +332,32 @@ mod tests {
         assert!(Signer::new(&other, 0, true).verify(&frames[1]), "unsigned refused though allowed");
         assert!("abc".parse::<SigningKey>().is_err());
     }
+
+    proptest::proptest! {
+        /// Any bytes, in any pieces: no panic, and every frame returned has a valid checksum
+        /// (it parses, or is a message outside the dialect) — and a valid frame placed after
+        /// the garbage is still found.
+        #[test]
+        fn garbage_never_panics_and_never_hides_a_good_frame(
+            garbage in proptest::collection::vec(proptest::num::u8::ANY, 0..600),
+            cut in 1usize..64,
+        ) {
+            let good = Encoder::new(9, 1).encode(&heartbeat(), None);
+            let mut stream = garbage.clone();
+            // A run of zero bytes cannot start a frame: whatever the garbage left half-read
+            // (a start byte and a length) is over by then.
+            stream.extend(std::iter::repeat_n(0u8, 300));
+            stream.extend_from_slice(&good);
+            let mut splitter = FrameSplitter::default();
+            let mut frames = Vec::new();
+            for piece in stream.chunks(cut) {
+                frames.extend(splitter.push(piece));
+            }
+            let last = frames.last().expect("the good frame");
+            proptest::prop_assert_eq!(last.bytes(), &good[..]);
+            for f in &frames {
+                let _ = f.parse();
+            }
+        }
+    }
 }

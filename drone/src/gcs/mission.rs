@@ -699,4 +699,61 @@ mod tests {
         assert_eq!(from_download(&list, Convention::Ardupilot), mission);
         assert_eq!(for_upload(&mission, home, Convention::Standard), mission);
     }
+
+    fn any_message() -> impl proptest::strategy::Strategy<Value = MavMessage> {
+        use proptest::prelude::*;
+        let kind = prop_oneof![
+            Just(MavMissionType::MAV_MISSION_TYPE_MISSION),
+            Just(MavMissionType::MAV_MISSION_TYPE_FENCE),
+            Just(MavMissionType::MAV_MISSION_TYPE_RALLY),
+        ];
+        (0u8..5, 0u16..12, kind, any::<bool>()).prop_map(|(which, seq, mission_type, ok)| match which {
+            0 => MavMessage::MISSION_REQUEST_INT(MISSION_REQUEST_INT_DATA { seq, mission_type, ..Default::default() }),
+            1 => MavMessage::MISSION_COUNT(MISSION_COUNT_DATA { count: seq, mission_type, ..Default::default() }),
+            2 => MavMessage::MISSION_ITEM_INT(MISSION_ITEM_INT_DATA { seq, mission_type, ..Default::default() }),
+            3 => MavMessage::MISSION_ACK(MISSION_ACK_DATA {
+                mavtype: if ok { MavMissionResult::MAV_MISSION_ACCEPTED } else { MavMissionResult::MAV_MISSION_ERROR },
+                mission_type,
+                ..Default::default()
+            }),
+            _ => MavMessage::MISSION_REQUEST_LIST(MISSION_REQUEST_LIST_DATA { mission_type, ..Default::default() }),
+        })
+    }
+
+    proptest::proptest! {
+        /// Whatever a peer sends, in whatever order, and whenever the timers fire: no panic, at
+        /// most one outcome, and an upload reported done is one whose every item was asked for.
+        #[test]
+        fn any_peer_behaviour_ends_cleanly(
+            msgs in proptest::collection::vec((any_message(), proptest::bool::ANY), 0..80),
+        ) {
+            let t0 = Instant::now();
+            let list = items(6);
+            let (mut up, _) = Sender::start(ListKind::Mission, &list, VEHICLE, Timing::default(), t0).unwrap();
+            let (mut down, _) = Receiver::download(ListKind::Mission, VEHICLE, Timing::default(), t0);
+            let (mut up_done, mut down_done) = (0, 0);
+            let mut requested = std::collections::BTreeSet::new();
+            let mut now = t0;
+            for (m, tick) in &msgs {
+                if let MavMessage::MISSION_REQUEST_INT(r) = m {
+                    if r.mission_type == MavMissionType::MAV_MISSION_TYPE_MISSION && up_done == 0 {
+                        requested.insert(r.seq);
+                    }
+                }
+                let (a, b) = if *tick {
+                    now += Duration::from_millis(400);
+                    (up.on_timeout(now), down.on_timeout(now))
+                } else {
+                    (up.on_message(m, now), down.on_message(m, now))
+                };
+                if let Some(Ok(sent)) = &a.done {
+                    proptest::prop_assert_eq!(sent, &list);
+                    proptest::prop_assert!((0..6).all(|s| requested.contains(&s)), "accepted before every item was asked for");
+                }
+                up_done += usize::from(a.done.is_some());
+                down_done += usize::from(b.done.is_some());
+            }
+            proptest::prop_assert!(up_done <= 1 && down_done <= 1);
+        }
+    }
 }
