@@ -356,6 +356,59 @@ pub fn check(o: &Observed) -> Verdicts {
         unreached,
     ));
 
+    // 6b. Drone tracks recorded while a site was cut off reach headquarters afterwards.
+    let drone_sites: Vec<&crate::scenario::NodeSpec> = o.scenario.nodes.iter().filter(|n| n.drones > 0).collect();
+    if !drone_sites.is_empty() {
+        let points = |r: &serde_json::Value| -> Vec<u64> {
+            let p = &r["fields"]["points"];
+            let parsed;
+            let list = match p {
+                serde_json::Value::String(text) => {
+                    parsed = serde_json::from_str::<serde_json::Value>(text).unwrap_or_default();
+                    &parsed
+                }
+                other => other,
+            };
+            list.as_array().into_iter().flatten().filter_map(|pt| pt.get(0).and_then(|t| t.as_u64())).collect()
+        };
+        let mut missing = Vec::new();
+        let mut during = 0usize;
+        let mut notes = Vec::new();
+        for site in &drone_sites {
+            let Some(own) = o.tracks.get(&site.name) else {
+                missing.push(format!("{} was not running at the end: its tracks cannot be read", site.name));
+                continue;
+            };
+            let cut = |at_ms: u64| {
+                at_ms.checked_sub(o.started_at_unix_ms).and_then(|t| state_at(&o.states, &site.name, t)).is_some_and(|s| s.life == Life::Running && !s.reaches_command)
+            };
+            let was_cut_running = o.states.iter().any(|s| s.node == site.name && s.life == Life::Running && !s.reaches_command);
+            let mut site_points = 0;
+            for (id, record) in own {
+                for at in points(record).into_iter().filter(|t| cut(*t)) {
+                    site_points += 1;
+                    for c in &commands {
+                        let there = o.tracks.get(*c).and_then(|t| t.get(id)).is_some_and(|r| points(r).contains(&at));
+                        if !there {
+                            missing.push(format!("{} track point {id} @ {at} (recorded during its outage) is not at {c}", site.name));
+                        }
+                    }
+                }
+            }
+            if was_cut_running && site_points == 0 {
+                missing.push(format!("{} was cut off while running but recorded no drone track point then: its drones' telemetry stopped becoming records", site.name));
+            }
+            during += site_points;
+            notes.push(format!("{}: {} drones, {} tracks", site.name, site.drones, own.len()));
+        }
+        out.push(verdict(
+            "drone_tracks_through_outages",
+            "Drone track points a site recorded while cut off from every command center are at every command center at the end.",
+            format!("{during} points recorded during outages × {} command centers ({})", commands.len(), notes.join("; ")),
+            missing,
+        ));
+    }
+
     // 7. Clock skew beyond the limit is refused and reported, not merged.
     let skews: Vec<&crate::runner::FaultEvent> = o
         .faults
@@ -506,4 +559,67 @@ pub fn recovery(o: &Observed, verdicts: &Verdicts) -> Vec<Recovery> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::{NodeState, Observed};
+    use serde_json::json;
+
+    fn state(node: &str, t_ms: u64, reaches_command: bool) -> NodeState {
+        NodeState { t_ms, node: node.into(), life: Life::Running, reaches_command, skew_secs: None, disk_full: false }
+    }
+
+    fn track(points: &[u64]) -> serde_json::Value {
+        let pts: Vec<serde_json::Value> = points.iter().map(|t| json!([t, 34.2, 129.3])).collect();
+        json!({"id": "drone:tsushima-uav1:0", "fields": {"kind": "drone", "points": serde_json::to_string(&pts).unwrap()}})
+    }
+
+    fn observed(hq_points: &[u64]) -> Observed {
+        let scenario: crate::scenario::Scenario = toml::from_str(
+            "name = \"t\"\nsummary = \"s\"\nduration_secs = 30\nconverge_within_secs = 20\n\
+             [[nodes]]\nname = \"hq\"\nrole = \"command\"\n\
+             [[nodes]]\nname = \"tsushima\"\nrole = \"site\"\nkind = \"coast\"\ndrones = 1\n",
+        )
+        .unwrap();
+        let start = 1_000_000;
+        let id = "drone:tsushima-uav1:0".to_string();
+        Observed {
+            scenario,
+            started_at_unix_ms: start,
+            faults: vec![],
+            // Cut off from 5 s to 20 s.
+            states: vec![state("hq", 0, true), state("tsushima", 0, true), state("tsushima", 5_000, false), state("tsushima", 20_000, true)],
+            attempts: vec![],
+            lag: vec![],
+            died: vec![],
+            converged_after_secs: Some(1.0),
+            hashes: Default::default(),
+            finals: [("hq".to_string(), Default::default()), ("tsushima".to_string(), Default::default())].into(),
+            refused_batches: Default::default(),
+            journals: Default::default(),
+            tracks: [
+                ("tsushima".to_string(), [(id.clone(), track(&[start + 1_000, start + 8_000, start + 21_000]))].into()),
+                ("hq".to_string(), [(id, track(hq_points))].into()),
+            ]
+            .into(),
+        }
+    }
+
+    fn drone_verdict(o: &Observed) -> Verdict {
+        check(o).0.into_iter().find(|v| v.name == "drone_tracks_through_outages").expect("the drone verdict")
+    }
+
+    #[test]
+    fn a_track_point_from_the_outage_missing_at_hq_fails_the_drill() {
+        let start = 1_000_000;
+        let ok = drone_verdict(&observed(&[start + 1_000, start + 8_000, start + 21_000]));
+        assert!(ok.passed, "{:?}", ok.evidence);
+        assert!(ok.checked.starts_with("1 points recorded during outages"), "{}", ok.checked);
+        // HQ lacks the point recorded at 8 s, during the cut (the others do not matter here).
+        let lost = drone_verdict(&observed(&[start + 1_000, start + 21_000]));
+        assert!(!lost.passed);
+        assert!(lost.evidence[0].contains(&format!("@ {}", start + 8_000)), "{:?}", lost.evidence);
+    }
 }

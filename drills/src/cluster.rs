@@ -68,6 +68,8 @@ pub struct NodeProc {
     pub mounted: bool,
     /// Another build of the daemon to run it with.
     pub bin: Option<PathBuf>,
+    /// The site's MAVLink port (UDP), when it has drones.
+    pub mavlink: Option<SocketAddr>,
     child: Option<Child>,
 }
 
@@ -164,6 +166,7 @@ impl Cluster {
                     skew_secs: None,
                     mounted: false,
                     bin: None,
+                    mavlink: if spec.drones > 0 { Some(free_port(true)?) } else { None },
                     child: None,
                 },
             );
@@ -234,6 +237,12 @@ impl Cluster {
         let any_gates = scenario.nodes.iter().any(|n| n.gates > 0);
         if n.spec.role == Role::Command && any_gates {
             t.push_str("[gates]\ntrust_dir = \"gate-trust\"\npublish_secs = 2\n");
+        }
+        if let Some(mavlink) = n.mavlink {
+            // Breadcrumbs every 2 s, so that a short outage still has points to lose.
+            t.push_str(&format!(
+                "[bus]\nbreadcrumb_secs = 2\n\n[drones]\nlink = \"udpin:{mavlink}\"\ncomm_lost_secs = 3.5\n\n"
+            ));
         }
         if n.spec.gates > 0 {
             t.push_str("[gates]\n");

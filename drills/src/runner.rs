@@ -76,6 +76,9 @@ pub struct Observed {
     /// Each live replica's check of each airport's decision journal at the end
     /// (`GET /api/gate/journal/<site>`): replica → site → the check, or the error.
     pub journals: BTreeMap<String, BTreeMap<String, Result<serde_json::Value, String>>>,
+    /// Each live replica's drone breadcrumbs at the end (when the scenario has drones): id →
+    /// record.
+    pub tracks: BTreeMap<String, BTreeMap<String, serde_json::Value>>,
 }
 
 /// The collections the drill compares replicas on: what the workload writes. (Every node
@@ -181,6 +184,25 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<(Obse
             )));
         }
     }
+    // Each site with drones gets its fleet of simulated vehicles (one process), talking MAVLink
+    // to the site's ground station for the whole drill; they outlive a killed site, as real
+    // drones would, and the restarted site finds them again.
+    let mut fleets = Vec::new();
+    {
+        let cluster = shared.cluster.lock().await;
+        for n in cluster.nodes.values() {
+            let Some(mavlink) = n.mavlink else { continue };
+            let log = std::fs::File::create(n.log.with_extension("drones.log"))?;
+            let child = tokio::process::Command::new(&cluster.bin)
+                .args(["drone", "sim", "--gcs", &mavlink.to_string(), "--count", &n.spec.drones.to_string()])
+                .stdout(log.try_clone()?)
+                .stderr(log)
+                .kill_on_drop(true)
+                .spawn()
+                .with_context(|| format!("starting {}'s drones", n.spec.name))?;
+            fleets.push(child);
+        }
+    }
     // The sampler runs until the convergence wait is over, so the chart shows the catch-up.
     let (sampled_enough, sampling_done) = watch::channel(false);
     let sampler = tokio::spawn(sample_lag(shared.clone(), journal.clone(), sampling_done));
@@ -205,6 +227,12 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<(Obse
     let mut finals = BTreeMap::new();
     let mut refused_batches = BTreeMap::new();
     let mut journals = BTreeMap::new();
+    let mut tracks = BTreeMap::new();
+    let with_drones = scenario.nodes.iter().any(|n| n.drones > 0);
+    for mut fleet in fleets {
+        let _ = fleet.start_kill();
+        let _ = fleet.wait().await;
+    }
     let airports: Vec<String> = scenario
         .nodes
         .iter()
@@ -242,6 +270,20 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<(Obse
             checks.insert(site.clone(), check);
         }
         journals.insert(name.clone(), checks);
+        if with_drones {
+            let crumbs = officer
+                .records("breadcrumbs")
+                .await
+                .map_err(|e| anyhow::anyhow!("reading {name}'s breadcrumbs at the end: {e}"))?;
+            tracks.insert(
+                name.clone(),
+                crumbs
+                    .into_iter()
+                    .filter(|r| r["fields"]["kind"] == "drone")
+                    .filter_map(|r| Some((r["id"].as_str()?.to_owned(), r)))
+                    .collect(),
+            );
+        }
     }
     cluster.shutdown().await;
     drop(cluster);
@@ -259,6 +301,7 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<(Obse
         finals,
         refused_batches,
         journals,
+        tracks,
     };
     let verdicts = check::check(&observed);
     Ok((observed, verdicts))

@@ -94,6 +94,11 @@ pub struct NodeSpec {
     /// E-gates at this site (an airport): passengers go through them during the drill.
     #[serde(default)]
     pub gates: u32,
+    /// Simulated drones (`mizugiwa drone sim`, one process for the site) talking MAVLink to
+    /// this site's ground station throughout the drill: their telemetry becomes the site's
+    /// drone records and breadcrumb tracks, which must reach headquarters after any outage.
+    #[serde(default)]
+    pub drones: u8,
 }
 
 /// What a node is.
