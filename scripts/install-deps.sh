@@ -7,6 +7,11 @@ cd "$(dirname "$0")/.."
 
 # faketime: the clock-skew drill runs a daemon under libfaketime.
 DEBIAN_PACKAGES=(pkg-config libsqlite3-dev sqlite3 build-essential python3-venv chromium faketime)
+# Drone imagery: the OpenCV modules the `opencv` crate is built with (videoio, imgcodecs,
+# imgproc; their -dev packages bring core), not all of libopencv-dev (VTK, contrib, dnn: about
+# 100 more packages). Without libopencv-dev there is no opencv4.pc, so .cargo/config.toml tells
+# the crate where OpenCV is. Its binding generator needs libclang and the clang binary.
+DEBIAN_PACKAGES+=(libopencv-videoio-dev libopencv-imgcodecs-dev libopencv-imgproc-dev clang libclang-dev)
 # Node.js and npm build the dashboard's assets; take Debian's only where none is installed.
 command -v npm >/dev/null 2>&1 || DEBIAN_PACKAGES+=(nodejs npm)
 

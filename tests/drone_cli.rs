@@ -248,3 +248,54 @@ fn plan_writes_a_corridor_scan_of_tsushima_and_refuses_a_broken_fence_and_bad_in
 /// `mizugiwa drone render` then `drone frames`: the rendered boat and person found at their
 /// true positions (within 2 m + 1% of the range), a crop per detection; bad inputs refused with
 /// the output left as it was.
+#[test]
+fn frames_finds_the_rendered_boat_and_person_and_refuses_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let r = drone(&["render", "-o", d.to_str().unwrap(), "--seconds", "1"]);
+    assert!(r.status.success(), "{}", text(&r));
+    let video = d.join("sortie-20250601T030000Z.avi");
+    let (v, tlog) = (video.to_str().unwrap(), d.join("sortie.tlog"));
+    let (out, crops) = (d.join("detections.geojson"), d.join("crops"));
+    let (t, o, c) = (tlog.to_str().unwrap(), out.to_str().unwrap(), crops.to_str().unwrap());
+    let r = drone(&["frames", v, "--telemetry", t, "-o", o, "--crops", c]);
+    assert!(r.status.success(), "{}", text(&r));
+    assert!(text(&r).contains("10 frames read, 10 analysed") && text(&r).contains("of 2 objects"), "{}", text(&r));
+
+    let truth: Value = serde_json::from_str(&std::fs::read_to_string(d.join("truth.geojson")).unwrap()).unwrap();
+    let found: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let features = found["features"].as_array().unwrap();
+    assert!(features.len() >= 18, "{} detections", features.len());
+    for class in ["vessel", "person"] {
+        let target = truth["features"].as_array().unwrap().iter().find(|f| f["properties"]["class"] == class).unwrap();
+        let (tlon, tlat) = (target["geometry"]["coordinates"][0].as_f64().unwrap(), target["geometry"]["coordinates"][1].as_f64().unwrap());
+        let mine: Vec<&Value> = features.iter().filter(|f| f["properties"]["class"] == class).collect();
+        assert!(mine.len() >= 9, "{class}: {} detections", mine.len());
+        for f in mine {
+            let (lon, lat) = (f["geometry"]["coordinates"][0].as_f64().unwrap(), f["geometry"]["coordinates"][1].as_f64().unwrap());
+            let err = ((lat - tlat) * 110_900.0).hypot((lon - tlon) * 110_900.0 * tlat.to_radians().cos());
+            let range = f["properties"]["range_m"].as_f64().unwrap();
+            assert!(err < 2.0 + 0.01 * range, "{class} {} is {err:.2} m off", f["id"]);
+            let crop = f["properties"]["crop"].as_str().unwrap();
+            assert!(std::fs::read(crop).unwrap().starts_with(&[0xFF, 0xD8]), "{crop} is a JPEG");
+        }
+    }
+
+    // Bad input: a clear error, no panic, the earlier output untouched.
+    let before = std::fs::read(&out).unwrap();
+    let junk = d.join("junk.tlog");
+    std::fs::write(&junk, "not telemetry").unwrap();
+    let cases: [(Vec<&str>, &str); 5] = [
+        (vec!["frames", "/nonexistent/sortie-20250601T030000Z.avi", "--telemetry", t, "-o", o], "no such file"),
+        (vec!["frames", v, "--telemetry", junk.to_str().unwrap(), "-o", o], "not a tlog"),
+        (vec!["frames", v, "--telemetry", "/nonexistent.tlog", "-o", o], "reading the telemetry log"),
+        (vec!["frames", v, "--telemetry", t, "-o", o, "--video-start", "2025-06-01T05:00:00Z"], "outside the telemetry log"),
+        (vec!["frames", v, "--telemetry", t, "-o", o, "--video-start", "yesterday"], "not an RFC 3339 time"),
+    ];
+    for (args, expect) in cases {
+        let r = drone(&args);
+        assert!(!r.status.success() && text(&r).contains(expect), "{args:?}: {}", text(&r));
+        assert!(!text(&r).contains("panicked"), "{}", text(&r));
+    }
+    assert_eq!(std::fs::read(&out).unwrap(), before);
+}

@@ -4,11 +4,13 @@
 //!
 //! Built: [`plan`] (lawnmower surveys, geofence checks, endurance, QGroundControl `.plan`
 //! files), [`corridor`] (corridor scans along a coastline), [`gcs`] (the ground station: mission
-//! protocol, signing, link monitor, commands, tlogs) and [`sim`] (a vehicle simulator speaking
-//! the same protocol). Never imports `mizugiwa-sync`: the site daemon turns its typed results
-//! into records.
+//! protocol, signing, link monitor, commands, tlogs), [`sim`] (a vehicle simulator speaking
+//! the same protocol) and [`imagery`] (vessels and people on the water in a sortie's video,
+//! georeferenced from the telemetry log, through OpenCV). Never imports `mizugiwa-sync`: the
+//! site daemon turns its typed results into records.
 
 pub mod corridor;
 pub mod gcs;
+pub mod imagery;
 pub mod plan;
 pub mod sim;

@@ -20,6 +20,7 @@
 pub mod ais;
 pub mod bus;
 pub mod config;
+pub mod drone_video;
 pub mod drones;
 pub mod gate;
 pub mod heartbeat;

@@ -75,6 +75,25 @@ pub enum SourceConfig {
         #[serde(default = "default_pfa")]
         pfa: f64,
     },
+    /// A folder of drone sorties, one sub-folder per sortie (video, `telemetry.tlog`,
+    /// optional `meta.json`, `READY` written last; see [`crate::drone_video`]): the vessels and
+    /// people found on the water become `detections/<site>-<sortie>-<n>` with the frame crop as
+    /// evidence.
+    DroneVideoInbox {
+        /// The folder; `done/` and `rejected/` are made inside it.
+        dir: PathBuf,
+        /// Milliseconds between scans (default 500).
+        #[serde(default = "default_poll_ms")]
+        poll_ms: u64,
+        /// Analyse one frame in this many (default 5: at 30 frames/s a boat stays in view for
+        /// seconds, so 6 frames a second find it for a fifth of the work).
+        #[serde(default = "default_every")]
+        every: u64,
+    },
+}
+
+fn default_every() -> u64 {
+    5
 }
 
 fn default_pfa() -> f64 {
@@ -92,7 +111,9 @@ fn default_poll_ms() -> u64 {
 impl SourceConfig {
     pub(crate) fn resolve_paths(&mut self, base: &Path) {
         match self {
-            SourceConfig::Inbox { dir, .. } | SourceConfig::NqrInbox { dir, .. } => {
+            SourceConfig::Inbox { dir, .. }
+            | SourceConfig::NqrInbox { dir, .. }
+            | SourceConfig::DroneVideoInbox { dir, .. } => {
                 *dir = base.join(&*dir);
             }
             SourceConfig::XrayInbox { dir, model, .. } => {
@@ -489,6 +510,10 @@ pub async fn start(cfg: &SiteConfig, runtime: &Runtime) -> anyhow::Result<Pipeli
                     )
                     .await?,
                 );
+            }
+            SourceConfig::DroneVideoInbox { dir, poll_ms, every } => {
+                let ctx = crate::scanner::Context::new(cfg, runtime);
+                tasks.push(crate::drone_video::start(dir, poll_ms, every, ctx, stopped.clone())?);
             }
             SourceConfig::NqrInbox { dir, poll_ms, pfa } => {
                 let ctx = crate::scanner::Context::new(cfg, runtime);

@@ -55,11 +55,11 @@ type Write<'a> = (&'a str, &'a str, &'a [(&'a str, FieldOp)]);
 /// What a scanner source writes with: the replica, the site, where it is.
 #[derive(Clone)]
 pub struct Context {
-    store: Arc<Mutex<Store>>,
+    pub(crate) store: Arc<Mutex<Store>>,
     queues: Arc<Mutex<std::collections::BTreeMap<String, u64>>>,
-    site: String,
+    pub(crate) site: String,
     location: Location,
-    data_dir: PathBuf,
+    pub(crate) data_dir: PathBuf,
 }
 
 impl Context {
@@ -73,7 +73,18 @@ impl Context {
         }
     }
 
-    fn queue(&self, name: &str, depth: u64) {
+    /// A context over a bare store, for tests of the sources.
+    pub fn for_tests(store: Arc<Mutex<Store>>, site: &str, data_dir: &Path) -> Context {
+        Context {
+            store,
+            queues: Default::default(),
+            site: site.into(),
+            location: Location { kind: "coast".into(), lat: 34.2, lon: 129.3 },
+            data_dir: data_dir.to_path_buf(),
+        }
+    }
+
+    pub(crate) fn queue(&self, name: &str, depth: u64) {
         if let Ok(mut q) = self.queues.lock() {
             q.insert(name.into(), depth);
         }
@@ -81,18 +92,18 @@ impl Context {
 }
 
 /// Why an item was not stored.
-enum Failure {
+pub(crate) enum Failure {
     /// The input is bad: move it to `rejected/` with the reason.
     Rejected(String),
     /// The node could not write (disk, store): leave the item for the next poll.
     Retry(anyhow::Error),
 }
 
-fn reject(e: impl std::fmt::Display) -> Failure {
+pub(crate) fn reject(e: impl std::fmt::Display) -> Failure {
     Failure::Rejected(e.to_string())
 }
 
-fn retry(e: impl Into<anyhow::Error>) -> Failure {
+pub(crate) fn retry(e: impl Into<anyhow::Error>) -> Failure {
     Failure::Retry(e.into())
 }
 
@@ -104,7 +115,7 @@ fn now_ms(store: &Mutex<Store>) -> anyhow::Result<u64> {
 }
 
 /// A scan id or file stem usable as a record id and a file name.
-fn valid_id(id: &str) -> Result<(), String> {
+pub(crate) fn valid_id(id: &str) -> Result<(), String> {
     let ok = !id.is_empty()
         && id.len() <= 128
         && !id.starts_with('.')
@@ -122,7 +133,7 @@ fn valid_id(id: &str) -> Result<(), String> {
 }
 
 /// `dir/name`, or `dir/name.N` if that is taken.
-fn unique(dir: &Path, name: &str) -> PathBuf {
+pub(crate) fn unique(dir: &Path, name: &str) -> PathBuf {
     let first = dir.join(name);
     if !first.exists() {
         return first;
@@ -133,7 +144,7 @@ fn unique(dir: &Path, name: &str) -> PathBuf {
         .unwrap_or(first)
 }
 
-fn make_dirs(dir: &Path) -> anyhow::Result<()> {
+pub(crate) fn make_dirs(dir: &Path) -> anyhow::Result<()> {
     for sub in ["", "done", "rejected"] {
         std::fs::create_dir_all(dir.join(sub))
             .with_context(|| format!("creating {}", dir.join(sub).display()))?;
@@ -569,6 +580,7 @@ mod tests {
                     ..
                 },
                 SourceConfig::NqrInbox { pfa, .. },
+                SourceConfig::DroneVideoInbox { every: 5, .. },
             ] if *t == 0.5 && *pfa == 1e-3
         ));
         let minimal: Doc =

@@ -72,6 +72,9 @@ pub enum DroneCommand {
     /// The ground station and the simulator: upload, watch, command, sim.
     #[command(flatten)]
     Link(super::drone_link::LinkCommand),
+    /// Imagery: detections from a sortie's video and telemetry, synthetic sorties.
+    #[command(flatten)]
+    Imagery(super::drone_frames::ImageryCommand),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -217,6 +220,7 @@ pub fn run(cmd: DroneCommand) -> anyhow::Result<()> {
         }
         DroneCommand::Plan(args) => plan_corridor(args),
         DroneCommand::Link(c) => super::drone_link::run(c),
+        DroneCommand::Imagery(c) => super::drone_frames::run(c),
         DroneCommand::Check { plan: path, battery_minutes } => {
             let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
             let v: serde_json::Value =

@@ -4,6 +4,7 @@ mod daemons;
 mod demo;
 mod drill;
 mod drone;
+mod drone_frames;
 mod drone_link;
 mod gate;
 mod inspect;
@@ -50,8 +51,9 @@ enum Command {
     /// decisions, passport zones, allowances and duty.
     #[command(subcommand)]
     Gate(gate::GateCommand),
-    /// Coastal drone patrol: plan surveys as QGroundControl `.plan` files, upload them over
-    /// MAVLink 2, watch and command vehicles, simulate vehicles.
+    /// Coastal drone patrol: plan corridor scans and surveys as QGroundControl `.plan` files,
+    /// upload them over MAVLink 2, watch and command vehicles, simulate vehicles, find vessels
+    /// and people in a sortie's video.
     #[command(subcommand)]
     Drone(drone::DroneCommand),
     /// Run a whole deployment on this machine: a command center and three sites on loopback.
