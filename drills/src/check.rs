@@ -382,7 +382,22 @@ pub fn check(o: &Observed) -> Verdicts {
             let cut = |at_ms: u64| {
                 at_ms.checked_sub(o.started_at_unix_ms).and_then(|t| state_at(&o.states, &site.name, t)).is_some_and(|s| s.life == Life::Running && !s.reaches_command)
             };
-            let was_cut_running = o.states.iter().any(|s| s.node == site.name && s.life == Life::Running && !s.reaches_command);
+            // The longest stretch the site ran while cut off: shorter than a few breadcrumb
+            // periods (2 s) plus the drones' rediscovery proves nothing either way.
+            let mut longest_cut_ms = 0u64;
+            let mut cut_since: Option<u64> = None;
+            for st in o.states.iter().filter(|s| s.node == site.name) {
+                let cut_now = st.life == Life::Running && !st.reaches_command;
+                match (cut_now, cut_since) {
+                    (true, None) => cut_since = Some(st.t_ms),
+                    (false, Some(since)) => {
+                        longest_cut_ms = longest_cut_ms.max(st.t_ms - since);
+                        cut_since = None;
+                    }
+                    _ => {}
+                }
+            }
+            let was_cut_running = longest_cut_ms >= 6_000;
             let mut site_points = 0;
             for (id, record) in own {
                 for at in points(record).into_iter().filter(|t| cut(*t)) {

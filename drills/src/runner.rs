@@ -223,16 +223,23 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<(Obse
     let _ = sampled_enough.send(true);
     let lag = sampler.await.unwrap_or_default();
     let mut cluster = shared.cluster.lock().await;
-    let died = cluster.reap();
+    let mut died = cluster.reap();
     let mut finals = BTreeMap::new();
     let mut refused_batches = BTreeMap::new();
     let mut journals = BTreeMap::new();
     let mut tracks = BTreeMap::new();
     let with_drones = scenario.nodes.iter().any(|n| n.drones > 0);
+    let mut fleets_died = Vec::new();
     for mut fleet in fleets {
+        // A fleet that ended by itself is a failure of the drill's own tooling: say so, rather
+        // than let it show only as tracks that stopped.
+        if let Ok(Some(status)) = fleet.try_wait() {
+            fleets_died.push(format!("a drone fleet (mizugiwa drone sim) exited early: {status}"));
+        }
         let _ = fleet.start_kill();
         let _ = fleet.wait().await;
     }
+    died.extend(fleets_died);
     let airports: Vec<String> = scenario
         .nodes
         .iter()

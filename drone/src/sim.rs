@@ -105,7 +105,7 @@ pub struct SimState {
     pub frames_sent: u64,
 }
 
-/// A running simulated vehicle; dropping the handle does not stop it, [`SimHandle::stop`] does.
+/// A running simulated vehicle; [`SimHandle::stop`] or dropping the handle stops it.
 pub struct SimHandle {
     state: watch::Receiver<SimState>,
     stop: watch::Sender<bool>,
@@ -246,7 +246,9 @@ impl Vehicle {
     async fn run(mut self, socket: UdpSocket, state: watch::Sender<SimState>, mut stop: watch::Receiver<bool>) {
         let dt = Duration::from_millis(50);
         let mut physics = tokio::time::interval(dt);
-        let telemetry_period = Duration::from_secs_f64(1.0 / self.config.telemetry_hz.max(0.1));
+        // At most 1 kHz and at least 0.1 Hz (an absurd rate must not make a zero period).
+        let hz = if self.config.telemetry_hz.is_finite() { self.config.telemetry_hz.clamp(0.1, 1000.0) } else { 5.0 };
+        let telemetry_period = Duration::from_secs_f64(1.0 / hz);
         let mut telemetry = tokio::time::interval(telemetry_period);
         let mut slow = tokio::time::interval(Duration::from_secs(1));
         let mut buf = vec![0u8; 4096];
@@ -323,6 +325,8 @@ impl Vehicle {
             }
             MavMessage::MISSION_COUNT(c) if c.target_system == self.config.system_id => {
                 let Some(kind) = ListKind::from_wire(c.mission_type) else { return };
+                // A new upload: the last one's acceptance must not be repeated for it.
+                self.last_received = None;
                 let (receiver, step) = Receiver::accept_upload(kind, c.count, from, timing, now);
                 out.extend(step.send);
                 match step.done {
@@ -349,7 +353,7 @@ impl Vehicle {
                 // Our acceptance of the last upload was lost and the ground station sent the
                 // last item again: accept again.
                 if let (Some((kind, count)), Some(k)) = (self.last_received, ListKind::from_wire(item.mission_type)) {
-                    if kind == k && item.seq + 1 == count {
+                    if kind == k && item.target_system == self.config.system_id && count.checked_sub(1) == Some(item.seq) {
                         out.push(MavMessage::MISSION_ACK(MISSION_ACK_DATA {
                             target_system: from.system,
                             target_component: from.component,

@@ -10,7 +10,7 @@ use mavlink::dialects::common::{
 };
 use mizugiwa_drone::gcs::codec::{Encoder, FrameSplitter, SigningKey};
 use mizugiwa_drone::gcs::items;
-use mizugiwa_drone::gcs::mission::{Convention, ListKind, MissionError, MissionItem, Timing};
+use mizugiwa_drone::gcs::mission::{Convention, ListKind, MissionError, Timing};
 use mizugiwa_drone::gcs::station::{Command, Event, LinkSpec, Rejection, Station, StationConfig, StationError};
 use mizugiwa_drone::gcs::tlog::read_tlog;
 use mizugiwa_drone::plan::{Geofence, Plan, Waypoint};
@@ -342,8 +342,38 @@ async fn garbage_silence_and_out_of_sequence_requests_fail_cleanly() {
     let err = upload.await.unwrap().unwrap_err();
     assert!(matches!(err, StationError::Mission(MissionError::OutOfSequence { seq: 3, expected: 1, .. })), "{err}");
 
-    // Commands nobody answers time out too.
-    let err = gcs.command(v.id, Command::Arm).await.unwrap_err();
-    assert!(matches!(err, StationError::CommandTimeout { attempts: 3, .. }), "{err}");
-    let _: Vec<MissionItem> = Vec::new();
+    // Commands nobody answers time out too; a second command of the same MAVLink number (disarm
+    // shares arm's) is refused while the first waits, so an answer is never credited to the
+    // wrong one.
+    let (first, second) = tokio::join!(gcs.command(v.id, Command::Arm), async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        gcs.command(v.id, Command::Disarm).await
+    });
+    assert!(matches!(second, Err(StationError::CommandPending { command: Command::Disarm, pending: Command::Arm })), "{second:?}");
+    assert!(matches!(first, Err(StationError::CommandTimeout { attempts: 3, .. })), "{first:?}");
+}
+
+#[tokio::test]
+async fn a_vehicle_with_a_key_must_sign_even_when_signing_is_not_required() {
+    let gcs = station(|c| {
+        c.keys.insert(9, SigningKey([9; 32]));
+    })
+    .await;
+    let mut events = gcs.subscribe();
+    // Someone sends unsigned frames claiming system 9.
+    let mut raw = RawVehicle::new(gcs.local_addr(), 9).await;
+    raw.heartbeat().await;
+    let reason = loop {
+        match tokio::time::timeout(Duration::from_secs(3), events.recv()).await {
+            Ok(Ok(Event::Rejected { system: 9, reason, .. })) => break reason,
+            Ok(_) => continue,
+            Err(_) => panic!("the unsigned frame was not rejected"),
+        }
+    };
+    assert_eq!(reason, Rejection::Unsigned);
+    assert!(gcs.vehicles().await.unwrap().is_empty());
+    // An unkeyed system is still listened to (signing is not required).
+    let mut other = RawVehicle::new(gcs.local_addr(), 10).await;
+    other.heartbeat().await;
+    assert_eq!(gcs.wait_for_vehicle(Duration::from_secs(2)).await.unwrap().id.system, 10);
 }

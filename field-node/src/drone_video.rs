@@ -166,8 +166,10 @@ fn process(ctx: &Context, id: &str, folder: &Path, every: u64) -> Result<usize, 
         }
     }
 
-    // Evidence first: a record never points at a file that is not there.
-    let evidence = ctx.data_dir.join("evidence").join(id);
+    // Evidence first: a record never points at a file that is not there. A sortie dropped again
+    // under a name already used gets `<id>.1`, ... so earlier detections are never overwritten.
+    let evidence = unique(&ctx.data_dir.join("evidence"), id);
+    let key = evidence.file_name().and_then(|n| n.to_str()).unwrap_or(id).to_owned();
     std::fs::create_dir_all(&evidence).with_context(|| format!("creating {}", evidence.display())).map_err(retry)?;
     let mut records = Vec::new();
     for (n, (object, d)) in best.iter().enumerate() {
@@ -175,7 +177,7 @@ fn process(ctx: &Context, id: &str, folder: &Path, every: u64) -> Result<usize, 
         if !d.crop_jpeg.is_empty() {
             std::fs::write(&crop, &d.crop_jpeg).with_context(|| format!("writing {}", crop.display())).map_err(retry)?;
         }
-        let record_id = format!("{}-{id}-{n}", ctx.site);
+        let record_id = format!("{}-{key}-{n}", ctx.site);
         let ops: Vec<(&str, FieldOp)> = vec![
             ("site", FieldOp::Set(ctx.site.clone().into())),
             ("source", FieldOp::Set("drone".into())),
@@ -184,7 +186,7 @@ fn process(ctx: &Context, id: &str, folder: &Path, every: u64) -> Result<usize, 
             ("lon", FieldOp::Set(Value::Float(d.lon_deg))),
             ("length_m", FieldOp::Set(Value::Float((d.length_m * 10.0).round() / 10.0))),
             ("at_ms", FieldOp::Set(Value::Int((d.time_us / 1000) as i64))),
-            ("sortie", FieldOp::Set(id.into())),
+            ("sortie", FieldOp::Set(key.clone().into())),
             ("crop_path", FieldOp::Set(crop.to_string_lossy().into_owned().into())),
             (
                 "detail",

@@ -21,7 +21,7 @@ use std::time::Duration;
 use anyhow::Context;
 use mizugiwa_command::records::{NewAlert, ALERTS, SORTIES};
 use mizugiwa_drone::gcs::codec::SigningKey;
-use mizugiwa_drone::gcs::station::{Event, LinkSpec, Station, StationConfig, Telemetry, VehicleId};
+use mizugiwa_drone::gcs::station::{Event, LinkSpec, Station, StationConfig, Telemetry};
 use mizugiwa_sync::{FieldOp, Store, Value};
 use serde::Deserialize;
 use tokio::sync::watch;
@@ -135,8 +135,10 @@ impl DroneStation {
         let (stop, mut stopped) = watch::channel(false);
         let cfg = cfg.clone();
         let task = tokio::spawn(async move {
-            let mut sorties: HashMap<VehicleId, Sortie> = HashMap::new();
-            let mut last: HashMap<VehicleId, Telemetry> = HashMap::new();
+            // By system id: a vehicle that comes back from another address (a radio or router
+            // restart) is the same vehicle, in the same sortie.
+            let mut sorties: HashMap<u8, Sortie> = HashMap::new();
+            let mut last: HashMap<u8, Telemetry> = HashMap::new();
             loop {
                 let event = tokio::select! {
                     e = events.recv() => match e {
@@ -167,12 +169,12 @@ impl DroneStation {
                         if let Err(e) = bus.put_json(&format!("drone/{name}/telemetry"), &json).await {
                             tracing::warn!(error = %e, "publishing drone telemetry");
                         }
-                        track_sortie(&store, &site, &name, vehicle, &telemetry, &mut sorties);
-                        last.insert(vehicle, telemetry);
+                        track_sortie(&store, &site, &name, vehicle.system, &telemetry, &mut sorties);
+                        last.insert(vehicle.system, telemetry);
                     }
                     Event::CommLost { vehicle, silent_ms } => {
                         let name = cfg.name(&site, vehicle.system);
-                        if let Err(e) = link_lost_alert(&store, &site, &name, last.get(&vehicle), silent_ms) {
+                        if let Err(e) = link_lost_alert(&store, &site, &name, last.get(&vehicle.system), silent_ms) {
                             tracing::error!(error = %format!("{e:#}"), "could not record a lost drone link");
                         }
                     }
@@ -203,9 +205,9 @@ fn track_sortie(
     store: &Arc<Mutex<Store>>,
     site: &str,
     name: &str,
-    vehicle: VehicleId,
+    vehicle: u8,
     t: &Telemetry,
-    sorties: &mut HashMap<VehicleId, Sortie>,
+    sorties: &mut HashMap<u8, Sortie>,
 ) {
     let write = |id: &str, ops: Vec<(&str, FieldOp)>| {
         let result = match store.lock() {

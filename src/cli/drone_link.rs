@@ -48,7 +48,7 @@ fn parse_key(s: &str) -> Result<(Option<u8>, SigningKey), String> {
 impl LinkArgs {
     fn config(&self) -> StationConfig {
         let mut c = StationConfig::new(self.link);
-        c.comm_lost_after = Duration::from_secs_f64(self.comm_lost_secs.max(0.1));
+        c.comm_lost_after = Duration::try_from_secs_f64(self.comm_lost_secs.max(0.1)).unwrap_or(Duration::from_millis(3500));
         c.require_signing = self.require_signing;
         c.tlog = self.tlog.clone();
         let mut keys = HashMap::new();
@@ -195,7 +195,7 @@ pub fn run(cmd: LinkCommand) -> anyhow::Result<()> {
 }
 
 async fn find_vehicle(station: &Station, system: Option<u8>, wait_secs: f64) -> anyhow::Result<VehicleStatus> {
-    let deadline = Instant::now() + Duration::from_secs_f64(wait_secs);
+    let deadline = Instant::now() + Duration::try_from_secs_f64(wait_secs).map_err(|_| anyhow::anyhow!("--wait-secs {wait_secs} is not a duration"))?;
     eprintln!("waiting for a vehicle on {} ...", station.local_addr());
     loop {
         let found = station.vehicles().await?.into_iter().find(|v| !v.link_lost && system.is_none_or(|s| v.id.system == s));
@@ -235,8 +235,15 @@ async fn upload(path: PathBuf, link: LinkArgs, system: Option<u8>, wait_secs: f6
                 let check = if !verify {
                     String::new()
                 } else {
+                    // ArduPilot keeps its own home as mission item 0: compare the mission proper.
+                    let mission_proper = |l: &[MissionItem]| match kind {
+                        ListKind::Mission => mission::from_download(l, convention),
+                        _ => l.to_vec(),
+                    };
                     match station.download(vehicle.id, kind).await {
-                        Ok(back) if back == list => ", read back identical".to_string(),
+                        Ok(back) if mission::same_items(&mission_proper(&list), &mission_proper(&back)) => {
+                            ", read back identical".to_string()
+                        }
                         Ok(back) => {
                             failed = true;
                             format!(", READ BACK DIFFERENT ({} items)", back.len())
@@ -269,7 +276,7 @@ async fn watch(link: LinkArgs, json: bool, duration_secs: Option<f64>) -> anyhow
     let mut last_line: HashMap<(u8, SocketAddr), Instant> = HashMap::new();
     let stop = async {
         match duration_secs {
-            Some(s) => tokio::time::sleep(Duration::from_secs_f64(s)).await,
+            Some(s) => tokio::time::sleep(Duration::try_from_secs_f64(s).unwrap_or(Duration::ZERO)).await,
             None => {
                 let _ = tokio::signal::ctrl_c().await;
             }
@@ -336,8 +343,8 @@ async fn simulate(
     key: Option<SigningKey>,
     duration_secs: Option<f64>,
 ) -> anyhow::Result<()> {
-    if count == 0 {
-        bail!("--count must be at least 1");
+    if count == 0 || count > 250 {
+        bail!("--count must be 1 to 250 (system ids above are kept for ground stations)");
     }
     let mut vehicles = Vec::new();
     for i in 0..count {

@@ -249,7 +249,9 @@ fn frame_len(buf: &[u8]) -> FrameLen {
 /// The frame if its checksum (with the message's extra CRC byte) is right; the `mavlink`
 /// reader does the check.
 fn checked(candidate: &[u8]) -> Option<MAVLinkMessageRaw> {
-    let mut reader = mavlink::MavlinkReader::new(candidate);
+    // The smallest buffer the reader allows (one frame): a datagram of start bytes makes a
+    // candidate per byte, and the default 16 KiB buffer would be zeroed for each.
+    let mut reader = mavlink::MavlinkReader::with_capacity(0, candidate);
     let raw = reader.read_any_raw_message::<MavMessage>().ok()?;
     // The reader skips ahead on a bad frame; only a frame that starts at byte 0 and spans the
     // whole candidate is this frame.

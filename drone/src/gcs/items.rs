@@ -113,8 +113,13 @@ pub fn fence_from_items(items: &[MissionItem]) -> Result<Geofence, ItemsError> {
             command => return Err(ItemsError::UnsupportedFence { seq: first.seq, command }),
         };
         let count = first.param1;
+        // param1 comes from the vehicle: anything but a whole count that fits is refused
+        // before it is used as a length.
+        if !(3.0..=65535.0).contains(&count) || count.fract() != 0.0 || count as usize > items.len() - at {
+            return Err(ItemsError::ShortPolygon { seq: first.seq, count });
+        }
         let n = count as usize;
-        if n < 3 || at + n > items.len() || items[at..at + n].iter().any(|i| i.command != first.command) {
+        if items[at..at + n].iter().any(|i| i.command != first.command) {
             return Err(ItemsError::ShortPolygon { seq: first.seq, count });
         }
         let mut ring: Vec<Coord<f64>> =
@@ -169,6 +174,12 @@ mod tests {
         assert!(fence.iter().all(|i| i.param1 == 4.0));
         assert_eq!(fence_from_items(&fence).unwrap(), plan.fence);
         assert!(matches!(fence_from_items(&fence[..6]), Err(ItemsError::ShortPolygon { seq: 4, .. })));
+        // Counts a vehicle could send that are not counts.
+        for bad in [f32::INFINITY, f32::NAN, 1e30, -4.0, 3.5, 2.0] {
+            let mut f = fence.clone();
+            f[4].param1 = bad;
+            assert!(matches!(fence_from_items(&f), Err(ItemsError::ShortPolygon { seq: 4, .. })), "{bad}");
+        }
 
         let rally = rally_items(&plan.rally);
         assert_eq!(rally[0].command, cmd::RALLY_POINT);

@@ -540,6 +540,38 @@ pub fn from_download(list: &[MissionItem], convention: Convention) -> Vec<Missio
     }
 }
 
+/// Whether a list read back from a vehicle is the list that was uploaded, as far as the
+/// vehicle can be expected to keep it: the same commands at the same places and parameters;
+/// `current` (the vehicle marks the active item) and the integer-or-float flavour of the frame
+/// (ArduPilot may answer in the float frames) do not count, and altitudes may be rounded to
+/// centimetres. For ArduPilot's mission list compare [`from_download`] of both: the vehicle
+/// keeps its own home as item 0.
+pub fn same_items(sent: &[MissionItem], back: &[MissionItem]) -> bool {
+    fn frame_kind(f: u8) -> u8 {
+        match f {
+            5 => 0,  // GLOBAL_INT → GLOBAL
+            6 => 3,  // GLOBAL_RELATIVE_ALT_INT → GLOBAL_RELATIVE_ALT
+            11 => 10, // GLOBAL_TERRAIN_ALT_INT → GLOBAL_TERRAIN_ALT
+            other => other,
+        }
+    }
+    let close = |a: f32, b: f32| (a.is_nan() && b.is_nan()) || (a - b).abs() <= 0.01;
+    sent.len() == back.len()
+        && sent.iter().zip(back).all(|(a, b)| {
+            a.seq == b.seq
+                && a.command == b.command
+                && frame_kind(a.frame) == frame_kind(b.frame)
+                && a.autocontinue == b.autocontinue
+                && a.x == b.x
+                && a.y == b.y
+                && close(a.z, b.z)
+                && close(a.param1, b.param1)
+                && close(a.param2, b.param2)
+                && close(a.param3, b.param3)
+                && close(a.param4, b.param4)
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -686,6 +718,19 @@ mod tests {
             Sender::start(ListKind::Mission, &list, VEHICLE, Timing::default(), t0),
             Err(MissionError::UnknownItem { seq: 1, command: 65_000, .. })
         ));
+    }
+
+    #[test]
+    fn read_back_lists_compare_as_the_vehicle_keeps_them() {
+        let sent = items(3);
+        let mut back = sent.clone();
+        back[0].current = 1;
+        back[1].frame = 3;
+        back[2].z = 120.004;
+        assert!(same_items(&sent, &back));
+        back[2].x += 1;
+        assert!(!same_items(&sent, &back));
+        assert!(!same_items(&sent, &sent[..2]));
     }
 
     #[test]

@@ -8,8 +8,9 @@
 //! Vehicles are told apart by the address they send from *and* their system id, so several
 //! vehicles behind one radio (one address) and several radios (one system id each) both work.
 //! With a signing key configured for a system id, everything sent to it is signed and frames
-//! from it must carry a valid, fresh signature; with `require_signing`, systems without a key
-//! are not listened to at all.
+//! claiming that system id must carry a valid, fresh signature (one replay window per system,
+//! whatever address the frames come from); with `require_signing`, systems without a key are
+//! not listened to at all.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -225,6 +226,8 @@ pub enum StationError {
     CommandRefused { command: Command, result: MavResult },
     #[error("no answer to {command:?} after {attempts} attempts")]
     CommandTimeout { command: Command, attempts: u32 },
+    #[error("{command:?} not sent: {pending:?} (the same MAVLink command) is still waiting for its answer")]
+    CommandPending { command: Command, pending: Command },
     #[error("no vehicle appeared within {0:?}")]
     NoVehicle(Duration),
     #[error("the ground station has stopped")]
@@ -437,7 +440,9 @@ struct Actor {
     transport: Transport,
     encoder: Encoder,
     vehicles: HashMap<VehicleId, VehicleState>,
-    signers: HashMap<VehicleId, Signer>,
+    /// Signing state per system id: one key, one replay window and one outgoing timestamp per
+    /// vehicle, whatever address its frames come from.
+    signers: HashMap<u8, Signer>,
     splitters: HashMap<SocketAddr, FrameSplitter>,
     transfers: HashMap<VehicleId, Transfer>,
     /// Keyed by vehicle and command number: one outstanding command of each kind per vehicle.
@@ -447,6 +452,9 @@ struct Actor {
     tlog: Option<TlogWriter>,
     last_heartbeat_out: Option<Instant>,
 }
+
+/// MAV_COMP_ID_AUTOPILOT1.
+const AUTOPILOT_COMPONENT: u8 = 1;
 
 fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
@@ -478,7 +486,7 @@ impl Actor {
 
     async fn send_to(&mut self, peer: SocketAddr, system: Option<u8>, msg: &MavMessage) {
         let signer = match system {
-            Some(system) => signer(&self.config, &mut self.signers, VehicleId { system, peer }),
+            Some(system) => signer(&self.config, &mut self.signers, system),
             None => None,
         };
         let bytes = self.encoder.encode(msg, signer);
@@ -520,8 +528,7 @@ impl Actor {
     /// Whether a frame from `peer` may be listened to.
     fn admit(&mut self, peer: SocketAddr, frame: &Frame, now: Instant) -> bool {
         let Ok(system) = u8::try_from(frame.system_id()) else { return false };
-        let id = VehicleId { system, peer };
-        if let Some(signer) = signer(&self.config, &mut self.signers, id) {
+        if let Some(signer) = signer(&self.config, &mut self.signers, system) {
             if signer.verify(frame) {
                 return true;
             }
@@ -567,7 +574,7 @@ impl Actor {
         if let MavMessage::HEARTBEAT(hb) = msg {
             self.on_heartbeat(id, component, hb, now);
         }
-        let signed = self.signers.contains_key(&id);
+        let signed = self.signers.contains_key(&id.system);
         let Some(vehicle) = self.vehicles.get_mut(&id) else { return };
         vehicle.status.frames += 1;
         vehicle.status.signed = signed;
@@ -615,7 +622,12 @@ impl Actor {
         }
         let armed = hb.base_mode.contains(MavModeFlag::MAV_MODE_FLAG_SAFETY_ARMED);
         match self.vehicles.get_mut(&id) {
+            // A camera, gimbal or other component of the same system: not the autopilot, so
+            // neither its armed state nor its liveness is the vehicle's. The autopilot's usual
+            // component (1) takes over from whichever component was heard first.
+            Some(v) if component != v.status.component && component != AUTOPILOT_COMPONENT => {}
             Some(v) => {
+                v.status.component = component;
                 if v.status.link_lost {
                     v.status.link_lost = false;
                     let outage_ms = now.duration_since(v.last_heartbeat).as_millis() as u64;
@@ -745,8 +757,11 @@ impl Actor {
                 };
                 let wire = command.to_wire(target, 0);
                 let key = (vehicle, wire.command as u16);
-                if let Some(old) = self.commands.remove(&key) {
-                    let _ = old.reply.send(Err(StationError::CommandTimeout { command: old.command, attempts: old.attempts }));
+                // One outstanding command per number and vehicle (the protocol matches the
+                // acknowledgement by command number alone: arm and disarm share one).
+                if let Some(pending) = self.commands.get(&key) {
+                    let _ = reply.send(Err(StationError::CommandPending { command, pending: pending.command }));
+                    return;
                 }
                 self.commands.insert(key, PendingCommand {
                     command,
@@ -839,9 +854,11 @@ impl Actor {
 }
 
 /// The signing state for a vehicle with a key (created on first use, in either direction).
-fn signer<'a>(config: &StationConfig, signers: &'a mut HashMap<VehicleId, Signer>, id: VehicleId) -> Option<&'a Signer> {
-    let key = config.keys.get(&id.system)?;
-    Some(signers.entry(id).or_insert_with(|| Signer::new(key, 0, !config.require_signing)))
+/// A vehicle with a key must sign: unsigned frames claiming its system id are refused whether
+/// or not `require_signing` is set (that setting is about vehicles without a key).
+fn signer<'a>(config: &StationConfig, signers: &'a mut HashMap<u8, Signer>, system: u8) -> Option<&'a Signer> {
+    let key = config.keys.get(&system)?;
+    Some(signers.entry(system).or_insert_with(|| Signer::new(key, 0, false)))
 }
 
 fn transfer_kind(t: &Transfer) -> ListKind {
