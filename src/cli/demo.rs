@@ -98,6 +98,8 @@ async fn fly_patrols(station: Station, mut stop: tokio::sync::watch::Receiver<bo
         vehicles.push(sim::spawn(c).await?);
     }
     let mut tick = tokio::time::interval(Duration::from_secs(2));
+    // One launch at a time per vehicle: a launch still uploading is not started again.
+    let mut launches: Vec<Option<tokio::task::JoinHandle<()>>> = patrols.iter().map(|_| None).collect();
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -107,12 +109,15 @@ async fn fly_patrols(station: Station, mut stop: tokio::sync::watch::Receiver<bo
         for (i, plan) in patrols.iter().enumerate() {
             let Some(v) = known.iter().find(|v| v.id.system == i as u8 + 1) else { continue };
             // On the ground and disarmed: (re)load the patrol and launch it.
-            if v.telemetry.armed || vehicles[i].state().mode != FlightMode::Landed {
+            if v.telemetry.armed
+                || vehicles[i].state().mode != FlightMode::Landed
+                || launches[i].as_ref().is_some_and(|l| !l.is_finished())
+            {
                 continue;
             }
             let station = station.clone();
             let (id, items) = (v.id, gcs_items::mission_items(plan));
-            tokio::spawn(async move {
+            launches[i] = Some(tokio::spawn(async move {
                 let launch = async {
                     station.upload(id, ListKind::Mission, items).await?;
                     station.command(id, DroneCommand::Arm).await?;
@@ -121,7 +126,7 @@ async fn fly_patrols(station: Station, mut stop: tokio::sync::watch::Receiver<bo
                 if let Err(e) = launch.await {
                     tracing::warn!(error = %e, "demo patrol launch failed; retrying");
                 }
-            });
+            }));
         }
     }
     for v in &vehicles {
