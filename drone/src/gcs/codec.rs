@@ -213,6 +213,14 @@ impl FrameSplitter {
     }
 }
 
+/// The length of the valid frame at the start of `buf`, if there is one.
+pub(crate) fn valid_frame_len(buf: &[u8]) -> Option<usize> {
+    match frame_len(buf) {
+        FrameLen::Complete(len) => checked(&buf[..len]).map(|_| len),
+        _ => None,
+    }
+}
+
 enum FrameLen {
     NotAFrame,
     NeedMore,
@@ -220,7 +228,8 @@ enum FrameLen {
 }
 
 fn frame_len(buf: &[u8]) -> FrameLen {
-    match buf[0] {
+    let Some(&start) = buf.first() else { return FrameLen::NeedMore };
+    match start {
         STX_V2 => {
             if buf.len() < 3 {
                 return FrameLen::NeedMore;

@@ -18,6 +18,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use mavlink::Message as _;
 use mavlink::dialects::common::{
     MavAutopilot, MavCmd, MavMessage, MavModeFlag, MavResult, MavState, MavType, COMMAND_LONG_DATA, HEARTBEAT_DATA,
 };
@@ -255,14 +256,14 @@ enum Request {
     Download { vehicle: VehicleId, kind: ListKind, reply: oneshot::Sender<Result<Vec<MissionItem>, StationError>> },
     Command { vehicle: VehicleId, command: Command, reply: oneshot::Sender<Result<(), StationError>> },
     Vehicles { reply: oneshot::Sender<Vec<VehicleStatus>> },
-    Shutdown,
+    Shutdown { done: oneshot::Sender<()> },
 }
 
 impl Station {
     /// Opens the port and starts the station's task.
     pub async fn start(config: StationConfig) -> std::io::Result<Station> {
         let (inbound_tx, inbound_rx) = mpsc::channel::<Inbound>(1024);
-        let (transport, local_addr) = match config.link {
+        let (transport, local_addr, reader) = match config.link {
             LinkSpec::UdpIn(addr) | LinkSpec::UdpOut(addr) => {
                 let bind: SocketAddr = match config.link {
                     LinkSpec::UdpIn(_) => addr,
@@ -271,17 +272,17 @@ impl Station {
                 };
                 let socket = Arc::new(UdpSocket::bind(bind).await?);
                 let local = socket.local_addr()?;
-                tokio::spawn(read_udp(socket.clone(), inbound_tx));
+                let reader = tokio::spawn(read_udp(socket.clone(), inbound_tx));
                 let default_peer = matches!(config.link, LinkSpec::UdpOut(_)).then_some(addr);
-                (Transport::Udp { socket, default_peer }, local)
+                (Transport::Udp { socket, default_peer }, local, reader)
             }
             LinkSpec::TcpOut(addr) => {
                 let stream = TcpStream::connect(addr).await?;
                 stream.set_nodelay(true)?;
                 let local = stream.local_addr()?;
                 let (read, write) = stream.into_split();
-                tokio::spawn(read_tcp(read, addr, inbound_tx));
-                (Transport::Tcp { writer: write, peer: addr }, local)
+                let reader = tokio::spawn(read_tcp(read, addr, inbound_tx));
+                (Transport::Tcp { writer: write, peer: addr }, local, reader)
             }
         };
         let tlog = match &config.tlog {
@@ -303,6 +304,7 @@ impl Station {
             events: events.clone(),
             tlog,
             last_heartbeat_out: None,
+            reader,
         };
         tokio::spawn(actor.run(inbound_rx, request_rx));
         Ok(Station { requests, events, local_addr })
@@ -354,9 +356,12 @@ impl Station {
         self.ask(|reply| Request::Command { vehicle, command, reply }).await?
     }
 
-    /// Stops the station's task (the tlog is flushed).
+    /// Stops the station: returns once the port is released and the tlog flushed.
     pub async fn shutdown(&self) {
-        let _ = self.requests.send(Request::Shutdown).await;
+        let (done, finished) = oneshot::channel();
+        if self.requests.send(Request::Shutdown { done }).await.is_ok() {
+            let _ = finished.await;
+        }
     }
 }
 
@@ -451,6 +456,8 @@ struct Actor {
     events: broadcast::Sender<Event>,
     tlog: Option<TlogWriter>,
     last_heartbeat_out: Option<Instant>,
+    /// The task reading the port: stopped with the station, so the port is released at once.
+    reader: tokio::task::JoinHandle<()>,
 }
 
 /// MAV_COMP_ID_AUTOPILOT1.
@@ -473,12 +480,22 @@ impl Actor {
             tokio::select! {
                 Some(packet) = inbound.recv() => self.on_bytes(packet).await,
                 request = requests.recv() => match request {
-                    Some(Request::Shutdown) | None => break,
+                    Some(Request::Shutdown { done }) => {
+                        self.stop();
+                        let _ = done.send(());
+                        return;
+                    }
+                    None => break,
                     Some(r) => self.on_request(r).await,
                 },
                 _ = tick.tick() => self.on_tick().await,
             }
         }
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        self.reader.abort();
         if let Some(t) = &mut self.tlog {
             let _ = t.flush();
         }
@@ -497,7 +514,12 @@ impl Actor {
         }
         let result = match &mut self.transport {
             Transport::Udp { socket, .. } => socket.send_to(&bytes, peer).await.map(|_| ()),
-            Transport::Tcp { writer, .. } => writer.write_all(&bytes).await,
+            // A peer that stops reading must not stall the station (its timers and every
+            // other vehicle): a write that cannot complete in half a second is dropped.
+            Transport::Tcp { writer, .. } => match tokio::time::timeout(Duration::from_millis(500), writer.write_all(&bytes)).await {
+                Ok(r) => r,
+                Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "the vehicle is not reading")),
+            },
         };
         if let Err(e) = result {
             tracing::debug!(%peer, error = %e, "MAVLink send failed");
@@ -609,8 +631,15 @@ impl Actor {
                 let severity = debug_name(s.severity, "MAV_SEVERITY_");
                 let _ = self.events.send(Event::StatusText { vehicle: id, severity, text });
             }
-            MavMessage::COMMAND_ACK(a) => self.on_command_ack(id, a.command, a.result),
+            MavMessage::COMMAND_ACK(a) if a.target_system == 0 || a.target_system == self.config.system_id => {
+                self.on_command_ack(id, a.command, a.result)
+            }
             _ => {}
+        }
+        // Mission and command traffic addressed to another ground station on the same link
+        // (QGroundControl behind a router, say) must not drive ours.
+        if msg.target_system_id().is_some_and(|t| t != 0 && t != self.config.system_id) {
+            return;
         }
         self.drive_transfer(id, Some(msg), now).await;
     }
@@ -772,7 +801,7 @@ impl Actor {
                 });
                 self.send_to(vehicle.peer, Some(vehicle.system), &MavMessage::COMMAND_LONG(wire)).await;
             }
-            Request::Shutdown => {}
+            Request::Shutdown { .. } => {}
         }
     }
 

@@ -32,28 +32,53 @@ impl TlogWriter {
     }
 }
 
-/// Reads a tlog back: (timestamp µs, frame bytes) per record, for `mizugiwa drone frames` and
-/// tests. A truncated last record is dropped.
+/// Reads a tlog back: (timestamp µs, frame bytes) per record. A damaged stretch (a record cut
+/// short by a crash before the log was appended to again, or garbage) is skipped up to the next
+/// place where a timestamp is followed by a valid frame, so one bad record never hides the
+/// sessions after it.
 pub fn read_tlog(bytes: &[u8]) -> Vec<(u64, Vec<u8>)> {
     let mut out = Vec::new();
     let mut at = 0;
-    let mut splitter = super::codec::FrameSplitter::default();
     while at + 8 < bytes.len() {
-        let micros = u64::from_be_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
-        at += 8;
-        let len = match bytes[at] {
-            0xFD if at + 3 <= bytes.len() => 12 + usize::from(bytes[at + 1]) + if bytes[at + 2] & 1 != 0 { 13 } else { 0 },
-            0xFE if at + 2 <= bytes.len() => 8 + usize::from(bytes[at + 1]),
-            _ => break,
-        };
-        if at + len > bytes.len() {
-            break;
+        match super::codec::valid_frame_len(&bytes[at + 8..]) {
+            Some(len) => {
+                let micros = u64::from_be_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+                out.push((micros, bytes[at + 8..at + 8 + len].to_vec()));
+                at += 8 + len;
+            }
+            None => at += 1,
         }
-        if !splitter.push(&bytes[at..at + len]).is_empty() {
-            out.push((micros, bytes[at..at + len].to_vec()));
-        }
-        splitter.end_of_datagram();
-        at += len;
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gcs::codec::Encoder;
+    use mavlink::dialects::common::{MavMessage, HEARTBEAT_DATA};
+
+    #[test]
+    fn a_damaged_record_does_not_hide_what_follows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.tlog");
+        let mut enc = Encoder::new(1, 1);
+        let frame = enc.encode(&MavMessage::HEARTBEAT(HEARTBEAT_DATA::default()), None);
+        let mut w = TlogWriter::open(&path).unwrap();
+        w.write(&frame).unwrap();
+        w.flush().unwrap();
+        drop(w);
+        // A crash mid-record, then a new session appended.
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.extend_from_slice(&[0, 0, 1, 2, 3, 0xFD, 9]);
+        std::fs::write(&path, &bytes).unwrap();
+        let mut w = TlogWriter::open(&path).unwrap();
+        w.write(&frame).unwrap();
+        w.write(&frame).unwrap();
+        w.flush().unwrap();
+        let records = read_tlog(&std::fs::read(&path).unwrap());
+        assert_eq!(records.len(), 3);
+        assert!(records.iter().all(|(_, f)| f == &frame));
+        assert!(read_tlog(b"").is_empty() && read_tlog(&[0xFD; 40]).is_empty());
+    }
 }
