@@ -325,6 +325,23 @@ impl Vehicle {
             }
             MavMessage::MISSION_COUNT(c) if c.target_system == self.config.system_id => {
                 let Some(kind) = ListKind::from_wire(c.mission_type) else { return };
+                match &self.transfer {
+                    // The same ground station announcing the same list again (our first request
+                    // was lost): the transfer under way re-requests on its own timer.
+                    Some((Transfer::Receiving(r), partner)) if *partner == from && r.kind() == kind => return,
+                    // Another transfer is under way: one at a time, as PX4 does.
+                    Some(_) => {
+                        out.push(MavMessage::MISSION_ACK(MISSION_ACK_DATA {
+                            target_system: from.system,
+                            target_component: from.component,
+                            mavtype: MavMissionResult::MAV_MISSION_DENIED,
+                            mission_type: c.mission_type,
+                            opaque_id: 0,
+                        }));
+                        return;
+                    }
+                    None => {}
+                }
                 // A new upload: the last one's acceptance must not be repeated for it.
                 self.last_received = None;
                 let (receiver, step) = Receiver::accept_upload(kind, c.count, from, timing, now);
