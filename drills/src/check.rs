@@ -424,6 +424,37 @@ pub fn check(o: &Observed) -> Verdicts {
         ));
     }
 
+    // 6c. A site whose drones fell silent raised the alarm, and every command center has it.
+    let silenced: Vec<&crate::runner::FaultEvent> =
+        o.faults.iter().filter(|f| matches!(f.action, Action::DronesLost { .. }) && f.error.is_none()).collect();
+    if !silenced.is_empty() {
+        let mut missing = Vec::new();
+        for f in &silenced {
+            let Action::DronesLost { node } = &f.action else { continue };
+            let after = o.started_at_unix_ms + f.t_ms;
+            for c in &commands {
+                let found = o.finals[*c].values().any(|r| {
+                    let fields = &r["fields"];
+                    fields["kind"] == "drone_link_lost"
+                        && fields["site"] == node.as_str()
+                        && fields["raised_ms"].as_u64().is_some_and(|t| t >= after)
+                });
+                if !found {
+                    missing.push(format!(
+                        "{node}'s drones fell silent at t={:.1} s but {c} has no drone_link_lost alert from {node} raised after it",
+                        f.t_ms as f64 / 1000.0
+                    ));
+                }
+            }
+        }
+        out.push(verdict(
+            "lost_drones_alarm_hq",
+            "When a site's drones fall silent, the site raises a drone_link_lost alert and every command center has it at the end, outage or not.",
+            format!("{} drone losses × {} command centers", silenced.len(), commands.len()),
+            missing,
+        ));
+    }
+
     // 7. Clock skew beyond the limit is refused and reported, not merged.
     let skews: Vec<&crate::runner::FaultEvent> = o
         .faults
@@ -636,5 +667,27 @@ mod tests {
         let lost = drone_verdict(&observed(&[start + 1_000, start + 21_000]));
         assert!(!lost.passed);
         assert!(lost.evidence[0].contains(&format!("@ {}", start + 8_000)), "{:?}", lost.evidence);
+    }
+
+    #[test]
+    fn silent_drones_without_an_alarm_at_hq_fail_the_drill() {
+        let start = 1_000_000;
+        let mut o = observed(&[start + 1_000, start + 8_000, start + 21_000]);
+        o.faults.push(crate::runner::FaultEvent {
+            t_ms: 10_000,
+            action: Action::DronesLost { node: "tsushima".into() },
+            description: "tsushima's drones fall silent".into(),
+            error: None,
+            note: None,
+        });
+        let verdict = |o: &Observed| check(o).0.into_iter().find(|v| v.name == "lost_drones_alarm_hq").expect("the verdict");
+        let v = verdict(&o);
+        assert!(!v.passed && v.evidence[0].contains("no drone_link_lost alert"), "{:?}", v.evidence);
+        // An alert raised before the drones fell silent does not count; one after does.
+        let alert = |raised: u64| json!({"id": "a", "fields": {"kind": "drone_link_lost", "site": "tsushima", "raised_ms": raised}});
+        o.finals.get_mut("hq").unwrap().insert("early".into(), alert(start + 9_000));
+        assert!(!verdict(&o).passed);
+        o.finals.get_mut("hq").unwrap().insert("late".into(), alert(start + 13_500));
+        assert!(verdict(&o).passed);
     }
 }

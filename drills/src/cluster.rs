@@ -71,6 +71,8 @@ pub struct NodeProc {
     /// The site's MAVLink port (UDP), when it has drones.
     pub mavlink: Option<SocketAddr>,
     child: Option<Child>,
+    /// Its drones (`mizugiwa drone sim`), while they fly.
+    fleet: Option<Child>,
 }
 
 impl NodeProc {
@@ -168,6 +170,7 @@ impl Cluster {
                     bin: None,
                     mavlink: if spec.drones > 0 { Some(free_port(true)?) } else { None },
                     child: None,
+                    fleet: None,
                 },
             );
         }
@@ -255,6 +258,38 @@ impl Cluster {
             }
         }
         t
+    }
+
+    /// Starts a site's drones: one `mizugiwa drone sim` process flying `drones` vehicles
+    /// against the site's MAVLink port for the whole drill. They outlive a killed site, as real
+    /// drones would, and the restarted site finds them again.
+    pub fn start_drones(&mut self, name: &str) -> anyhow::Result<()> {
+        let bin = self.bin.clone();
+        let n = self.nodes.get_mut(name).with_context(|| format!("no node {name:?}"))?;
+        let Some(mavlink) = n.mavlink else { return Ok(()) };
+        let log = std::fs::File::create(n.log.with_extension("drones.log"))?;
+        let child = tokio::process::Command::new(&bin)
+            .args(["drone", "sim", "--gcs", &mavlink.to_string(), "--count", &n.spec.drones.to_string()])
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {name}'s drones"))?;
+        n.fleet = Some(child);
+        Ok(())
+    }
+
+    /// Stops a site's drones; says so if they had already stopped by themselves.
+    pub async fn stop_drones(&mut self, name: &str) -> anyhow::Result<Option<String>> {
+        let n = self.nodes.get_mut(name).with_context(|| format!("no node {name:?}"))?;
+        let Some(mut fleet) = n.fleet.take() else { return Ok(None) };
+        let died = match fleet.try_wait() {
+            Ok(Some(status)) => Some(format!("{name}'s drone fleet (mizugiwa drone sim) exited by itself: {status}")),
+            _ => None,
+        };
+        let _ = fleet.start_kill();
+        let _ = fleet.wait().await;
+        Ok(died)
     }
 
     /// Starts (or restarts) a node and waits until it serves.

@@ -185,22 +185,12 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<(Obse
         }
     }
     // Each site with drones gets its fleet of simulated vehicles (one process), talking MAVLink
-    // to the site's ground station for the whole drill; they outlive a killed site, as real
-    // drones would, and the restarted site finds them again.
-    let mut fleets = Vec::new();
+    // to the site's ground station.
     {
-        let cluster = shared.cluster.lock().await;
-        for n in cluster.nodes.values() {
-            let Some(mavlink) = n.mavlink else { continue };
-            let log = std::fs::File::create(n.log.with_extension("drones.log"))?;
-            let child = tokio::process::Command::new(&cluster.bin)
-                .args(["drone", "sim", "--gcs", &mavlink.to_string(), "--count", &n.spec.drones.to_string()])
-                .stdout(log.try_clone()?)
-                .stderr(log)
-                .kill_on_drop(true)
-                .spawn()
-                .with_context(|| format!("starting {}'s drones", n.spec.name))?;
-            fleets.push(child);
+        let mut cluster = shared.cluster.lock().await;
+        let sites: Vec<String> = cluster.nodes.values().filter(|n| n.mavlink.is_some()).map(|n| n.spec.name.clone()).collect();
+        for site in sites {
+            cluster.start_drones(&site)?;
         }
     }
     // The sampler runs until the convergence wait is over, so the chart shows the catch-up.
@@ -229,17 +219,14 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<(Obse
     let mut journals = BTreeMap::new();
     let mut tracks = BTreeMap::new();
     let with_drones = scenario.nodes.iter().any(|n| n.drones > 0);
-    let mut fleets_died = Vec::new();
-    for mut fleet in fleets {
+    let names: Vec<String> = cluster.nodes.keys().cloned().collect();
+    for name in names {
         // A fleet that ended by itself is a failure of the drill's own tooling: say so, rather
         // than let it show only as tracks that stopped.
-        if let Ok(Some(status)) = fleet.try_wait() {
-            fleets_died.push(format!("a drone fleet (mizugiwa drone sim) exited early: {status}"));
+        if let Some(d) = cluster.stop_drones(&name).await? {
+            died.push(d);
         }
-        let _ = fleet.start_kill();
-        let _ = fleet.wait().await;
     }
-    died.extend(fleets_died);
     let airports: Vec<String> = scenario
         .nodes
         .iter()
@@ -469,6 +456,11 @@ async fn run_timeline(
                             .lock()
                             .map_err(|_| anyhow::anyhow!("poisoned"))?
                             .insert(node.clone());
+                    }
+                    Action::DronesLost { node } => {
+                        if let Some(d) = c.stop_drones(node).await? {
+                            note = Some(d);
+                        }
                     }
                     Action::DiskFree { node } => {
                         c.free_disk(node)?;

@@ -190,6 +190,10 @@ pub enum Action {
     DiskFull { node: String },
     /// Free it again.
     DiskFree { node: String },
+    /// The site's drones fall silent (their simulator is killed), as if shot down or out of
+    /// radio range: the site must raise a `drone_link_lost` alert, which must reach every
+    /// command center (needs `drones` on the node).
+    DronesLost { node: String },
 }
 
 impl Action {
@@ -208,7 +212,8 @@ impl Action {
             | Action::Skew { node, .. }
             | Action::Unskew { node }
             | Action::DiskFull { node }
-            | Action::DiskFree { node } => vec![node.as_str()],
+            | Action::DiskFree { node }
+            | Action::DronesLost { node } => vec![node.as_str()],
         }
     }
 
@@ -242,6 +247,7 @@ impl Action {
             Action::Unskew { node } => format!("{node}'s clock corrected"),
             Action::DiskFull { node } => format!("{node}'s disk full"),
             Action::DiskFree { node } => format!("{node}'s disk freed"),
+            Action::DronesLost { node } => format!("{node}'s drones fall silent"),
         }
     }
 }
@@ -328,6 +334,9 @@ impl Scenario {
                     && spec.disk_mb.is_none()
                 {
                     bail!("disk faults need `disk_mb` on node {n:?}");
+                }
+                if matches!(f.action, Action::DronesLost { .. }) && spec.drones == 0 {
+                    bail!("drones_lost needs `drones` on node {n:?}");
                 }
             }
             if let Action::Flap {
