@@ -134,22 +134,66 @@ impl DroneStation {
         let mut events = station.subscribe();
         let (stop, mut stopped) = watch::channel(false);
         let cfg = cfg.clone();
+        let handle = station.clone();
         let task = tokio::spawn(async move {
             // By system id: a vehicle that comes back from another address (a radio or router
             // restart) is the same vehicle, in the same sortie.
             let mut sorties: HashMap<u8, Sortie> = HashMap::new();
             let mut last: HashMap<u8, Telemetry> = HashMap::new();
+            // Vehicles whose loss is on record, until they are heard again.
+            let mut alerted: std::collections::HashSet<u8> = std::collections::HashSet::new();
+            // Events can be missed (a subscriber that falls behind is skipped ahead), so every few
+            // seconds the station's own view of which links are lost is compared with what has
+            // been raised: a lost drone is never left without its alert.
+            let mut reconcile = tokio::time::interval(Duration::from_secs(5));
+            reconcile.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             loop {
-                let event = tokio::select! {
+                enum Wake {
+                    Event(Event),
+                    Reconcile,
+                    Stop,
+                }
+                let wake = tokio::select! {
                     e = events.recv() => match e {
-                        Ok(e) => e,
+                        Ok(e) => Wake::Event(e),
                         Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                             tracing::warn!(skipped = n, "drone bridge fell behind the ground station");
                             continue;
                         }
-                        Err(_) => break,
+                        Err(_) => Wake::Stop,
                     },
-                    _ = stopped.wait_for(|s| *s) => break,
+                    _ = reconcile.tick() => Wake::Reconcile,
+                    _ = stopped.wait_for(|s| *s) => Wake::Stop,
+                };
+                let event = match wake {
+                    Wake::Event(e) => e,
+                    Wake::Stop => break,
+                    Wake::Reconcile => {
+                        let site = bus.site().to_owned();
+                        let Ok(vehicles) = handle.vehicles().await else { break };
+                        // A system is lost only if no address of it is alive (a vehicle that
+                        // came back from another port leaves its old entry lost behind it).
+                        let mut systems: std::collections::BTreeMap<u8, (bool, i64)> = std::collections::BTreeMap::new();
+                        for v in &vehicles {
+                            let e = systems.entry(v.id.system).or_insert((false, 0));
+                            e.0 |= !v.link_lost;
+                            e.1 = e.1.max(v.telemetry.at_ms);
+                        }
+                        for (system, (alive, last_ms)) in systems {
+                            if alive {
+                                alerted.remove(&system);
+                            } else if alerted.insert(system) {
+                                let name = cfg.name(&site, system);
+                                let silent_ms = (wall_ms() - last_ms).max(0) as u64;
+                                tracing::warn!(vehicle = %name, "a lost drone link was found without its alert (events were missed)");
+                                if let Err(e) = link_lost_alert(&store, &site, &name, last.get(&system), silent_ms) {
+                                    tracing::error!(error = %format!("{e:#}"), "could not record a lost drone link");
+                                    alerted.remove(&system);
+                                }
+                            }
+                        }
+                        continue;
+                    }
                 };
                 let site = bus.site().to_owned();
                 match event {
@@ -173,12 +217,23 @@ impl DroneStation {
                         last.insert(vehicle.system, telemetry);
                     }
                     Event::CommLost { vehicle, silent_ms } => {
-                        let name = cfg.name(&site, vehicle.system);
-                        if let Err(e) = link_lost_alert(&store, &site, &name, last.get(&vehicle.system), silent_ms) {
-                            tracing::error!(error = %format!("{e:#}"), "could not record a lost drone link");
+                        // The old address of a vehicle now heard from another one is not a loss.
+                        let alive_elsewhere = handle
+                            .vehicles()
+                            .await
+                            .map(|vs| vs.iter().any(|v| v.id.system == vehicle.system && v.id != vehicle && !v.link_lost))
+                            .unwrap_or(false);
+                        // One alert per loss, however the loss was learnt of.
+                        if !alive_elsewhere && alerted.insert(vehicle.system) {
+                            let name = cfg.name(&site, vehicle.system);
+                            if let Err(e) = link_lost_alert(&store, &site, &name, last.get(&vehicle.system), silent_ms) {
+                                tracing::error!(error = %format!("{e:#}"), "could not record a lost drone link");
+                                alerted.remove(&vehicle.system);
+                            }
                         }
                     }
                     Event::CommRegained { vehicle, outage_ms } => {
+                        alerted.remove(&vehicle.system);
                         tracing::info!(vehicle = %cfg.name(&site, vehicle.system), outage_ms, "drone link back");
                     }
                     _ => {}
@@ -193,6 +248,10 @@ impl DroneStation {
         let _ = self.task.await;
         self.station.shutdown().await;
     }
+}
+
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 fn haversine_m(a: (f64, f64), b: (f64, f64)) -> f64 {
