@@ -198,40 +198,24 @@ mod peers {
     }
 
     pub fn pymavlink_uploads(python: &str, file: &std::path::Path, repeats: usize) -> Result<Vec<f64>, String> {
-        let port = free_udp_port();
-        let mut vehicle = mavsdk_vehicle(python, port)?;
-        let out = Command::new(python)
-            .arg(peers_dir().join("pymavlink_gcs.py"))
-            .args(["--link", &format!("udpin:127.0.0.1:{port}"), "--upload-mission"])
-            .arg(file)
-            .args(["--repeat", &repeats.to_string()])
-            .output()
-            .map_err(|e| e.to_string());
-        let _ = vehicle.kill();
-        let _ = vehicle.wait();
-        let out = out?;
-        let times: Vec<f64> = json_lines(&out.stdout)
-            .iter()
-            .filter(|e| e["event"] == "uploaded" && e["result"] == "ACCEPTED")
-            .filter_map(|e| e["seconds"].as_f64())
-            .collect();
-        if times.len() == repeats {
-            Ok(times)
-        } else {
-            Err(format!("pymavlink: {} of {repeats} uploads accepted; stderr: {}", times.len(), String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("")))
-        }
+        timed_uploads(python, "pymavlink_gcs.py", "--upload-mission", file, repeats)
     }
 
     pub fn mavproxy_uploads(python: &str, file: &std::path::Path, repeats: usize) -> Result<Vec<f64>, String> {
-        let script = peers_dir().join("mavproxy_upload.py");
-        if !script.exists() {
+        if !peers_dir().join("mavproxy_upload.py").exists() {
             return Err("no MAVProxy driver (drone/tests/peers/mavproxy_upload.py)".into());
         }
+        timed_uploads(python, "mavproxy_upload.py", "--mission", file, repeats)
+    }
+
+    /// Runs a ground-station `script` against a fresh MAVSDK vehicle, uploading `file`
+    /// `repeats` times, and returns the time of each accepted upload.
+    fn timed_uploads(python: &str, script: &str, file_flag: &str, file: &std::path::Path, repeats: usize) -> Result<Vec<f64>, String> {
         let port = free_udp_port();
         let mut vehicle = mavsdk_vehicle(python, port)?;
         let out = Command::new(python)
-            .arg(&script)
-            .args(["--link", &format!("udpin:127.0.0.1:{port}"), "--mission"])
+            .arg(peers_dir().join(script))
+            .args(["--link", &format!("udpin:127.0.0.1:{port}"), file_flag])
             .arg(file)
             .args(["--repeat", &repeats.to_string()])
             .output()
@@ -247,7 +231,11 @@ mod peers {
         if times.len() == repeats {
             Ok(times)
         } else {
-            Err(format!("MAVProxy: {} of {repeats} uploads timed; stderr: {}", times.len(), String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("")))
+            Err(format!(
+                "{script}: {} of {repeats} uploads accepted; stderr: {}",
+                times.len(),
+                String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("")
+            ))
         }
     }
 }

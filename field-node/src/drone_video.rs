@@ -36,7 +36,7 @@ use serde_json::json;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::scanner::{make_dirs, reject, retry, unique, valid_id, Context, Failure, READY};
+use crate::scanner::{make_dirs, poll_ready_folders, reject, retry, unique, valid_id, Context, Failure};
 
 /// What a sortie folder may say about itself.
 #[derive(Debug, Default, Deserialize)]
@@ -76,38 +76,9 @@ pub fn start(dir: PathBuf, poll_ms: u64, every: u64, ctx: Context, mut stopped: 
 }
 
 fn poll(ctx: &Context, dir: &Path, every: u64) -> anyhow::Result<()> {
-    let mut ready: Vec<(String, PathBuf)> = std::fs::read_dir(dir)
-        .with_context(|| format!("reading {}", dir.display()))?
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let name = e.file_name().to_str()?.to_owned();
-            let path = e.path();
-            let skip = name == "done" || name == "rejected" || name.starts_with('.');
-            (!skip && path.is_dir() && path.join(READY).is_file()).then_some((name, path))
-        })
-        .collect();
-    ready.sort();
-    ctx.queue("drone_video_inbox", ready.len() as u64);
-    for (id, folder) in ready {
-        match process(ctx, &id, &folder, every) {
-            Ok(objects) => {
-                tracing::info!(sortie = %id, objects, "drone sortie analysed");
-                let to = unique(&dir.join("done"), &id);
-                std::fs::rename(&folder, &to).with_context(|| format!("moving {} to {}", folder.display(), to.display()))?;
-            }
-            Err(Failure::Rejected(why)) => {
-                tracing::warn!(sortie = %id, error = %why, "drone sortie rejected");
-                let to = unique(&dir.join("rejected"), &id);
-                std::fs::rename(&folder, &to).with_context(|| format!("moving {} to {}", folder.display(), to.display()))?;
-                std::fs::write(to.join("error.txt"), format!("{why}\n"))?;
-            }
-            Err(Failure::Retry(e)) => {
-                tracing::warn!(sortie = %id, error = %format!("{e:#}"), "drone sortie not stored, will retry");
-            }
-        }
-    }
-    ctx.queue("drone_video_inbox", 0);
-    Ok(())
+    poll_ready_folders(ctx, dir, "drone_video_inbox", |id, folder| {
+        process(ctx, id, folder, every).map(|objects| format!("{objects} objects"))
+    })
 }
 
 /// Analyses one sortie folder and writes its detections; returns how many objects.

@@ -254,11 +254,6 @@ fn wall_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
-fn haversine_m(a: (f64, f64), b: (f64, f64)) -> f64 {
-    let (la1, lo1, la2, lo2) = (a.0.to_radians(), a.1.to_radians(), b.0.to_radians(), b.1.to_radians());
-    let h = ((la2 - la1) / 2.0).sin().powi(2) + la1.cos() * la2.cos() * ((lo2 - lo1) / 2.0).sin().powi(2);
-    2.0 * 6_371_008.8 * h.sqrt().asin()
-}
 
 fn track_sortie(
     store: &Arc<Mutex<Store>>,
@@ -293,7 +288,7 @@ fn track_sortie(
         }
         (true, Some(s)) => {
             if let Some(p) = s.last {
-                s.distance_m += haversine_m(p, (t.lat, t.lon));
+                s.distance_m += mizugiwa_drone::imagery::camera::distance_m(p, (t.lat, t.lon));
             }
             s.last = Some((t.lat, t.lon));
             s.max_alt_m = s.max_alt_m.max(t.rel_alt_m);
@@ -322,7 +317,7 @@ fn link_lost_alert(
     last: Option<&Telemetry>,
     silent_ms: u64,
 ) -> anyhow::Result<()> {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    let now = wall_ms().max(0) as u64;
     let id = format!("drone-link-{site}-{name}-{now}");
     let flying = last.is_some_and(|t| t.armed && t.rel_alt_m > 1.0);
     let ops = NewAlert {

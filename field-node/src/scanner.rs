@@ -196,6 +196,21 @@ pub async fn start_xray(
 
 /// Handles every complete scan folder, in name order.
 fn poll_xray(ctx: &Context, dir: &Path, model: &Model, threshold: f64) -> anyhow::Result<()> {
+    poll_ready_folders(ctx, dir, "xray_inbox", |id, folder| {
+        process_scan(ctx, id, folder, model, threshold).map(|alert| format!("alert={alert}"))
+    })
+}
+
+/// One pass over a folder inbox whose items are sub-folders completed by a `READY` marker
+/// (X-ray scans, drone sorties), in name order: each is handed to `process`, then moved to
+/// `done/`, or to `rejected/` with `error.txt` saying why; an item that could not be stored
+/// (disk, store) stays for the next pass. `queue` names the inbox in the node's queue depths.
+pub(crate) fn poll_ready_folders(
+    ctx: &Context,
+    dir: &Path,
+    queue: &str,
+    mut process: impl FnMut(&str, &Path) -> Result<String, Failure>,
+) -> anyhow::Result<()> {
     let mut ready: Vec<(String, PathBuf)> = std::fs::read_dir(dir)
         .with_context(|| format!("reading {}", dir.display()))?
         .filter_map(|e| e.ok())
@@ -207,28 +222,28 @@ fn poll_xray(ctx: &Context, dir: &Path, model: &Model, threshold: f64) -> anyhow
         })
         .collect();
     ready.sort();
-    ctx.queue("xray_inbox", ready.len() as u64);
+    ctx.queue(queue, ready.len() as u64);
     for (id, folder) in ready {
-        match process_scan(ctx, &id, &folder, model, threshold) {
-            Ok(alert) => {
-                tracing::info!(scan = %id, alert, "X-ray scan stored");
+        match process(&id, &folder) {
+            Ok(outcome) => {
+                tracing::info!(inbox = queue, item = %id, %outcome, "inbox item stored");
                 let to = unique(&dir.join("done"), &id);
                 std::fs::rename(&folder, &to)
                     .with_context(|| format!("moving {} to {}", folder.display(), to.display()))?;
             }
             Err(Failure::Rejected(why)) => {
-                tracing::warn!(scan = %id, error = %why, "X-ray scan rejected");
+                tracing::warn!(inbox = queue, item = %id, error = %why, "inbox item rejected");
                 let to = unique(&dir.join("rejected"), &id);
                 std::fs::rename(&folder, &to)
                     .with_context(|| format!("moving {} to {}", folder.display(), to.display()))?;
                 std::fs::write(to.join("error.txt"), format!("{why}\n"))?;
             }
             Err(Failure::Retry(e)) => {
-                tracing::warn!(scan = %id, error = %format!("{e:#}"), "X-ray scan not stored, will retry");
+                tracing::warn!(inbox = queue, item = %id, error = %format!("{e:#}"), "inbox item not stored, will retry");
             }
         }
     }
-    ctx.queue("xray_inbox", 0);
+    ctx.queue(queue, 0);
     Ok(())
 }
 

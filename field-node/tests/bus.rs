@@ -15,15 +15,7 @@ use mizugiwa_sync::{Store, StoreConfig, SystemClock, Value};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn telemetry_is_downsampled_into_records_and_garbage_ignored() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Mutex::new(
-        Store::open(
-            dir.path().join("tsushima.db"),
-            mizugiwa_command::records::schema(),
-            Arc::new(SystemClock::new()),
-            StoreConfig::new("tsushima"),
-        )
-        .unwrap(),
-    ));
+    let store = common::store(dir.path(), "tsushima");
     let port = free_port();
     let site_cfg = cfg(vec![format!("tcp/127.0.0.1:{port}")], vec![]);
     let site = SiteBus::open("tsushima", &site_cfg).await.unwrap();

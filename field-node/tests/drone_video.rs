@@ -3,13 +3,15 @@
 //! right place, with crops as evidence; a sortie without its log is rejected with the reason and
 //! writes nothing.
 
-use std::sync::{Arc, Mutex};
+mod common;
+
+
 use std::time::{Duration, Instant};
 
 use mizugiwa_command::records::DETECTIONS;
 use mizugiwa_drone::imagery::sortie::patrol_sortie;
 use mizugiwa_field_node::pipeline::SourceConfig;
-use mizugiwa_sync::{Store, StoreConfig, SystemClock, Value};
+use mizugiwa_sync::Value;
 
 fn distance_m(a: (f64, f64), b: (f64, f64)) -> f64 {
     let dn = (a.0 - b.0).to_radians() * 6_371_008.8;
@@ -23,15 +25,7 @@ async fn a_dropped_sortie_becomes_detections_with_evidence() {
     let inbox = dir.path().join("inbox");
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
-    let store = Arc::new(Mutex::new(
-        Store::open(
-            data.join("tsushima.db"),
-            mizugiwa_command::records::schema(),
-            Arc::new(SystemClock::new()),
-            StoreConfig::new("tsushima"),
-        )
-        .unwrap(),
-    ));
+    let store = common::store(&data, "tsushima");
     let source: SourceConfig = toml::from_str(&format!("kind = \"drone_video_inbox\"\ndir = {:?}\npoll_ms = 100\nevery = 1\n", inbox)).unwrap();
     let SourceConfig::DroneVideoInbox { dir: inbox_dir, poll_ms, every } = source else { panic!("not a drone inbox") };
     let ctx = mizugiwa_field_node::scanner::Context::for_tests(store.clone(), "tsushima", &data);

@@ -3,7 +3,9 @@
 //! drone's record and breadcrumbs, a flight becomes a sortie record, and a drone that falls
 //! silent in the air raises a `drone_link_lost` alert with its last position.
 
-use std::sync::{Arc, Mutex};
+mod common;
+
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mizugiwa_command::records::{ALERTS, DRONES, SORTIES};
@@ -11,7 +13,7 @@ use mizugiwa_drone::gcs::station::Command;
 use mizugiwa_drone::sim::{self, FlightMode, SimConfig};
 use mizugiwa_field_node::bus::{BusConfig, DroneRecorder, SiteBus};
 use mizugiwa_field_node::drones::{DroneStation, DronesConfig, VehicleConfig};
-use mizugiwa_sync::{Store, StoreConfig, SystemClock, Value};
+use mizugiwa_sync::Value;
 
 async fn wait_for(secs: u64, what: &str, cond: impl Fn() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
@@ -24,15 +26,7 @@ async fn wait_for(secs: u64, what: &str, cond: impl Fn() -> bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn telemetry_sorties_and_a_lost_drone_become_records() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Mutex::new(
-        Store::open(
-            dir.path().join("tsushima.db"),
-            mizugiwa_command::records::schema(),
-            Arc::new(SystemClock::new()),
-            StoreConfig::new("tsushima"),
-        )
-        .unwrap(),
-    ));
+    let store = common::store(dir.path(), "tsushima");
     let mut bus_cfg = BusConfig::private();
     bus_cfg.drone_record_secs = 1;
     bus_cfg.breadcrumb_secs = 1;

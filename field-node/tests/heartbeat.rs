@@ -12,7 +12,7 @@ use mizugiwa_command::records::{ALERTS, GATE_STATS};
 use common::{cfg, free_port};
 use mizugiwa_field_node::bus::SiteBus;
 use mizugiwa_field_node::heartbeat::{GateLinks, HeartbeatMonitor};
-use mizugiwa_sync::{Store, StoreConfig, SystemClock, Value};
+use mizugiwa_sync::{Store, Value};
 use serde_json::json;
 
 fn link_of(links: &GateLinks, gate: &str) -> &'static str {
@@ -40,15 +40,7 @@ fn offline_alerts(store: &Arc<Mutex<Store>>) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_gate_goes_offline_with_one_alert_and_comes_back() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Mutex::new(
-        Store::open(
-            dir.path().join("narita.db"),
-            mizugiwa_command::records::schema(),
-            Arc::new(SystemClock::new()),
-            StoreConfig::new("narita"),
-        )
-        .unwrap(),
-    ));
+    let store = common::store(dir.path(), "narita");
     let port = free_port();
     let node_bus = SiteBus::open("narita", &cfg(vec![format!("tcp/127.0.0.1:{port}")], vec![])).await.unwrap();
     let links = Arc::new(GateLinks::default());

@@ -137,6 +137,20 @@ fn collect(
     Ok(())
 }
 
+/// The `--fence` file: features with `"exclusion": true` are exclusion zones, the others
+/// inclusion zones; no file, no fence.
+fn read_fence(path: Option<&Path>) -> anyhow::Result<Geofence> {
+    let mut geofence = Geofence::default();
+    for (p, props) in path.map(polygons).transpose()?.into_iter().flatten() {
+        if props["exclusion"] == true {
+            geofence.exclusions.push(p);
+        } else {
+            geofence.inclusions.push(p);
+        }
+    }
+    Ok(geofence)
+}
+
 fn report(plan: &Plan, battery_minutes: f64) {
     let e = plan::endurance(plan, 3.0, battery_minutes * 60.0, 0.25);
     println!(
@@ -180,16 +194,7 @@ pub fn run(cmd: DroneCommand) -> anyhow::Result<()> {
                 max_leg_m: max_leg,
             };
             let waypoints = plan::survey(&req)?;
-            let mut geofence = Geofence::default();
-            if let Some(f) = fence {
-                for (p, props) in polygons(&f)? {
-                    if props["exclusion"] == true {
-                        geofence.exclusions.push(p);
-                    } else {
-                        geofence.inclusions.push(p);
-                    }
-                }
-            }
+            let geofence = read_fence(fence.as_deref())?;
             let home = Waypoint {
                 lat: home.0,
                 lon: home.1,
@@ -336,16 +341,7 @@ fn plan_corridor(a: CorridorArgs) -> anyhow::Result<()> {
         max_leg_m: a.max_leg,
     };
     let scan = corridor::corridor_scan(&req).context("no corridor plan; nothing written")?;
-    let mut geofence = Geofence::default();
-    if let Some(f) = &a.fence {
-        for (p, props) in polygons(f)? {
-            if props["exclusion"] == true {
-                geofence.exclusions.push(p);
-            } else {
-                geofence.inclusions.push(p);
-            }
-        }
-    }
+    let geofence = read_fence(a.fence.as_deref())?;
     let home = match a.home {
         Some((lat, lon)) => Waypoint {
             lat,

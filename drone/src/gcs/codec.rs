@@ -45,6 +45,7 @@ impl std::str::FromStr for SigningKey {
 /// Signing state for one peer: the key, and the replay protection of its timestamps.
 pub struct Signer {
     data: SigningData,
+    allow_unsigned: bool,
 }
 
 impl std::fmt::Debug for Signer {
@@ -56,22 +57,16 @@ impl std::fmt::Debug for Signer {
 impl Signer {
     /// Signs everything it sends; accepts unsigned frames only if `allow_unsigned`.
     pub fn new(key: &SigningKey, link_id: u8, allow_unsigned: bool) -> Signer {
-        Signer { data: SigningData::from_config(SigningConfig::new(key.0, link_id, true, allow_unsigned)) }
+        Signer { data: SigningData::from_config(SigningConfig::new(key.0, link_id, true, allow_unsigned)), allow_unsigned }
     }
 
     /// Whether a received frame passes: a valid, fresh signature, or unsigned when allowed.
     pub fn verify(&self, frame: &Frame) -> bool {
         match &frame.raw {
             MAVLinkMessageRaw::V2(raw) => self.data.verify_signature(raw),
-            // MAVLink 1 cannot be signed.
-            MAVLinkMessageRaw::V1(_) => self.verify_unsigned(),
+            // MAVLink 1 cannot be signed: it passes exactly when unsigned frames do.
+            MAVLinkMessageRaw::V1(_) => self.allow_unsigned,
         }
-    }
-
-    fn verify_unsigned(&self) -> bool {
-        // SigningData keeps its config private; an unsigned V2 frame asks the same question.
-        let probe = MAVLinkV2MessageRaw::new();
-        self.data.verify_signature(&probe)
     }
 }
 
