@@ -12,6 +12,9 @@ DEBIAN_PACKAGES=(pkg-config libsqlite3-dev sqlite3 build-essential python3-venv 
 # 100 more packages). Without libopencv-dev there is no opencv4.pc, so .cargo/config.toml tells
 # the crate where OpenCV is. Its binding generator needs libclang and the clang binary.
 DEBIAN_PACKAGES+=(libopencv-videoio-dev libopencv-imgcodecs-dev libopencv-imgproc-dev clang libclang-dev)
+# Maritime picture: GDAL reads and writes the scenes (the `gdal` crate links libgdal and picks
+# its prebuilt bindings by the version pkg-config reports).
+DEBIAN_PACKAGES+=(libgdal-dev)
 # Node.js and npm build the dashboard's assets; take Debian's only where none is installed.
 command -v npm >/dev/null 2>&1 || DEBIAN_PACKAGES+=(nodejs npm)
 

@@ -10,11 +10,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use mizugiwa_satellite::ais::{AisError, Decoder, Tracks};
+use mizugiwa_satellite::ais::{AisError, Decoder};
 use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
 
 use crate::pipeline::{Observation, Sink};
+use crate::sar::AisPicture;
 
 /// Longest line kept: NMEA sentences are at most 82 characters, tag blocks add some.
 const MAX_LINE: usize = 1024;
@@ -30,21 +31,19 @@ pub struct AisStats {
     pub refused: AtomicU64,
 }
 
-/// Decoder and tracks of one feed.
+/// Decoder of one feed, and the site's AIS picture it feeds.
 pub struct AisIngest {
     decoder: Decoder,
-    tracks: Tracks,
+    /// Shared by every AIS source of the site and read by the SAR inbox.
+    tracks: AisPicture,
     /// Counters.
     pub stats: Arc<AisStats>,
 }
 
 impl Default for AisIngest {
+    /// A feed with a picture of its own.
     fn default() -> Self {
-        AisIngest {
-            decoder: Decoder::new(),
-            tracks: Tracks::default(),
-            stats: Arc::default(),
-        }
+        AisIngest::new(AisPicture::default())
     }
 }
 
@@ -56,6 +55,15 @@ fn now_ms() -> i64 {
 }
 
 impl AisIngest {
+    /// A feed that updates the site's `picture`.
+    pub fn new(picture: AisPicture) -> AisIngest {
+        AisIngest {
+            decoder: Decoder::new(),
+            tracks: picture,
+            stats: Arc::default(),
+        }
+    }
+
     /// Feeds one line; returns what it observed.
     pub fn line(&mut self, line: &str, now_ms: i64) -> Vec<Observation> {
         let line = line.trim();
@@ -73,9 +81,10 @@ impl AisIngest {
         };
         self.stats.messages.fetch_add(1, Ordering::Relaxed);
         let mmsi = report.message.mmsi();
-        let update = self.tracks.update(&report);
+        let mut tracks = self.tracks.lock().unwrap_or_else(|e| e.into_inner());
+        let update = tracks.update(&report);
         let mut out = Vec::new();
-        let Some(track) = self.tracks.get(mmsi) else {
+        let Some(track) = tracks.get(mmsi) else {
             return out;
         };
         if update.fix_added {
@@ -157,10 +166,11 @@ async fn store(sink: &Arc<Sink>, obs: Vec<Observation>) {
 pub async fn run_tcp(
     addr: String,
     reconnect: Duration,
+    picture: AisPicture,
     sink: Arc<Sink>,
     mut stopped: watch::Receiver<bool>,
 ) {
-    let mut ingest = AisIngest::default();
+    let mut ingest = AisIngest::new(picture);
     loop {
         match tokio::net::TcpStream::connect(&addr).await {
             Ok(mut stream) => {
@@ -200,10 +210,11 @@ pub async fn run_tcp(
 /// Reads AIS datagrams until stopped. Each datagram holds whole lines.
 pub async fn run_udp(
     socket: tokio::net::UdpSocket,
+    picture: AisPicture,
     sink: Arc<Sink>,
     mut stopped: watch::Receiver<bool>,
 ) {
-    let mut ingest = AisIngest::default();
+    let mut ingest = AisIngest::new(picture);
     let mut buf = vec![0u8; 65536];
     loop {
         let r = tokio::select! {

@@ -25,6 +25,7 @@ pub mod drones;
 pub mod gate;
 pub mod heartbeat;
 pub mod pipeline;
+pub mod sar;
 pub mod scanner;
 
 pub use config::{run, SiteConfig};

@@ -90,6 +90,26 @@ pub enum SourceConfig {
         #[serde(default = "default_every")]
         every: u64,
     },
+    /// A folder of satellite SAR scenes, one sub-folder per scene (a GeoTIFF or a Sentinel-1
+    /// `.SAFE`, `READY` written last; see [`crate::sar`]): vessels become
+    /// `detections/<site>-sar-<scene>-<n>`, and those the site's AIS picture does not explain
+    /// `dark_vessel` alerts.
+    SarInbox {
+        /// The folder; `done/` and `rejected/` are made inside it.
+        dir: PathBuf,
+        /// Milliseconds between scans (default 500).
+        #[serde(default = "default_poll_ms")]
+        poll_ms: u64,
+        /// `[sources.detect]`: CFAR and discrimination (see `docs/site.toml`).
+        #[serde(default)]
+        detect: mizugiwa_satellite::sar::detect::DetectConfig,
+        /// `[sources.correlation]`: matching with AIS.
+        #[serde(default)]
+        correlation: mizugiwa_satellite::correlate::CorrelationConfig,
+        /// Land polygons (GeoJSON) instead of the built-in Natural Earth coastline.
+        #[serde(default)]
+        land: Option<PathBuf>,
+    },
 }
 
 fn default_every() -> u64 {
@@ -120,6 +140,12 @@ impl SourceConfig {
                 *dir = base.join(&*dir);
                 if let Some(m) = model {
                     *m = base.join(&*m);
+                }
+            }
+            SourceConfig::SarInbox { dir, land, .. } => {
+                *dir = base.join(&*dir);
+                if let Some(l) = land {
+                    *l = base.join(&*l);
                 }
             }
             SourceConfig::AisTcp { .. } | SourceConfig::AisUdp { .. } => {}
@@ -446,6 +472,8 @@ pub async fn start(cfg: &SiteConfig, runtime: &Runtime) -> anyhow::Result<Pipeli
     ));
     let (stop, stopped) = watch::channel(false);
     let mut tasks = Vec::new();
+    // Every AIS source of the site feeds one picture; the SAR inbox reads it.
+    let picture = crate::sar::AisPicture::default();
     for source in &cfg.sources {
         match source.clone() {
             SourceConfig::Inbox { dir, poll_ms } => {
@@ -480,6 +508,7 @@ pub async fn start(cfg: &SiteConfig, runtime: &Runtime) -> anyhow::Result<Pipeli
                 tasks.push(tokio::spawn(crate::ais::run_tcp(
                     addr,
                     Duration::from_secs(reconnect_secs.max(1)),
+                    picture.clone(),
                     sink,
                     stopped,
                 )));
@@ -490,7 +519,7 @@ pub async fn start(cfg: &SiteConfig, runtime: &Runtime) -> anyhow::Result<Pipeli
                     .with_context(|| format!("binding the AIS UDP source to {listen}"))?;
                 tracing::info!(%listen, "AIS UDP source listening");
                 let (sink, stopped) = (sink.clone(), stopped.clone());
-                tasks.push(tokio::spawn(crate::ais::run_udp(socket, sink, stopped)));
+                tasks.push(tokio::spawn(crate::ais::run_udp(socket, picture.clone(), sink, stopped)));
             }
             SourceConfig::XrayInbox {
                 dir,
@@ -514,6 +543,11 @@ pub async fn start(cfg: &SiteConfig, runtime: &Runtime) -> anyhow::Result<Pipeli
             SourceConfig::DroneVideoInbox { dir, poll_ms, every } => {
                 let ctx = crate::scanner::Context::new(cfg, runtime);
                 tasks.push(crate::drone_video::start(dir, poll_ms, every, ctx, stopped.clone())?);
+            }
+            SourceConfig::SarInbox { dir, poll_ms, detect, correlation, land } => {
+                let ctx = crate::scanner::Context::new(cfg, runtime);
+                let settings = crate::sar::SarSettings { detect, correlation, land };
+                tasks.push(crate::sar::start(dir, poll_ms, settings, picture.clone(), ctx, stopped.clone())?);
             }
             SourceConfig::NqrInbox { dir, poll_ms, pfa } => {
                 let ctx = crate::scanner::Context::new(cfg, runtime);

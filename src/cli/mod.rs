@@ -1,5 +1,6 @@
 //! Command-line interface: `mizugiwa <subcommand>`.
 
+mod ais;
 mod daemons;
 mod demo;
 mod drill;
@@ -9,6 +10,7 @@ mod drone_link;
 mod gate;
 mod inspect;
 mod pki;
+mod sat;
 mod store;
 mod sync;
 
@@ -65,6 +67,14 @@ enum Command {
     /// NQR screening for explosives: simulate a screening, detect in a signal file.
     #[command(subcommand)]
     Nqr(inspect::NqrCommand),
+    /// AIS feeds: decode NMEA lines to JSON, listen to a receiver over TCP or UDP, follow its
+    /// tracks and run the behaviour rules (gaps, spoofing, encounters, loitering).
+    #[command(subcommand)]
+    Ais(ais::AisCommand),
+    /// Maritime picture: detect vessels in SAR scenes (CFAR through GDAL), correlate them with
+    /// AIS and report the dark ones.
+    #[command(subcommand)]
+    Sat(sat::SatCommand),
 }
 
 /// For commands that print records and end: a closed pipe (`... | head`) ends the program
@@ -95,5 +105,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit(c) => daemons::audit(c),
         Command::Xray(c) => inspect::run_xray(c),
         Command::Nqr(c) => inspect::run_nqr(c),
+        Command::Ais(c) => ais::run(c),
+        Command::Sat(c) => sat::run(c),
     }
 }

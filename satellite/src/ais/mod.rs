@@ -4,6 +4,9 @@
 //! line ─▶ nmea::parse_line ─▶ assembler::Assembler ─▶ messages::AisMessage ─▶ AisReport ─▶ Tracks
 //!         tag blocks,          fragments joined,       bits read by             time, source,
 //!         checksum, fields     timeouts, bounds        bits::BitReader          raw sentences
+//!                                                                                      │
+//!                                           behaviour::BehaviourMonitor ◀── TrackUpdate ┘
+//!                                           gaps, spoofing, encounters, loitering → alerts
 //! ```
 //!
 //! [`Decoder::feed_line`] runs the whole chain for one line. Nothing here panics on any input,
@@ -11,8 +14,10 @@
 //! that names what was wrong, and leaves the decoder as it was.
 
 pub mod assembler;
+pub mod behaviour;
 pub mod bits;
 pub mod decoder;
+pub mod encode;
 mod error;
 pub mod messages;
 pub mod nmea;
@@ -20,6 +25,10 @@ pub mod tracks;
 pub mod vessel;
 
 pub use assembler::{AssemblerConfig, AssemblerStats};
+pub use behaviour::{
+    AlertKind, BehaviourAlert, BehaviourConfig, BehaviourConfigError, BehaviourMonitor,
+    BehaviourStats, Evidence, LandTest,
+};
 pub use decoder::{AisReport, Decoder, TimeSource};
 pub use error::AisError;
 pub use messages::{

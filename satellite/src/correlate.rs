@@ -1,0 +1,218 @@
+//! AIS ↔ SAR correlation: which detected ships were broadcasting, and which were dark.
+//!
+//! Each AIS track is brought to the scene's acquisition time: between the last report before
+//! and the first after it (when they are close enough in time) by interpolation, else from the
+//! nearest report by dead reckoning on its speed and course (for a bounded time). The position
+//! is then moved the way the radar images a moving ship, along the platform's track by
+//! `-(R/V)·v_los` (see [`crate::sar::acquisition`]): without it, a ship at 15 kn crossing the
+//! swath lands several hundred metres from its AIS position and would be called dark. Then
+//! detections and projected AIS positions are matched one-to-one within a gate
+//! ([`crate::matching`]); every detection left over is a dark-vessel candidate, with the
+//! nearest AIS track as evidence (how far, how old its report was).
+
+use serde::{Deserialize, Serialize};
+
+use crate::ais::{Fix, Track, Tracks};
+use crate::matching::{assign, distance_m};
+use crate::sar::acquisition::{velocity_en, Acquisition};
+use crate::sar::discriminate::Detection;
+
+/// Correlation parameters (the `[sar.correlation]` table of a coastal site).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CorrelationConfig {
+    /// Largest distance between a detection and a projected AIS position that still matches.
+    pub gate_m: f64,
+    /// Interpolate only between reports at most this far apart.
+    pub max_interpolation_gap_s: f64,
+    /// Dead-reckon at most this far from the nearest report.
+    pub max_dead_reckoning_s: f64,
+    /// Apply the SAR azimuth shift of moving ships (needs the acquisition geometry).
+    pub azimuth_shift: bool,
+}
+
+impl Default for CorrelationConfig {
+    fn default() -> Self {
+        CorrelationConfig { gate_m: 1000.0, max_interpolation_gap_s: 1800.0, max_dead_reckoning_s: 1200.0, azimuth_shift: true }
+    }
+}
+
+/// How a projected position was obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Projection {
+    Interpolated,
+    DeadReckoned,
+}
+
+/// One AIS vessel at the acquisition time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProjectedAis {
+    pub mmsi: u32,
+    pub name: Option<String>,
+    /// Where the vessel was at the acquisition time.
+    pub lon: f64,
+    pub lat: f64,
+    /// Where the radar images it (moved by the azimuth shift).
+    pub image_lon: f64,
+    pub image_lat: f64,
+    pub projection: Projection,
+    /// Seconds between the acquisition and the nearest report.
+    pub time_gap_s: f64,
+    pub sog_knots: Option<f64>,
+    pub cog_deg: Option<f64>,
+    /// Length from the static data, metres.
+    pub length_m: Option<f64>,
+}
+
+/// A detection with an AIS partner.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Match {
+    pub detection: u32,
+    pub ais: ProjectedAis,
+    pub distance_m: f64,
+}
+
+/// The evidence for a dark vessel.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DarkVessel {
+    pub detection: u32,
+    pub lon: f64,
+    pub lat: f64,
+    pub length_m: f64,
+    /// The nearest projected AIS vessel (matched elsewhere or outside the gate), if any.
+    pub nearest_mmsi: Option<u32>,
+    pub nearest_distance_m: Option<f64>,
+    /// How old the nearest vessel's report was at the acquisition time.
+    pub nearest_time_gap_s: Option<f64>,
+}
+
+/// The outcome for one scene.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Correlation {
+    pub matched: Vec<Match>,
+    pub dark: Vec<DarkVessel>,
+    /// AIS vessels that could be placed at the acquisition time.
+    pub projected: usize,
+}
+
+/// Projects every track that can be placed at `acq.time_ms`.
+pub fn project(tracks: &Tracks, acq: &Acquisition, config: &CorrelationConfig) -> Vec<ProjectedAis> {
+    tracks.iter().filter_map(|t| project_track(t, acq, config)).collect()
+}
+
+/// One track at the acquisition time, `None` when no report is close enough in time.
+pub fn project_track(track: &Track, acq: &Acquisition, config: &CorrelationConfig) -> Option<ProjectedAis> {
+    let t = acq.time_ms;
+    let (before, after) = track.bracket(t);
+    let gap = |f: &Fix| (f.time_ms - t).abs() as f64 / 1000.0;
+    let (lon, lat, velocity, projection, time_gap_s, nearest) = match (before, after) {
+        (Some(b), Some(a)) if (a.time_ms - b.time_ms) as f64 / 1000.0 <= config.max_interpolation_gap_s => {
+            let f = if a.time_ms == b.time_ms { 0.0 } else { (t - b.time_ms) as f64 / (a.time_ms - b.time_ms) as f64 };
+            let lon = b.position.lon + (a.position.lon - b.position.lon) * f;
+            let lat = b.position.lat + (a.position.lat - b.position.lat) * f;
+            // Velocity from the two reports: it is what the ship actually did in between.
+            let dt = (a.time_ms - b.time_ms) as f64 / 1000.0;
+            let velocity = if dt > 0.0 {
+                let (e, n) = offset_m((b.position.lon, b.position.lat), (a.position.lon, a.position.lat));
+                (e / dt, n / dt)
+            } else {
+                fix_velocity(b)
+            };
+            let nearest = if gap(b) <= gap(a) { b } else { a };
+            (lon, lat, velocity, Projection::Interpolated, gap(nearest), nearest)
+        }
+        (b, a) => {
+            let nearest = match (b, a) {
+                (Some(b), Some(a)) => if gap(b) <= gap(a) { b } else { a },
+                (Some(f), None) | (None, Some(f)) => f,
+                (None, None) => return None,
+            };
+            if gap(nearest) > config.max_dead_reckoning_s {
+                return None;
+            }
+            let velocity = fix_velocity(nearest);
+            let dt = (t - nearest.time_ms) as f64 / 1000.0;
+            let (lon, lat) = move_m((nearest.position.lon, nearest.position.lat), velocity.0 * dt, velocity.1 * dt);
+            (lon, lat, velocity, Projection::DeadReckoned, gap(nearest), nearest)
+        }
+    };
+    let (de, dn) = if config.azimuth_shift { acq.azimuth_shift_m(velocity) } else { (0.0, 0.0) };
+    let (image_lon, image_lat) = move_m((lon, lat), de, dn);
+    let vessel = track.vessel();
+    Some(ProjectedAis {
+        mmsi: track.mmsi(),
+        name: vessel.name.clone(),
+        lon,
+        lat,
+        image_lon,
+        image_lat,
+        projection,
+        time_gap_s,
+        sog_knots: nearest.sog_knots,
+        cog_deg: nearest.cog_deg,
+        length_m: vessel.dimensions.as_ref().map(|d| (d.to_bow + d.to_stern) as f64).filter(|l| *l > 0.0),
+    })
+}
+
+/// Matches detections with projected AIS; the rest of the detections are dark.
+pub fn correlate(detections: &[Detection], ais: &[ProjectedAis], config: &CorrelationConfig) -> Correlation {
+    let det: Vec<(f64, f64)> = detections.iter().map(|d| (d.lon, d.lat)).collect();
+    let imaged: Vec<(f64, f64)> = ais.iter().map(|a| (a.image_lon, a.image_lat)).collect();
+    let pairs = assign(&det, &imaged, config.gate_m);
+    let mut matched_det = vec![false; detections.len()];
+    let matched = pairs
+        .iter()
+        .map(|p| {
+            matched_det[p.a] = true;
+            Match { detection: detections[p.a].id, ais: ais[p.b].clone(), distance_m: p.distance_m }
+        })
+        .collect();
+    let dark = detections
+        .iter()
+        .zip(&matched_det)
+        .filter(|(_, m)| !**m)
+        .map(|(d, _)| {
+            let nearest = ais
+                .iter()
+                .map(|a| (a, distance_m((d.lon, d.lat), (a.image_lon, a.image_lat))))
+                .min_by(|x, y| x.1.total_cmp(&y.1));
+            DarkVessel {
+                detection: d.id,
+                lon: d.lon,
+                lat: d.lat,
+                length_m: d.length_m,
+                nearest_mmsi: nearest.map(|(a, _)| a.mmsi),
+                nearest_distance_m: nearest.map(|(_, dist)| dist),
+                nearest_time_gap_s: nearest.map(|(a, _)| a.time_gap_s),
+            }
+        })
+        .collect();
+    Correlation { matched, dark, projected: ais.len() }
+}
+
+/// Velocity (east, north) in m/s from a report's speed and course; still when it gives none.
+fn fix_velocity(f: &Fix) -> (f64, f64) {
+    match (f.sog_knots, f.cog_deg) {
+        (Some(s), Some(c)) => velocity_en(s, c),
+        _ => (0.0, 0.0),
+    }
+}
+
+/// Metres per degree of latitude and of longitude at `lat`.
+fn metres_per_degree(lat: f64) -> (f64, f64) {
+    let m_lat = 111_132.954 - 559.822 * (2.0 * lat.to_radians()).cos();
+    (m_lat, 111_412.84 * lat.to_radians().cos())
+}
+
+/// (east, north) metres from `a` to `b` (local plane: fine over the kilometres involved).
+fn offset_m(a: (f64, f64), b: (f64, f64)) -> (f64, f64) {
+    let (m_lat, m_lon) = metres_per_degree((a.1 + b.1) / 2.0);
+    ((b.0 - a.0) * m_lon, (b.1 - a.1) * m_lat)
+}
+
+/// `p` moved by (east, north) metres.
+fn move_m(p: (f64, f64), east: f64, north: f64) -> (f64, f64) {
+    let (m_lat, m_lon) = metres_per_degree(p.1);
+    (p.0 + east / m_lon.max(1e-6), p.1 + north / m_lat)
+}
