@@ -30,6 +30,7 @@ bench: deps
 	$(CARGO) run --release -p mizugiwa-sync-bench -- --out sync/BENCHMARKS.md
 	$(CARGO) run --release -p mizugiwa-command-bench -- --out command/BENCHMARKS.md
 	$(CARGO) run --release -p mizugiwa-drone --example gcs_bench -- --out drone/BENCHMARKS.md
+	$(CARGO) run --release -p mizugiwa-satellite --example cfar_bench -- --out satellite/BENCHMARKS.md
 
 lint:
 	$(CARGO) fmt --all -- --check

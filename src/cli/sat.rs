@@ -44,8 +44,8 @@ pub struct DetectArgs {
     /// Also write a quicklook PNG with the detections boxed (red: dark, green: AIS).
     #[arg(long)]
     quicklook: Option<PathBuf>,
-    /// Which CFAR test.
-    #[arg(long, value_enum, default_value = "two-parameter")]
+    /// Which CFAR test (K by default; two-parameter is SNAP's).
+    #[arg(long, value_enum, default_value = "k")]
     cfar: Cfar,
     /// Probability of false alarm per test.
     #[arg(long, default_value_t = 10f64.powf(-6.5))]
