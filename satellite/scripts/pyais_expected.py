@@ -217,7 +217,8 @@ def main():
         "pyais_version": pyais.__version__,
         "files": {name: decode_file(DATA / name) for name in FILES},
     }
-    target = DATA / "pyais-expected.json"
+    # `pyais_expected.py [OUT]`: the test suite writes a fresh decode elsewhere and compares.
+    target = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else DATA / "pyais-expected.json"
     # One entry per line of text, so that a regenerated file diffs readably.
     files = ",\n".join(
         f" {json.dumps(name)}: [\n" + ",\n".join("  " + json.dumps(e, sort_keys=True) for e in entries) + "\n ]"
