@@ -1,5 +1,6 @@
 //! `mizugiwa demo --once`: the whole deployment (hq and three sites, real QUIC, the site bus,
-//! simulated traffic) starts, every site's records reach hq, and it stops cleanly.
+//! simulated traffic, Tsushima's AIS feed and SAR pass) starts, every site's records reach hq,
+//! and it stops cleanly.
 
 use std::process::Command;
 
@@ -53,6 +54,20 @@ fn the_demo_runs_every_site_into_hq_and_stops() {
     // Two simulated drones talked MAVLink to Tsushima's ground station, were launched on their
     // corridor patrols, and their positions (over the site bus) and sorties reached hq.
     assert!(stdout.contains("drones=2"), "the drones flew: {stdout}");
-    assert!(stdout.contains("sorties=2"), "the patrols were launched: {stdout}");
+    assert!(
+        stdout.contains("sorties=2"),
+        "the patrols were launched: {stdout}"
+    );
+    // Tsushima's fleet broadcast NMEA to the site's AIS source; a synthetic SAR pass went into
+    // its SAR inbox: the node detected all eight ships, found AIS for the five of the fleet and
+    // raised one dark_vessel alert for each of the three that broadcast nothing.
+    assert!(
+        stdout.contains("vessels=5"),
+        "the fleet's AIS reached hq: {stdout}"
+    );
+    assert!(
+        stdout.contains("detections from sar=8 with AIS=5 dark_vessel alerts=3"),
+        "the SAR pass: {stdout}"
+    );
     assert!(!stderr.contains(" ERROR "), "{stderr}");
 }

@@ -1125,7 +1125,9 @@ pub const STALE_ALERT_MS: u64 = 60 * 60 * 1000;
 const SEA_ALERT_KINDS: &[&str] = &[
     "dark_vessel",
     "ais_gap",
-    "ais_spoofing",
+    "ais_spoofing_speed",
+    "ais_spoofing_land",
+    "ais_spoofing_two_places",
     "encounter",
     "loitering",
 ];

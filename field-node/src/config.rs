@@ -45,6 +45,10 @@ pub struct SiteConfig {
     /// How observations are turned into records.
     #[serde(default)]
     pub records: pipeline::RecordPolicy,
+    /// What the site's AIS sources share: `[ais.behaviour]`, the thresholds of the behaviour
+    /// rules (all defaulted).
+    #[serde(default)]
+    pub ais: crate::ais::AisSection,
     /// The site bus for live data; no bus when absent.
     pub bus: Option<BusConfig>,
     /// E-gates served by this site (airports); none when absent.
@@ -66,6 +70,11 @@ impl SiteConfig {
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let mut cfg: SiteConfig =
             toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        // Checked before anything runs, so a bad threshold is a clear error at start.
+        cfg.ais
+            .behaviour
+            .validate()
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
         cfg.data_dir = base.join(&cfg.data_dir);
         cfg.pki_dir = base.join(&cfg.pki_dir);
@@ -188,5 +197,68 @@ mod tests {
         let drones = cfg.drones.expect("the [drones] example");
         assert_eq!(drones.comm_lost_secs, 3.5);
         assert!(drones.link.parse::<mizugiwa_drone::gcs::station::LinkSpec>().is_ok());
+        assert_eq!(
+            cfg.ais.behaviour,
+            mizugiwa_satellite::ais::BehaviourConfig::default()
+        );
+    }
+
+    #[test]
+    fn the_documented_ais_and_sar_sources_parse() {
+        // The indented examples ("#   ...") of docs/site.toml.
+        use crate::pipeline::SourceConfig;
+        let doc = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/site.toml");
+        let text = std::fs::read_to_string(doc).unwrap();
+        let examples: String = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("#   "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        #[derive(serde::Deserialize)]
+        struct Doc {
+            sources: Vec<SourceConfig>,
+        }
+        let doc: Doc = toml::from_str(&examples).unwrap();
+        assert!(matches!(
+            &doc.sources[..],
+            [
+                SourceConfig::AisTcp { reconnect_secs: 5, .. },
+                SourceConfig::AisUdp { .. },
+                SourceConfig::SarInbox { land: Some(_), detect, correlation, .. },
+            ] if detect.cfar.pfa == 3.16e-7 && correlation.gate_m == 1000.0
+        ));
+    }
+
+    #[test]
+    fn bad_behaviour_thresholds_are_refused_at_load_with_the_field_named() {
+        let doc = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/site.toml");
+        let text = std::fs::read_to_string(doc).unwrap();
+        assert!(
+            text.contains("\ngap_minutes = 30\n"),
+            "the example sets gap_minutes"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("site.toml");
+        for (from, to, why) in [
+            (
+                "\ngap_minutes = 30\n",
+                "\ngap_minutes = 0\n",
+                "ais.behaviour.gap_minutes: must be at least 1 minute",
+            ),
+            (
+                "\nencounter_distance_m = 500.0\n",
+                "\nencounter_distance_m = 5.0\n",
+                "ais.behaviour.encounter_distance_m",
+            ),
+            (
+                "\ngap_minutes = 30\n",
+                "\ngap_minute = 30\n",
+                "unknown field `gap_minute`",
+            ),
+        ] {
+            std::fs::write(&path, text.replace(from, to)).unwrap();
+            let err = format!("{:#}", super::SiteConfig::load(&path).unwrap_err());
+            assert!(err.contains(why) && err.contains("site.toml"), "{err}");
+        }
     }
 }

@@ -3,7 +3,8 @@
 //! Each source runs as its own task and hands observations to the [`Sink`], which owns the
 //! policy for turning them into records: records from the inbox are written as they are,
 //! vessel positions update `vessels/<mmsi>` at most every `vessel_interval_secs` and add a
-//! point to the vessel's breadcrumb of the minute. A source learns that an observation is
+//! point to the vessel's breadcrumb of the minute, and alerts raised by a source's rules (AIS
+//! behaviour) are written with their status field. A source learns that an observation is
 //! stored only when the write is durable, so an inbox file is moved to `done/` only after all
 //! its records are on disk.
 
@@ -13,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use mizugiwa_command::records::{BREADCRUMBS, VESSELS};
+use mizugiwa_command::records::{ALERTS, BREADCRUMBS, VESSELS};
 use mizugiwa_command::runtime::Runtime;
 use mizugiwa_sync::{FieldKind, FieldOp, Store, Value};
 use serde::Deserialize;
@@ -201,6 +202,17 @@ pub enum Observation {
         /// Course over ground, degrees.
         cog_deg: Option<f64>,
     },
+    /// An alert raised by a source's rules (AIS behaviour): `alerts/<id>` with the fields of
+    /// [`mizugiwa_command::records::NewAlert::ops`] (so `status` advances to `new`, which never
+    /// undoes an acknowledgement). Raised again under the same id (a gap reported while the
+    /// ship is silent, then when it is heard again), the record's title, position and evidence
+    /// are updated; its `raised_ms` stays the first one's.
+    Alert {
+        /// Record id in `alerts`.
+        id: String,
+        /// Field operations.
+        ops: Vec<(&'static str, FieldOp)>,
+    },
 }
 
 /// Converts a JSON value to a field value.
@@ -263,6 +275,10 @@ impl Sink {
         // Check every record before writing any, so that a bad one rejects its whole batch (an
         // inbox file) and a corrected file dropped again applies once.
         for o in observations {
+            if let Observation::Alert { id, .. } = o {
+                mizugiwa_sync::schema::validate_name("record", id)
+                    .with_context(|| format!("{ALERTS}/{id}"))?;
+            }
             if let Observation::Record {
                 collection,
                 id,
@@ -363,6 +379,21 @@ impl Sink {
                         *lat,
                         *lon,
                     )?;
+                    written += 1;
+                }
+                Observation::Alert { id, ops } => {
+                    let raised = store
+                        .get(ALERTS, id)
+                        .with_context(|| format!("reading {ALERTS}/{id}"))?
+                        .is_some();
+                    let ops: Vec<(&str, FieldOp)> = ops
+                        .iter()
+                        .filter(|(f, _)| !(raised && *f == "raised_ms"))
+                        .map(|(f, op)| (*f, op.clone()))
+                        .collect();
+                    store
+                        .put(ALERTS, id, &ops)
+                        .with_context(|| format!("writing {ALERTS}/{id}"))?;
                     written += 1;
                 }
             }
@@ -472,8 +503,10 @@ pub async fn start(cfg: &SiteConfig, runtime: &Runtime) -> anyhow::Result<Pipeli
     ));
     let (stop, stopped) = watch::channel(false);
     let mut tasks = Vec::new();
-    // Every AIS source of the site feeds one picture; the SAR inbox reads it.
-    let picture = crate::sar::AisPicture::default();
+    // Every AIS source of the site feeds one picture and one set of behaviour rules; the SAR
+    // inbox reads the picture.
+    let ais = crate::ais::SiteAis::new(&cfg.node, &cfg.ais.behaviour)?;
+    let picture = ais.picture().clone();
     for source in &cfg.sources {
         match source.clone() {
             SourceConfig::Inbox { dir, poll_ms } => {
@@ -508,7 +541,7 @@ pub async fn start(cfg: &SiteConfig, runtime: &Runtime) -> anyhow::Result<Pipeli
                 tasks.push(tokio::spawn(crate::ais::run_tcp(
                     addr,
                     Duration::from_secs(reconnect_secs.max(1)),
-                    picture.clone(),
+                    ais.clone(),
                     sink,
                     stopped,
                 )));
@@ -519,7 +552,12 @@ pub async fn start(cfg: &SiteConfig, runtime: &Runtime) -> anyhow::Result<Pipeli
                     .with_context(|| format!("binding the AIS UDP source to {listen}"))?;
                 tracing::info!(%listen, "AIS UDP source listening");
                 let (sink, stopped) = (sink.clone(), stopped.clone());
-                tasks.push(tokio::spawn(crate::ais::run_udp(socket, picture.clone(), sink, stopped)));
+                tasks.push(tokio::spawn(crate::ais::run_udp(
+                    socket,
+                    ais.clone(),
+                    sink,
+                    stopped,
+                )));
             }
             SourceConfig::XrayInbox {
                 dir,
@@ -560,6 +598,18 @@ pub async fn start(cfg: &SiteConfig, runtime: &Runtime) -> anyhow::Result<Pipeli
                 )?);
             }
         }
+    }
+    let has_ais = cfg
+        .sources
+        .iter()
+        .any(|s| matches!(s, SourceConfig::AisTcp { .. } | SourceConfig::AisUdp { .. }));
+    if has_ais {
+        tasks.push(tokio::spawn(crate::ais::run_silence_checks(
+            ais.clone(),
+            crate::ais::SILENCE_CHECK_EVERY,
+            sink.clone(),
+            stopped.clone(),
+        )));
     }
     if cfg.records.breadcrumb_retention_hours > 0 {
         let retention = Duration::from_secs(cfg.records.breadcrumb_retention_hours * 3600);
@@ -742,6 +792,57 @@ mod tests {
         assert!(
             s.get("gate_stats", "g1").unwrap().is_none(),
             "nothing written"
+        );
+    }
+
+    #[test]
+    fn an_alert_raised_again_updates_its_evidence_but_not_its_status_or_raising_time() {
+        let store = mizugiwa_sync::Store::open_in_memory(
+            mizugiwa_command::records::schema(),
+            std::sync::Arc::new(mizugiwa_sync::ManualClock::new(1_700_000_000_000)),
+            mizugiwa_sync::StoreConfig::new("tsushima"),
+        )
+        .unwrap();
+        let store = Arc::new(Mutex::new(store));
+        let sink = Sink::new(store.clone(), "tsushima", RecordPolicy::default());
+        let alert = |title: &str, raised_ms: u64| Observation::Alert {
+            id: "ais-tsushima-ais_gap-431000001-1".into(),
+            ops: mizugiwa_command::records::NewAlert {
+                title: title.into(),
+                kind: "ais_gap",
+                severity: "medium",
+                site: "tsushima",
+                position: Some((34.0, 129.0)),
+                raised_ms,
+                detail: serde_json::json!({"resumed": raised_ms > 1}),
+            }
+            .ops(),
+        };
+        assert_eq!(sink.write(&[alert("silent", 1)]).unwrap(), 1);
+        store
+            .lock()
+            .unwrap()
+            .put(
+                ALERTS,
+                "ais-tsushima-ais_gap-431000001-1",
+                &[("status", FieldOp::Advance("acknowledged".into()))],
+            )
+            .unwrap();
+        assert_eq!(sink.write(&[alert("heard again", 2)]).unwrap(), 1);
+        let s = store.lock().unwrap();
+        let r = s
+            .get(ALERTS, "ais-tsushima-ais_gap-431000001-1")
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.get("title"), Some(&Value::Text("heard again".into())));
+        assert_eq!(r.get("raised_ms"), Some(&Value::Int(1)));
+        assert_eq!(
+            r.get("detail"),
+            Some(&Value::Json("{\"resumed\":true}".into()))
+        );
+        assert_eq!(
+            r.fields.get("status"),
+            Some(&mizugiwa_sync::FieldValue::Status("acknowledged".into()))
         );
     }
 

@@ -4,9 +4,12 @@
 //! with simulated traffic from each site. The hq dashboard address and demo logins are
 //! printed; Ctrl-C stops everything cleanly.
 //!
-//! Simulated traffic: vessels off Tsushima (as positions, vessel records and breadcrumbs), two
+//! Simulated traffic: at Tsushima, a fleet in the strait broadcasting AIS to the site's real
+//! `ais_tcp` source and a synthetic SAR pass dropped into its real `sar_inbox`, whose
+//! detections and dark-vessel alerts come from the node itself (see `demo_sar.rs`); two
 //! simulated patrol drones flying corridor patrols along its east coast through the site's real
-//! MAVLink ground station (drone records, breadcrumbs, sorties), dark-vessel and X-ray alerts, and passengers at Narita's e-gates:
+//! MAVLink ground station (drone records, breadcrumbs, sorties); X-ray alerts at Yokohama; and
+//! passengers at Narita's e-gates:
 //! the demo signs their declarations with a demo issuer key whose public half headquarters
 //! publishes as the trust list, and every passenger goes through Narita's real gate service
 //! (verification, MRZ, allowances, decision, durable record; a few tampered, over-allowance
@@ -30,10 +33,12 @@ use mizugiwa_field_node::bus::{BusConfig, DroneRecorder, SiteBus};
 use mizugiwa_field_node::drones::{DroneStation, DronesConfig};
 use mizugiwa_field_node::gate::{DecideRequest, GateApi, GateDevice, GateSection, GateService};
 use mizugiwa_gate_edge::trust::{PublicKeyFile, SigningKey};
-use mizugiwa_field_node::pipeline::{Observation, RecordPolicy, Sink};
 use mizugiwa_sync::driver::PeerAddr;
 use mizugiwa_sync::pki::{self, Role as CertRole};
 use mizugiwa_sync::{FieldOp, Value};
+
+#[path = "demo_sar.rs"]
+mod sar;
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -63,12 +68,21 @@ fn coastal_patrol(from: (f64, f64), to: (f64, f64)) -> anyhow::Result<Plan> {
     let coast = Coast::from_geojson(&serde_json::from_str(TSUSHIMA_COAST)?)?;
     let scan = corridor_scan(&CorridorRequest {
         coast,
-        stretch: Some((geo::Coord { x: from.1, y: from.0 }, geo::Coord { x: to.1, y: to.0 })),
+        stretch: Some((
+            geo::Coord {
+                x: from.1,
+                y: from.0,
+            },
+            geo::Coord { x: to.1, y: to.0 },
+        )),
         sea_side: None,
         offset_m: 100.0,
         width_m: 400.0,
         alt_m: 100.0,
-        camera: Camera { sensor_width_mm: 13.2, focal_length_mm: 8.8 },
+        camera: Camera {
+            sensor_width_mm: 13.2,
+            focal_length_mm: 8.8,
+        },
         side_overlap: 0.2,
         max_leg_m: 300.0,
     })?;
@@ -84,7 +98,10 @@ fn coastal_patrol(from: (f64, f64), to: (f64, f64)) -> anyhow::Result<Plan> {
 /// Tsushima's patrol drones: simulated multicopters (`mizugiwa_drone::sim`) talking MAVLink 2
 /// to the site's real ground station, which feeds the bus, the drone records, breadcrumbs and
 /// sorties. Each flies a corridor patrol along the east coast, lands, and goes again.
-async fn fly_patrols(station: Station, mut stop: tokio::sync::watch::Receiver<bool>) -> anyhow::Result<()> {
+async fn fly_patrols(
+    station: Station,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
     let patrols = [
         // Izuhara northwards, and the north island's east coast.
         coastal_patrol((34.20, 129.30), (34.235, 129.315))?,
@@ -92,14 +109,20 @@ async fn fly_patrols(station: Station, mut stop: tokio::sync::watch::Receiver<bo
     ];
     let mut vehicles = Vec::new();
     for (i, plan) in patrols.iter().enumerate() {
-        let mut c = SimConfig::new(i as u8 + 1, station.local_addr(), plan.home.lat, plan.home.lon);
+        let mut c = SimConfig::new(
+            i as u8 + 1,
+            station.local_addr(),
+            plan.home.lat,
+            plan.home.lon,
+        );
         c.cruise_mps = plan.cruise_speed_mps;
         c.climb_mps = 5.0;
         vehicles.push(sim::spawn(c).await?);
     }
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     // One launch at a time per vehicle: a launch still uploading is not started again.
-    let mut launches: Vec<Option<tokio::task::JoinHandle<()>>> = patrols.iter().map(|_| None).collect();
+    let mut launches: Vec<Option<tokio::task::JoinHandle<()>>> =
+        patrols.iter().map(|_| None).collect();
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -107,7 +130,9 @@ async fn fly_patrols(station: Station, mut stop: tokio::sync::watch::Receiver<bo
         }
         let known = station.vehicles().await?;
         for (i, plan) in patrols.iter().enumerate() {
-            let Some(v) = known.iter().find(|v| v.id.system == i as u8 + 1) else { continue };
+            let Some(v) = known.iter().find(|v| v.id.system == i as u8 + 1) else {
+                continue;
+            };
             // On the ground and disarmed: (re)load the patrol and launch it.
             if v.telemetry.armed
                 || vehicles[i].state().mode != FlightMode::Landed
@@ -276,7 +301,11 @@ fn demo_issuer(dir: &Path) -> anyhow::Result<SigningKey> {
 
 /// Arriving passengers at Narita T1 gate 1, one every 2 s or so: most with a good declaration;
 /// now and then goods over the allowance, a tampered QR, or a declaration shown again.
-async fn passengers(api: std::sync::Arc<GateApi>, issuer: SigningKey, mut stop: tokio::sync::watch::Receiver<bool>) {
+async fn passengers(
+    api: std::sync::Arc<GateApi>,
+    issuer: SigningKey,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     let mut tick = tokio::time::interval(Duration::from_millis(1800));
     let (mut n, mut last_qr) = (0u64, None::<String>);
     loop {
@@ -332,7 +361,7 @@ async fn passengers(api: std::sync::Arc<GateApi>, issuer: SigningKey, mut stop: 
     }
 }
 
-/// The simulated traffic of every site, one step per second.
+/// The simulated traffic written straight into the sites' replicas, one step per second.
 struct Traffic {
     step: u64,
     rng: u64,
@@ -346,58 +375,10 @@ impl Traffic {
         self.rng
     }
 
-    fn tick(&mut self, nodes: &[Runtime], sinks: &[Sink]) -> anyhow::Result<()> {
+    fn tick(&mut self, nodes: &[Runtime]) -> anyhow::Result<()> {
         self.step += 1;
-        let (t, now) = (self.step as f64, now_ms());
-        // Tsushima: three vessels in the strait and a patrol drone flying the east coast.
-        let vessels: Vec<Observation> = (0..3u32)
-            .map(|v| {
-                let phase = t / 600.0 + f64::from(v) * 2.1;
-                Observation::VesselPosition {
-                    mmsi: 431_000_100 + v,
-                    at_ms: now,
-                    lat: 34.35 + 0.25 * phase.sin() + 0.05 * f64::from(v),
-                    lon: 129.55 + 0.30 * phase.cos(),
-                    sog_kn: Some(8.0 + 3.0 * f64::from(v)),
-                    cog_deg: Some((phase.to_degrees() + 90.0).rem_euclid(360.0)),
-                }
-            })
-            .collect();
-        sinks[3].write(&vessels)?;
-        {
-            let mut s = nodes[3]
-                .store
-                .lock()
-                .map_err(|_| anyhow::anyhow!("poisoned"))?;
-            if self.step % 45 == 3 {
-                let id = format!("tsushima-dark-{}", self.step);
-                s.put(
-                    ALERTS,
-                    &id,
-                    &[
-                        (
-                            "title",
-                            FieldOp::Set("Dark vessel: SAR contact without AIS".into()),
-                        ),
-                        ("kind", FieldOp::Set("dark_vessel".into())),
-                        ("severity", FieldOp::Set("high".into())),
-                        ("site", FieldOp::Set("tsushima".into())),
-                        (
-                            "lat",
-                            FieldOp::Set(Value::Float(34.45 + (self.rand() % 100) as f64 / 1000.0)),
-                        ),
-                        (
-                            "lon",
-                            FieldOp::Set(Value::Float(
-                                129.60 + (self.rand() % 100) as f64 / 1000.0,
-                            )),
-                        ),
-                        ("raised_ms", FieldOp::Set(Value::Int(now as i64))),
-                        ("status", FieldOp::Advance("new".into())),
-                    ],
-                )?;
-            }
-        }
+        let now = now_ms();
+        // (Tsushima's vessels come from its AIS source, its dark vessels from its SAR inbox.)
         // Yokohama: now and then a container whose X-ray does not match its manifest.
         if self.step % 60 == 10 {
             let mut s = nodes[1]
@@ -495,11 +476,23 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         let gate_api = gate_api.context("narita's gate API did not start")?;
         let (stop_gates, gates_stopped) = tokio::sync::watch::channel(false);
         let passengers = tokio::spawn(passengers(gate_api, issuer, gates_stopped));
-        let sinks: Vec<Sink> = nodes
-            .iter()
-            .zip(NODES.iter())
-            .map(|(n, node)| Sink::new(n.store.clone(), node.name, RecordPolicy::default()))
-            .collect();
+        // Tsushima's maritime picture through the site's real sources: the fleet's NMEA over
+        // TCP into `ais_tcp`, and a SAR pass acquired four minutes ago into `sar_inbox`.
+        let started_ms = now_ms() as i64;
+        let (acquisition_ms, backlog_from_ms) = (started_ms - 4 * 60_000, started_ms - 10 * 60_000);
+        let (stop_sea, sea_stopped) = tokio::sync::watch::channel(false);
+        let (ais_addr, ais_feed) =
+            sar::serve_ais(acquisition_ms, backlog_from_ms, sea_stopped.clone()).await?;
+        let sar_inbox = dir.join(NODES[3].name).join("sar-inbox");
+        let tsushima = sar::site_config(config(&dir, 3, &args, &users), ais_addr, &sar_inbox)?;
+        let pipeline = mizugiwa_field_node::pipeline::start(&tsushima, &nodes[3]).await?;
+        let sar_pass = tokio::spawn(sar::sar_pass(
+            sar_inbox.clone(),
+            acquisition_ms,
+            backlog_from_ms,
+            nodes[3].store.clone(),
+            sea_stopped,
+        ));
         // Tsushima's site bus, its drone recorder, its ground station and the patrol drones.
         let bus_cfg = BusConfig {
             listen: vec![format!("tcp/127.0.0.1:{}", args.bus_port)],
@@ -533,6 +526,11 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             );
         }
         println!(
+            "  tsushima  AIS feed tcp://{ais_addr} ({} vessels), SAR inbox {}",
+            sar::FLEET.len(),
+            sar_inbox.display()
+        );
+        println!(
             "  log in as admin / demo-admin, operator / demo-operator or viewer / demo-viewer"
         );
         let mut traffic = Traffic {
@@ -546,7 +544,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
                 _ = tick.tick() => {}
                 _ = tokio::signal::ctrl_c() => { println!("stopping"); break; }
             }
-            if let Err(e) = traffic.tick(&nodes, &sinks) {
+            if let Err(e) = traffic.tick(&nodes) {
                 tracing::warn!(error = %format!("{e:#}"), "simulated traffic failed");
             }
             if let Some(secs) = args.once {
@@ -560,19 +558,32 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             // Every site's status record and traffic must have reached hq.
             let deadline = Instant::now() + Duration::from_secs(30);
             loop {
-                let counts = {
+                let (counts, scene) = {
                     let hq = nodes[0]
                         .store
                         .lock()
                         .map_err(|_| anyhow::anyhow!("poisoned"))?;
                     let sites: Vec<String> = hq.list("sites")?.into_iter().map(|r| r.id).collect();
-                    (sites, hq.collection_counts()?)
+                    ((sites, hq.collection_counts()?), sar::scene_records(&hq, acquisition_ms)?)
                 };
                 let all = NODES.iter().all(|n| counts.0.contains(&n.name.to_string()));
-                // Both patrol drones and both of their sorties.
-                let wanted = [("vessels", 1), ("gate_stats", 1), ("gate_passages", 1), ("drones", 2), ("sorties", 2)];
-                if all && wanted.iter().all(|(c, n)| counts.1.get(*c).is_some_and(|have| *have as u64 >= *n)) {
+                // The whole fleet (from AIS), both patrol drones and both of their sorties.
+                let fleet = sar::FLEET.len() as u64;
+                let wanted = [("vessels", fleet), ("gate_stats", 1), ("gate_passages", 1), ("drones", 2), ("sorties", 2)];
+                // And the SAR pass: every ship detected, the fleet's matched with AIS, one
+                // dark_vessel alert per dark ship and no other.
+                if all
+                    && scene.complete()
+                    && wanted.iter().all(|(c, n)| counts.1.get(*c).is_some_and(|have| *have >= *n))
+                {
                     println!("hq sees every site: {:?}", counts.0);
+                    println!(
+                        "SAR scene {} at hq: detections from sar={} with AIS={} dark_vessel alerts={}",
+                        sar::scene_id(acquisition_ms),
+                        scene.detections,
+                        scene.with_ais,
+                        scene.dark_alerts
+                    );
                     let shown: Vec<String> = counts
                         .1
                         .iter()
@@ -584,7 +595,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
                 }
                 if Instant::now() > deadline {
                     result = Err(anyhow::anyhow!(
-                        "hq did not receive every site's records: {counts:?}"
+                        "hq did not receive every site's records: {counts:?}, SAR scene {scene:?}"
                     ));
                     break;
                 }
@@ -593,10 +604,18 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
         let _ = stop_gates.send(true);
         let _ = passengers.await;
+        // The site's sources first, so that the feed going away is not a dropped connection.
+        pipeline.shutdown().await;
+        let _ = stop_sea.send(true);
+        match sar_pass.await {
+            Ok(Err(e)) => tracing::warn!(error = %format!("{e:#}"), "demo SAR pass failed"),
+            Err(e) => tracing::warn!(error = %e, "demo SAR pass failed"),
+            Ok(Ok(())) => {}
+        }
+        let _ = ais_feed.await;
         let _ = stop_drone.send(true);
-        match drone.await {
-            Ok(Err(e)) => tracing::warn!(error = %format!("{e:#}"), "demo patrols failed"),
-            _ => {}
+        if let Ok(Err(e)) = drone.await {
+            tracing::warn!(error = %format!("{e:#}"), "demo patrols failed");
         }
         ground_station.shutdown().await;
         recorder.shutdown().await;

@@ -1,5 +1,5 @@
-//! From CFAR hits to ships: 8-connected clusters, their size and orientation, a size filter,
-//! one detection per ship.
+//! From CFAR hits to ships: 8-connected clusters (bridging gaps of a pixel or two that speckle
+//! leaves along a hull), their size and orientation, a size filter, one detection per ship.
 //!
 //! Hits are sparse (a few per million pixels plus the ships), so clusters are found by
 //! union-find over a hash of hit positions rather than by labelling a full-scene raster.
@@ -24,13 +24,16 @@ pub struct DiscriminationConfig {
     pub min_length_m: f64,
     /// Longest object kept, metres (longer bright objects are platforms, breakwaters, ghosts).
     pub max_length_m: f64,
-    /// Hits up to this many pixels apart join one cluster; 1 is 8-connectivity.
+    /// Hits up to this many pixels apart (in x and in y) join one cluster; 1 is plain
+    /// 8-connectivity. The default 3 (30 m at Sentinel-1's 10 m) keeps a long hull whose
+    /// speckle leaves a dark pixel or two along it as one ship; two hulls moored closer than
+    /// that come out as one object, longer than either.
     pub connect_px: u32,
 }
 
 impl Default for DiscriminationConfig {
     fn default() -> Self {
-        DiscriminationConfig { min_length_m: 50.0, max_length_m: 600.0, connect_px: 1 }
+        DiscriminationConfig { min_length_m: 50.0, max_length_m: 600.0, connect_px: 3 }
     }
 }
 
