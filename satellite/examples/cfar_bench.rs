@@ -99,6 +99,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let run = run.ok_or("no run")?;
     let (ours_wall, ours_cpu) = (median(wall), median(cpu));
 
+    // The default detector (the K test) on the same scene, the same way.
+    let k_config = DetectConfig { threads: 1, ..DetectConfig::default() };
+    let (mut k_wall, mut k_cpu, mut k_detections) = (Vec::new(), Vec::new(), 0);
+    for _ in 0..5 {
+        let t = Instant::now();
+        let c0 = process_cpu_seconds();
+        let r = detect(&scene, None, &k_config, &|_, _| {})?;
+        k_cpu.push(process_cpu_seconds() - c0);
+        k_wall.push(t.elapsed().as_secs_f64());
+        k_detections = r.detections.len();
+    }
+    let (k_wall, k_cpu) = (median(k_wall), median(k_cpu));
+
     // Our hit mask, for the comparison (the same kernel `detect` runs, one tile per scene).
     let windows = Windows::from_metres(&config.cfar, scene.spacing_m);
     let th = Thresholds::new(&config.cfar, &windows);
@@ -169,7 +182,10 @@ median of 5 runs; the anchor: SNAP's algorithm in numpy/scipy (`satellite/bench/
 |---|---|---|---|---|---|\n\
 | mizugiwa | {ow:.3} | {oc:.3} | {omw:.1} | {omc:.1} | {oh} |\n\
 | numpy/scipy ({versions}) | {pw:.3} | {pc:.3} | {pmw:.1} | {pmc:.1} | {ph} |\n\n\
-- Ours: **{omc:.0} Mpx per CPU-second, {ratio:.1}× the numpy/scipy anchor** (target: 100 Mpx/s on one core: {verdict}).\n\
+The default detector, the K test (per pixel against a K quantile, shape from the ring's moments), on the same\n\
+scene the same way: {kw:.3} s wall, {kc:.3} CPU s, **{kmc:.0} Mpx per CPU-second** ({kd} detections); it needs only the\n\
+ring's mean for every pixel and its second moment for the few that pass the gamma prescreen.\n\n\
+- Two-parameter: ours **{omc:.0} Mpx per CPU-second, {ratio:.1}× the numpy/scipy anchor**; the K test {kmc:.0} Mpx per CPU-second (target: 100 Mpx/s on one core: {verdict}).\n\
 - The hit masks agree on {common} of {union} pixels (Jaccard {jac:.4}; ours sums 16-bit samples exactly in integers, the anchor in float64); {det} detections from our hits.\n\
 - CPU seconds are the fair number on a shared machine (load average at the start: {load}).\n\
 - Machine: {machine}; {rustc}, release profile; {python_version}.\n{END}\n",
@@ -187,7 +203,15 @@ median of 5 runs; the anchor: SNAP's algorithm in numpy/scipy (`satellite/bench/
         pmc = mpx(py_cpu),
         ph = snap_idx.len(),
         ratio = py_cpu / ours_cpu,
-        verdict = if mpx(ours_cpu) >= 100.0 { "met" } else { "not met yet" },
+        verdict = match (mpx(k_cpu) >= 100.0, mpx(ours_cpu) >= 100.0) {
+            (true, true) => "met by both tests",
+            (true, false) => "met by the default K test, not by the two-parameter test",
+            _ => "not met yet",
+        },
+        kw = k_wall,
+        kc = k_cpu,
+        kmc = mpx(k_cpu),
+        kd = k_detections,
         jac = common as f64 / union.max(1) as f64,
         det = run.detections.len(),
     );

@@ -397,6 +397,9 @@ trait Rows<A> {
     fn accumulate(&self, y: usize, add: bool, n: &mut [u32], s: &mut [A], q: &mut [A]);
     /// Whether pixel `i` is sea with data.
     fn valid(&self, i: usize) -> bool;
+    /// Whether every pixel of the window is (open sea, inside the swath: the common case, where
+    /// window counts follow from the geometry alone).
+    fn all_valid(&self) -> bool;
     /// The intensity of pixel `i`.
     fn value(&self, i: usize) -> f64;
 }
@@ -414,34 +417,44 @@ impl Rows<u64> for U16Rows<'_> {
         let w = self.width;
         let row = &self.samples[y * w..(y + 1) * w];
         let nd = self.nodata;
-        let land = self.land.map(|l| &l[y * w..(y + 1) * w]);
-        // Straight-line, branch-free loops the compiler vectorises: one per case.
+        let (n, s) = (&mut n[..w], &mut s[..w]);
+        // Straight-line, branch-free loops over zipped slices (no bounds checks) that the
+        // compiler vectorises: one per case.
         macro_rules! pass {
-            ($op:tt, $squares:expr) => {
-                for x in 0..w {
-                    let v = row[x];
-                    let sea = land.is_none_or(|l| l[x] == 0);
-                    let m = ((v as u32 != nd) & sea) as u32;
-                    let vm = v as u32 * m;
-                    n[x] $op m;
-                    s[x] $op vm as u64;
-                    if $squares {
-                        q[x] $op vm as u64 * vm as u64;
+            ($op:tt, $valid:expr) => {
+                if q.is_empty() {
+                    for (x, ((n, s), &v)) in n.iter_mut().zip(s.iter_mut()).zip(row).enumerate() {
+                        let m = $valid(x, v) as u32;
+                        *n $op m;
+                        *s $op (v as u32 * m) as u64;
+                    }
+                } else {
+                    let q = &mut q[..w];
+                    for (x, (((n, s), q), &v)) in n.iter_mut().zip(s.iter_mut()).zip(q.iter_mut()).zip(row).enumerate() {
+                        let m = $valid(x, v) as u32;
+                        let vm = v as u32 * m;
+                        *n $op m;
+                        *s $op vm as u64;
+                        *q $op vm as u64 * vm as u64;
                     }
                 }
             };
         }
-        match (add, !q.is_empty()) {
-            (true, true) => pass!(+=, true),
-            (true, false) => pass!(+=, false),
-            (false, true) => pass!(-=, true),
-            (false, false) => pass!(-=, false),
+        match (self.land.map(|l| &l[y * w..(y + 1) * w]), add) {
+            (None, true) => pass!(+=, |_, v: u16| v as u32 != nd),
+            (None, false) => pass!(-=, |_, v: u16| v as u32 != nd),
+            (Some(land), true) => pass!(+=, |x: usize, v: u16| (v as u32 != nd) & (land[x] == 0)),
+            (Some(land), false) => pass!(-=, |x: usize, v: u16| (v as u32 != nd) & (land[x] == 0)),
         }
     }
 
     #[inline(always)]
     fn valid(&self, i: usize) -> bool {
         self.samples[i] as u32 != self.nodata && self.land.is_none_or(|l| l[i] == 0)
+    }
+
+    fn all_valid(&self) -> bool {
+        self.land.is_none_or(|l| l.iter().all(|&b| b == 0)) && (self.nodata > u16::MAX as u32 || self.samples.iter().all(|&v| v as u32 != self.nodata))
     }
 
     #[inline(always)]
@@ -484,6 +497,10 @@ impl Rows<f64> for F32Rows<'_> {
         self.samples[i].is_finite() && self.land.is_none_or(|l| l[i] == 0)
     }
 
+    fn all_valid(&self) -> bool {
+        self.land.is_none_or(|l| l.iter().all(|&b| b == 0)) && self.samples.iter().all(|v| v.is_finite())
+    }
+
     #[inline(always)]
     fn value(&self, i: usize) -> f64 {
         self.samples[i] as f64
@@ -505,11 +522,19 @@ pub fn detect_tile(
     match intensity {
         Intensity::U16 { samples, nodata } => {
             let rows = U16Rows { width: window.width, samples, nodata: nodata.map_or(65_536, u32::from), land };
-            run(&rows, window, core, windows, thresholds, hits)
+            match thresholds.kind {
+                CfarKind::TwoParameter => run_two_parameter(&rows, window, core, windows, thresholds, hits),
+                CfarKind::Gamma | CfarKind::K if rows.all_valid() => run_quantile::<_, true>(&rows, window, core, windows, thresholds, hits),
+                CfarKind::Gamma | CfarKind::K => run_quantile::<_, false>(&rows, window, core, windows, thresholds, hits),
+            }
         }
         Intensity::F32(samples) => {
             let rows = F32Rows { width: window.width, samples, land };
-            run(&rows, window, core, windows, thresholds, hits)
+            match thresholds.kind {
+                CfarKind::TwoParameter => run_two_parameter(&rows, window, core, windows, thresholds, hits),
+                CfarKind::Gamma | CfarKind::K if rows.all_valid() => run_quantile::<_, true>(&rows, window, core, windows, thresholds, hits),
+                CfarKind::Gamma | CfarKind::K => run_quantile::<_, false>(&rows, window, core, windows, thresholds, hits),
+            }
         }
     }
 }
@@ -520,7 +545,8 @@ fn entering_leaving<T>(v: &[T], at: usize, half: usize, len: usize) -> (&[T], &[
     (&v[at + half..][..len], &v[at - half - 1..][..len])
 }
 
-fn run<A: Acc>(
+/// SNAP's test: every pixel needs the target window's mean and the ring's mean and variance.
+fn run_two_parameter<A: Acc>(
     rows: &impl Rows<A>,
     window: Window,
     core: Window,
@@ -536,7 +562,6 @@ fn run<A: Acc>(
     let mut background = Band::<A>::new(w, windows.background.1, pad, true);
     let (tx, gx, bx) = (windows.target.0, windows.guard.0, windows.background.0);
     let t2 = th.t * th.t;
-    let inv_looks = 1.0 / th.looks;
     let y_first = core.y0 - window.y0;
     let x_first = core.x0 - window.x0;
     for y in y_first..y_first + core.height {
@@ -589,46 +614,115 @@ fn run<A: Acc>(
             let nf = n as i64 as f64;
             let sf = s.f64();
             let value = rows.value(i);
-            let threshold = match th.kind {
-                CfarKind::TwoParameter => {
-                    // d = mean_t − μ; mean_t > μ + tσ  ⇔  d > 0 and d²·n² > t²·(n·Σx² − (Σx)²),
-                    // multiplied through by tn² so that no pixel costs a division.
-                    // Both halves are evaluated without an early exit: d > 0 holds for half
-                    // the sea at random, a branch the processor would mispredict every other
-                    // pixel; the combined test is almost never true, so its branch is free.
-                    let tnf = tn as f64;
-                    let d_scaled = ts.f64() * nf - sf * tnf; // d · tn · n
-                    let n2_var = A::n2_var(n, s, q);
-                    let passes = (d_scaled > 0.0) & (d_scaled * d_scaled > t2 * n2_var * tnf * tnf);
-                    if !passes {
-                        continue;
-                    }
-                    sf / nf + th.t * n2_var.sqrt() / nf
+            let threshold = {
+                // d = mean_t − μ; mean_t > μ + tσ  ⇔  d > 0 and d²·n² > t²·(n·Σx² − (Σx)²),
+                // multiplied through by tn² so that no pixel costs a division.
+                // Both halves are evaluated without an early exit: d > 0 holds for half
+                // the sea at random, a branch the processor would mispredict every other
+                // pixel; the combined test is almost never true, so its branch is free.
+                let tnf = tn as f64;
+                let d_scaled = ts.f64() * nf - sf * tnf; // d · tn · n
+                let n2_var = A::n2_var(n, s, q);
+                let passes = (d_scaled > 0.0) & (d_scaled * d_scaled > t2 * n2_var * tnf * tnf);
+                if !passes {
+                    continue;
                 }
-                CfarKind::Gamma => {
-                    let thr = sf / nf * th.gamma;
-                    if value <= thr {
-                        continue;
-                    }
-                    thr
-                }
-                CfarKind::K => {
-                    let mu = sf / nf;
-                    // The K threshold is never below the gamma one: prescreen with it.
-                    if value <= mu * th.gamma {
-                        continue;
-                    }
-                    let ratio = (nf * q.f64()) / (sf * sf);
-                    let excess = ratio / (1.0 + inv_looks) - 1.0;
-                    let nu = if excess > 0.0 { 1.0 / excess } else { f64::INFINITY };
-                    let thr = mu * th.k_factor(nu);
-                    if value <= thr {
-                        continue;
-                    }
-                    thr
-                }
+                sf / nf + th.t * n2_var.sqrt() / nf
             };
             hits.push(Hit { x: (x + window.x0) as u32, y: (y + window.y0) as u32, value: value as f32, threshold: threshold as f32, background: (sf / nf) as f32 });
+        }
+    }
+    stats
+}
+
+/// The gamma and K tests: every pixel needs only the ring's mean, to be compared with the
+/// gamma threshold (the K threshold is never below it); the ring's second moment, for the K
+/// shape, is summed from the column sums only for the few pixels that pass. No target window.
+/// `ALL_VALID`: no nodata and no land in the window, so counts come from the geometry.
+fn run_quantile<A: Acc, const ALL_VALID: bool>(
+    rows: &impl Rows<A>,
+    window: Window,
+    core: Window,
+    windows: &Windows,
+    th: &Thresholds,
+    hits: &mut Vec<Hit>,
+) -> TileStats {
+    let mut stats = TileStats::default();
+    let (w, h) = (window.width, window.height);
+    let pad = windows.background.0.max(windows.guard.0) + 1;
+    let mut guard = Band::<A>::new(w, windows.guard.1, pad, th.kind == CfarKind::K);
+    let mut background = Band::<A>::new(w, windows.background.1, pad, th.kind == CfarKind::K);
+    let (gx, bx) = (windows.guard.0, windows.background.0);
+    let inv_looks = 1.0 / th.looks;
+    // Copied out of `th`: in registers for the loop rather than reloaded on every pixel.
+    let (gamma, min_ring, is_k) = (th.gamma, th.min_ring, th.kind == CfarKind::K);
+    let y_first = core.y0 - window.y0;
+    let x_first = core.x0 - window.x0;
+    let cw = core.width;
+    for y in y_first..y_first + core.height {
+        for band in [&mut guard, &mut background] {
+            if y == y_first {
+                band.start(rows, y, h);
+            } else {
+                band.advance(rows, y, h);
+            }
+        }
+        let (mut gn, mut gs, _) = guard.span(x_first, gx);
+        let (mut bn, mut bs, _) = background.span(x_first, bx);
+        let band_rows = |half: usize| ((y + half + 1).min(h) - y.saturating_sub(half)) as u64;
+        let (g_rows, b_rows) = (band_rows(windows.guard.1), band_rows(windows.background.1));
+        let at = pad + x_first;
+        let (gn_in, gn_out) = entering_leaving(&guard.n, at, gx, cw);
+        let (gs_in, gs_out) = entering_leaving(&guard.s, at, gx, cw);
+        let (bn_in, bn_out) = entering_leaving(&background.n, at, bx, cw);
+        let (bs_in, bs_out) = entering_leaving(&background.s, at, bx, cw);
+        for k in 0..cw {
+            let x = x_first + k;
+            if k > 0 {
+                if !ALL_VALID {
+                    gn = gn - gn_out[k] + gn_in[k];
+                    bn = bn - bn_out[k] + bn_in[k];
+                }
+                gs = gs - gs_out[k] + gs_in[k];
+                bs = bs - bs_out[k] + bs_in[k];
+            }
+            let i = y * w + x;
+            let n = if ALL_VALID {
+                // Window areas clipped to the window (only at the scene's edges).
+                let cols = |half: usize| ((x + half + 1).min(w) - x.saturating_sub(half)) as u64;
+                cols(bx) * b_rows - cols(gx) * g_rows
+            } else {
+                if !rows.valid(i) {
+                    continue;
+                }
+                (bn - gn) as u64
+            };
+            if n < min_ring {
+                stats.undecided += 1;
+                continue;
+            }
+            stats.tested += 1;
+            let (nf, sf) = (n as i64 as f64, (bs - gs).f64());
+            let value = rows.value(i);
+            // value > μ·γ without the division.
+            if value * nf <= sf * gamma {
+                continue;
+            }
+            let mu = sf / nf;
+            let threshold = if is_k {
+                let q = (background.span(x, bx).2 - guard.span(x, gx).2).f64();
+                let ratio = (nf * q) / (sf * sf);
+                let excess = ratio / (1.0 + inv_looks) - 1.0;
+                let nu = if excess > 0.0 { 1.0 / excess } else { f64::INFINITY };
+                let thr = mu * th.k_factor(nu);
+                if value <= thr {
+                    continue;
+                }
+                thr
+            } else {
+                mu * gamma
+            };
+            hits.push(Hit { x: (x + window.x0) as u32, y: (y + window.y0) as u32, value: value as f32, threshold: threshold as f32, background: mu as f32 });
         }
     }
     stats
@@ -704,6 +798,25 @@ mod tests {
             let mut without = Vec::new();
             detect_tile(&intensity, None, window, window, &windows, &th, &mut without);
             assert!(without.iter().all(|h| h.y >= 19), "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn the_all_valid_shortcut_changes_nothing() {
+        let (intensity, _, window) = tile();
+        let Intensity::U16 { samples, .. } = &intensity else { unreachable!() };
+        let rows = U16Rows { width: window.width, samples, nodata: 65_536, land: None };
+        assert!(rows.all_valid());
+        let core = Window { x0: 30, y0: 40, width: 150, height: 120 };
+        let windows = Windows::from_metres(&CfarConfig::default(), (10.0, 10.0));
+        for kind in [CfarKind::Gamma, CfarKind::K] {
+            let th = Thresholds::new(&CfarConfig { kind, pfa: 1e-3, ..CfarConfig::default() }, &windows);
+            let (mut fast, mut general) = (Vec::new(), Vec::new());
+            let a = run_quantile::<_, true>(&rows, window, core, &windows, &th, &mut fast);
+            let b = run_quantile::<_, false>(&rows, window, core, &windows, &th, &mut general);
+            assert_eq!(a, b);
+            assert_eq!(fast, general, "{kind:?}");
+            assert!(fast.len() >= 9, "{kind:?}: {}", fast.len());
         }
     }
 
