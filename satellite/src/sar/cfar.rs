@@ -336,21 +336,33 @@ struct Band<A> {
     width: usize,
     /// Whether sums of squares are needed (not for the target window).
     squares: bool,
+    /// Whether counts are needed (not when the whole window is valid).
+    counts: bool,
     n: Vec<u32>,
     s: Vec<A>,
     q: Vec<A>,
 }
 
 impl<A: Acc> Band<A> {
-    fn new(width: usize, half_y: usize, pad: usize, squares: bool) -> Band<A> {
+    fn new(width: usize, half_y: usize, pad: usize, squares: bool, counts: bool) -> Band<A> {
         let len = width + 2 * pad;
-        Band { half_y, pad, width, squares, n: vec![0; len], s: vec![A::default(); len], q: vec![A::default(); if squares { len } else { 0 }] }
+        Band {
+            half_y,
+            pad,
+            width,
+            squares,
+            counts,
+            n: vec![0; if counts { len } else { 0 }],
+            s: vec![A::default(); len],
+            q: vec![A::default(); if squares { len } else { 0 }],
+        }
     }
 
     fn accumulate(&mut self, rows: &impl Rows<A>, y: usize, add: bool) {
         let cols = self.pad..self.pad + self.width;
         let q: &mut [A] = if self.squares { &mut self.q[cols.clone()] } else { &mut [] };
-        rows.accumulate(y, add, &mut self.n[cols.clone()], &mut self.s[cols], q);
+        let n: &mut [u32] = if self.counts { &mut self.n[cols.clone()] } else { &mut [] };
+        rows.accumulate(y, add, n, &mut self.s[cols], q);
     }
 
     /// Positions the band on row `y` (from scratch).
@@ -377,7 +389,9 @@ impl<A: Acc> Band<A> {
     fn span(&self, x: usize, half: usize) -> (u32, A, A) {
         let (mut n, mut s, mut q) = (0u32, A::default(), A::default());
         for c in self.pad + x - half..=self.pad + x + half {
-            n += self.n[c];
+            if self.counts {
+                n += self.n[c];
+            }
             s += self.s[c];
             if self.squares {
                 q += self.q[c];
@@ -392,8 +406,8 @@ impl<A: Acc> Band<A> {
 /// 2–3 bytes a pixel stay in cache where six passes over 20 bytes a pixel of prepared planes
 /// would not (that was three times slower).
 trait Rows<A> {
-    /// Adds (or subtracts) row `y`'s valid pixels to the column sums; `q` is empty when the
-    /// squares are not wanted.
+    /// Adds (or subtracts) row `y`'s valid pixels to the column sums; `n` or `q` is empty
+    /// when the counts or the squares are not wanted.
     fn accumulate(&self, y: usize, add: bool, n: &mut [u32], s: &mut [A], q: &mut [A]);
     /// Whether pixel `i` is sea with data.
     fn valid(&self, i: usize) -> bool;
@@ -416,35 +430,17 @@ impl Rows<u64> for U16Rows<'_> {
     fn accumulate(&self, y: usize, add: bool, n: &mut [u32], s: &mut [u64], q: &mut [u64]) {
         let w = self.width;
         let row = &self.samples[y * w..(y + 1) * w];
+        let land = self.land.map(|l| &l[y * w..(y + 1) * w]);
         let nd = self.nodata;
-        let (n, s) = (&mut n[..w], &mut s[..w]);
-        // Straight-line, branch-free loops over zipped slices (no bounds checks) that the
-        // compiler vectorises: one per case.
-        macro_rules! pass {
-            ($op:tt, $valid:expr) => {
-                if q.is_empty() {
-                    for (x, ((n, s), &v)) in n.iter_mut().zip(s.iter_mut()).zip(row).enumerate() {
-                        let m = $valid(x, v) as u32;
-                        *n $op m;
-                        *s $op (v as u32 * m) as u64;
-                    }
-                } else {
-                    let q = &mut q[..w];
-                    for (x, (((n, s), q), &v)) in n.iter_mut().zip(s.iter_mut()).zip(q.iter_mut()).zip(row).enumerate() {
-                        let m = $valid(x, v) as u32;
-                        let vm = v as u32 * m;
-                        *n $op m;
-                        *s $op vm as u64;
-                        *q $op vm as u64 * vm as u64;
-                    }
-                }
-            };
-        }
-        match (self.land.map(|l| &l[y * w..(y + 1) * w]), add) {
-            (None, true) => pass!(+=, |_, v: u16| v as u32 != nd),
-            (None, false) => pass!(-=, |_, v: u16| v as u32 != nd),
-            (Some(land), true) => pass!(+=, |x: usize, v: u16| (v as u32 != nd) & (land[x] == 0)),
-            (Some(land), false) => pass!(-=, |x: usize, v: u16| (v as u32 != nd) & (land[x] == 0)),
+        match (add, n.is_empty(), q.is_empty()) {
+            (true, false, false) => accumulate_u16::<true, true, true>(row, land, nd, n, s, q),
+            (true, false, true) => accumulate_u16::<true, true, false>(row, land, nd, n, s, q),
+            (true, true, false) => accumulate_u16::<true, false, true>(row, land, nd, n, s, q),
+            (true, true, true) => accumulate_u16::<true, false, false>(row, land, nd, n, s, q),
+            (false, false, false) => accumulate_u16::<false, true, true>(row, land, nd, n, s, q),
+            (false, false, true) => accumulate_u16::<false, true, false>(row, land, nd, n, s, q),
+            (false, true, false) => accumulate_u16::<false, false, true>(row, land, nd, n, s, q),
+            (false, true, true) => accumulate_u16::<false, false, false>(row, land, nd, n, s, q),
         }
     }
 
@@ -463,6 +459,59 @@ impl Rows<u64> for U16Rows<'_> {
     }
 }
 
+/// One row of 16-bit samples into (`ADD`) or out of column sums; counts (`N`) and squares (`Q`)
+/// only when wanted. Every slice is cut to the row's length first, so the loops carry no
+/// bounds checks and the compiler vectorises them.
+fn accumulate_u16<const ADD: bool, const N: bool, const Q: bool>(
+    row: &[u16],
+    land: Option<&[u8]>,
+    nodata: u32,
+    n: &mut [u32],
+    s: &mut [u64],
+    q: &mut [u64],
+) {
+    let w = row.len();
+    let s = &mut s[..w];
+    let n: &mut [u32] = if N { &mut n[..w] } else { &mut [] };
+    let q: &mut [u64] = if Q { &mut q[..w] } else { &mut [] };
+    macro_rules! body {
+        ($valid:expr) => {
+            for x in 0..w {
+                let v = row[x];
+                let m = $valid(x, v) as u32;
+                let vm = v as u32 * m;
+                if ADD {
+                    s[x] += vm as u64;
+                } else {
+                    s[x] -= vm as u64;
+                }
+                if N {
+                    if ADD {
+                        n[x] += m;
+                    } else {
+                        n[x] -= m;
+                    }
+                }
+                if Q {
+                    let sq = vm as u64 * vm as u64;
+                    if ADD {
+                        q[x] += sq;
+                    } else {
+                        q[x] -= sq;
+                    }
+                }
+            }
+        };
+    }
+    match land {
+        None => body!(|_, v: u16| v as u32 != nodata),
+        Some(land) => {
+            let land = &land[..w];
+            body!(|x: usize, v: u16| (v as u32 != nodata) & (land[x] == 0))
+        }
+    }
+}
+
 struct F32Rows<'a> {
     width: usize,
     samples: &'a [f32],
@@ -477,13 +526,17 @@ impl Rows<f64> for F32Rows<'_> {
             let ok = v.is_finite() && self.land.is_none_or(|l| l[y * w + x] == 0);
             let (m, v) = if ok { (1u32, v as f64) } else { (0, 0.0) };
             if add {
-                n[x] += m;
+                if let Some(n) = n.get_mut(x) {
+                    *n += m;
+                }
                 s[x] += v;
                 if let Some(q) = q.get_mut(x) {
                     *q += v * v;
                 }
             } else {
-                n[x] -= m;
+                if let Some(n) = n.get_mut(x) {
+                    *n -= m;
+                }
                 s[x] -= v;
                 if let Some(q) = q.get_mut(x) {
                     *q -= v * v;
@@ -523,7 +576,8 @@ pub fn detect_tile(
         Intensity::U16 { samples, nodata } => {
             let rows = U16Rows { width: window.width, samples, nodata: nodata.map_or(65_536, u32::from), land };
             match thresholds.kind {
-                CfarKind::TwoParameter => run_two_parameter(&rows, window, core, windows, thresholds, hits),
+                CfarKind::TwoParameter if rows.all_valid() => run_two_parameter::<_, true>(&rows, window, core, windows, thresholds, hits),
+                CfarKind::TwoParameter => run_two_parameter::<_, false>(&rows, window, core, windows, thresholds, hits),
                 CfarKind::Gamma | CfarKind::K if rows.all_valid() => run_quantile::<_, true>(&rows, window, core, windows, thresholds, hits),
                 CfarKind::Gamma | CfarKind::K => run_quantile::<_, false>(&rows, window, core, windows, thresholds, hits),
             }
@@ -531,7 +585,8 @@ pub fn detect_tile(
         Intensity::F32(samples) => {
             let rows = F32Rows { width: window.width, samples, land };
             match thresholds.kind {
-                CfarKind::TwoParameter => run_two_parameter(&rows, window, core, windows, thresholds, hits),
+                CfarKind::TwoParameter if rows.all_valid() => run_two_parameter::<_, true>(&rows, window, core, windows, thresholds, hits),
+                CfarKind::TwoParameter => run_two_parameter::<_, false>(&rows, window, core, windows, thresholds, hits),
                 CfarKind::Gamma | CfarKind::K if rows.all_valid() => run_quantile::<_, true>(&rows, window, core, windows, thresholds, hits),
                 CfarKind::Gamma | CfarKind::K => run_quantile::<_, false>(&rows, window, core, windows, thresholds, hits),
             }
@@ -541,12 +596,16 @@ pub fn detect_tile(
 
 /// The columns entering (`at + half + k`) and leaving (`at - half - 1 + k`) a span of
 /// half-width `half` at step `k` of a slide starting at column `at`.
+/// Empty for arrays a band does not keep.
 fn entering_leaving<T>(v: &[T], at: usize, half: usize, len: usize) -> (&[T], &[T]) {
+    if v.is_empty() {
+        return (&[], &[]);
+    }
     (&v[at + half..][..len], &v[at - half - 1..][..len])
 }
 
 /// SNAP's test: every pixel needs the target window's mean and the ring's mean and variance.
-fn run_two_parameter<A: Acc>(
+fn run_two_parameter<A: Acc, const ALL_VALID: bool>(
     rows: &impl Rows<A>,
     window: Window,
     core: Window,
@@ -557,11 +616,11 @@ fn run_two_parameter<A: Acc>(
     let mut stats = TileStats::default();
     let (w, h) = (window.width, window.height);
     let pad = windows.background.0.max(windows.guard.0).max(windows.target.0) + 1;
-    let mut target = Band::<A>::new(w, windows.target.1, pad, false);
-    let mut guard = Band::<A>::new(w, windows.guard.1, pad, true);
-    let mut background = Band::<A>::new(w, windows.background.1, pad, true);
+    let mut target = Band::<A>::new(w, windows.target.1, pad, false, !ALL_VALID);
+    let mut guard = Band::<A>::new(w, windows.guard.1, pad, true, !ALL_VALID);
+    let mut background = Band::<A>::new(w, windows.background.1, pad, true, !ALL_VALID);
     let (tx, gx, bx) = (windows.target.0, windows.guard.0, windows.background.0);
-    let t2 = th.t * th.t;
+    let (t, t2, min_ring) = (th.t, th.t * th.t, th.min_ring);
     let y_first = core.y0 - window.y0;
     let x_first = core.x0 - window.x0;
     for y in y_first..y_first + core.height {
@@ -579,6 +638,8 @@ fn run_two_parameter<A: Acc>(
         let (mut tn, mut ts, _) = target.span(x_first, tx);
         let (mut gn, mut gs, mut gq) = guard.span(x_first, gx);
         let (mut bn, mut bs, mut bq) = background.span(x_first, bx);
+        let band_rows = |half: usize| ((y + half + 1).min(h) - y.saturating_sub(half)) as u64;
+        let (t_rows, g_rows, b_rows) = (band_rows(windows.target.1), band_rows(windows.guard.1), band_rows(windows.background.1));
         let at = pad + x_first;
         let (tn_in, tn_out) = entering_leaving(&target.n, at, tx, cw);
         let (ts_in, ts_out) = entering_leaving(&target.s, at, tx, cw);
@@ -591,21 +652,29 @@ fn run_two_parameter<A: Acc>(
         for k in 0..cw {
             let x = x_first + k;
             if k > 0 {
-                tn = tn - tn_out[k] + tn_in[k];
+                if !ALL_VALID {
+                    tn = tn - tn_out[k] + tn_in[k];
+                    gn = gn - gn_out[k] + gn_in[k];
+                    bn = bn - bn_out[k] + bn_in[k];
+                }
                 ts = ts - ts_out[k] + ts_in[k];
-                gn = gn - gn_out[k] + gn_in[k];
                 gs = gs - gs_out[k] + gs_in[k];
                 gq = gq - gq_out[k] + gq_in[k];
-                bn = bn - bn_out[k] + bn_in[k];
                 bs = bs - bs_out[k] + bs_in[k];
                 bq = bq - bq_out[k] + bq_in[k];
             }
             let i = y * w + x;
-            if !rows.valid(i) {
-                continue;
-            }
-            let n = (bn - gn) as u64;
-            if n < th.min_ring {
+            let cols = |half: usize| ((x + half + 1).min(w) - x.saturating_sub(half)) as u64;
+            let (n, tnf) = if ALL_VALID {
+                // Window areas clipped to the window (only at the scene's edges).
+                (cols(bx) * b_rows - cols(gx) * g_rows, (cols(tx) * t_rows) as f64)
+            } else {
+                if !rows.valid(i) {
+                    continue;
+                }
+                ((bn - gn) as u64, tn as f64)
+            };
+            if n < min_ring {
                 stats.undecided += 1;
                 continue;
             }
@@ -620,14 +689,13 @@ fn run_two_parameter<A: Acc>(
                 // Both halves are evaluated without an early exit: d > 0 holds for half
                 // the sea at random, a branch the processor would mispredict every other
                 // pixel; the combined test is almost never true, so its branch is free.
-                let tnf = tn as f64;
                 let d_scaled = ts.f64() * nf - sf * tnf; // d · tn · n
                 let n2_var = A::n2_var(n, s, q);
                 let passes = (d_scaled > 0.0) & (d_scaled * d_scaled > t2 * n2_var * tnf * tnf);
                 if !passes {
                     continue;
                 }
-                sf / nf + th.t * n2_var.sqrt() / nf
+                sf / nf + t * n2_var.sqrt() / nf
             };
             hits.push(Hit { x: (x + window.x0) as u32, y: (y + window.y0) as u32, value: value as f32, threshold: threshold as f32, background: (sf / nf) as f32 });
         }
@@ -650,8 +718,8 @@ fn run_quantile<A: Acc, const ALL_VALID: bool>(
     let mut stats = TileStats::default();
     let (w, h) = (window.width, window.height);
     let pad = windows.background.0.max(windows.guard.0) + 1;
-    let mut guard = Band::<A>::new(w, windows.guard.1, pad, th.kind == CfarKind::K);
-    let mut background = Band::<A>::new(w, windows.background.1, pad, th.kind == CfarKind::K);
+    let mut guard = Band::<A>::new(w, windows.guard.1, pad, th.kind == CfarKind::K, !ALL_VALID);
+    let mut background = Band::<A>::new(w, windows.background.1, pad, th.kind == CfarKind::K, !ALL_VALID);
     let (gx, bx) = (windows.guard.0, windows.background.0);
     let inv_looks = 1.0 / th.looks;
     // Copied out of `th`: in registers for the loop rather than reloaded on every pixel.
@@ -809,11 +877,14 @@ mod tests {
         assert!(rows.all_valid());
         let core = Window { x0: 30, y0: 40, width: 150, height: 120 };
         let windows = Windows::from_metres(&CfarConfig::default(), (10.0, 10.0));
-        for kind in [CfarKind::Gamma, CfarKind::K] {
+        for kind in [CfarKind::Gamma, CfarKind::K, CfarKind::TwoParameter] {
             let th = Thresholds::new(&CfarConfig { kind, pfa: 1e-3, ..CfarConfig::default() }, &windows);
             let (mut fast, mut general) = (Vec::new(), Vec::new());
-            let a = run_quantile::<_, true>(&rows, window, core, &windows, &th, &mut fast);
-            let b = run_quantile::<_, false>(&rows, window, core, &windows, &th, &mut general);
+            let (a, b) = if kind == CfarKind::TwoParameter {
+                (run_two_parameter::<_, true>(&rows, window, core, &windows, &th, &mut fast), run_two_parameter::<_, false>(&rows, window, core, &windows, &th, &mut general))
+            } else {
+                (run_quantile::<_, true>(&rows, window, core, &windows, &th, &mut fast), run_quantile::<_, false>(&rows, window, core, &windows, &th, &mut general))
+            };
             assert_eq!(a, b);
             assert_eq!(fast, general, "{kind:?}");
             assert!(fast.len() >= 9, "{kind:?}: {}", fast.len());
