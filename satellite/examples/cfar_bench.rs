@@ -184,7 +184,8 @@ median of 5 runs; the anchor: SNAP's algorithm in numpy/scipy (`satellite/bench/
 | numpy/scipy ({versions}) | {pw:.3} | {pc:.3} | {pmw:.1} | {pmc:.1} | {ph} |\n\n\
 The default detector, the K test (per pixel against a K quantile, shape from the ring's moments), on the same\n\
 scene the same way: {kw:.3} s wall, {kc:.3} CPU s, **{kmc:.0} Mpx per CPU-second** ({kd} detections); it needs only the\n\
-ring's mean for every pixel and its second moment for the few that pass the gamma prescreen.\n\n\
+ring's mean for every pixel and its second moment for the few that pass the gamma prescreen. This is open sea;\n\
+tiles with land or outside the swath take the general path, which counts valid pixels per window (slower).\n\n\
 - Two-parameter: ours **{omc:.0} Mpx per CPU-second, {ratio:.1}× the numpy/scipy anchor**; the K test {kmc:.0} Mpx per CPU-second (target: 100 Mpx/s on one core: {verdict}).\n\
 - The hit masks agree on {common} of {union} pixels (Jaccard {jac:.4}; ours sums 16-bit samples exactly in integers, the anchor in float64); {det} detections from our hits.\n\
 - CPU seconds are the fair number on a shared machine (load average at the start: {load}).\n\
