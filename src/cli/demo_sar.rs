@@ -24,7 +24,7 @@ use anyhow::Context as _;
 use mizugiwa_command::records::{ALERTS, DETECTIONS, VESSELS};
 use mizugiwa_field_node::pipeline::SourceConfig;
 use mizugiwa_field_node::SiteConfig;
-use mizugiwa_satellite::ais::encode::{tagged_position_sentence, PositionReportSpec};
+use mizugiwa_satellite::ais::encode::{tagged_position_sentence, tagged_static_sentences, PositionReportSpec, StaticDataSpec};
 use mizugiwa_satellite::land::LandMask;
 use mizugiwa_satellite::sar::synth::{rfc3339_ms, write_scene, Clutter, SceneSpec, ShipSpec};
 use mizugiwa_satellite::sar::Acquisition;
@@ -202,6 +202,45 @@ pub fn site_config(
     })
 }
 
+/// Names, call signs and ITU ship types of the fleet, in `FLEET` order.
+const IDENTITIES: [(&str, &str, u8, &str); 5] = [
+    ("TSUSHIMA BRIDGE", "JD4021", 71, "BUSAN"),
+    ("HANA MARU", "DSQR7", 80, "HAKATA"),
+    ("KAIKYO LINER", "6KCB3", 60, "IZUHARA"),
+    ("SHINSEI MARU NO.8", "JK2210", 30, "IZUHARA"),
+    ("GENKAI TRADER", "JM7731", 70, "KITAKYUSHU"),
+];
+
+/// The fleet's static and voyage data (message 5, two sentences each) stamped at UNIX second
+/// `t`: sent when the node connects and every minute after, as a vessel's transponder does
+/// every few minutes.
+pub fn static_reports(t: i64) -> Vec<String> {
+    FLEET
+        .iter()
+        .zip(IDENTITIES)
+        .enumerate()
+        .filter_map(|(i, (v, (name, callsign, ship_type, destination)))| {
+            let length = v.length_m.round() as u16;
+            let beam = (v.length_m / 6.5 / 2.0).round() as u8;
+            let spec = StaticDataSpec {
+                mmsi: v.mmsi?,
+                imo: None,
+                callsign,
+                name,
+                ship_type,
+                to_bow: length * 4 / 5,
+                to_stern: length - length * 4 / 5,
+                to_port: beam,
+                to_starboard: beam,
+                draught_m: (v.length_m / 25.0).clamp(2.0, 14.0),
+                destination,
+            };
+            Some(tagged_static_sentences(&spec, t, STATION, i as u8))
+        })
+        .flatten()
+        .collect()
+}
+
 /// The fleet's position reports at UNIX second `t`, tag blocks and all.
 pub fn reports(acquisition_ms: i64, t: i64) -> Vec<String> {
     let dt_s = (t * 1000 - acquisition_ms) as f64 / 1000.0;
@@ -263,20 +302,26 @@ async fn feed(
     backlog_from_ms: i64,
     mut stop: watch::Receiver<bool>,
 ) {
-    let backlog = backlog(acquisition_ms, backlog_from_ms, now_ms());
+    let first_second = backlog_from_ms.div_euclid(1000);
+    let names: String = static_reports(first_second).into_iter().map(|l| l + "\r\n").collect();
+    let backlog = names + &backlog(acquisition_ms, backlog_from_ms, now_ms());
     if stream.write_all(backlog.as_bytes()).await.is_err() {
         return;
     }
+    let mut last_names = now_ms() / 1000;
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + LIVE_EVERY, LIVE_EVERY);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = stop.wait_for(|s| *s) => return,
         }
-        let lines: String = reports(acquisition_ms, now_ms() / 1000)
-            .into_iter()
-            .map(|l| l + "\r\n")
-            .collect();
+        let t = now_ms() / 1000;
+        let mut lines: Vec<String> = reports(acquisition_ms, t);
+        if t - last_names >= 60 {
+            lines.extend(static_reports(t));
+            last_names = t;
+        }
+        let lines: String = lines.into_iter().map(|l| l + "\r\n").collect();
         if stream.write_all(lines.as_bytes()).await.is_err() {
             return; // the node went away; it reconnects and gets a fresh backlog
         }
@@ -524,5 +569,20 @@ mod tests {
             assert_eq!(Some(r.message.mmsi()), v.mmsi);
         }
         assert_eq!(scene_id(acq), "s1-tsushima-20261120T211542");
+    }
+
+    #[test]
+    fn static_reports_name_every_vessel() {
+        let mut decoder = mizugiwa_satellite::ais::Decoder::new();
+        let mut named = Vec::new();
+        for line in static_reports(1_795_209_342) {
+            if let Some(r) = decoder.feed_line(&line, 0).unwrap() {
+                if let mizugiwa_satellite::ais::AisMessage::StaticAndVoyage(v) = r.message {
+                    named.push((v.mmsi, v.name.unwrap_or_default()));
+                }
+            }
+        }
+        let want: Vec<(u32, String)> = FLEET.iter().zip(IDENTITIES).map(|(v, id)| (v.mmsi.unwrap(), id.0.to_string())).collect();
+        assert_eq!(named, want);
     }
 }
