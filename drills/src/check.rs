@@ -1,5 +1,7 @@
 //! The invariants a drill holds the deployment to, judged from what it observed.
 
+mod ais;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
@@ -57,8 +59,8 @@ fn verdict(name: &str, description: &str, checked: String, evidence: Vec<String>
 pub fn state_at<'a>(states: &'a [NodeState], node: &str, t_ms: u64) -> Option<&'a NodeState> {
     states
         .iter()
-        .filter(|s| s.node == node && s.t_ms <= t_ms)
-        .last()
+        .rev()
+        .find(|s| s.node == node && s.t_ms <= t_ms)
 }
 
 /// Whether a fault that stops, starts or restarts the call's site (or fills its disk) came
@@ -455,6 +457,10 @@ pub fn check(o: &Observed) -> Verdicts {
         ));
     }
 
+    // 6d. Every ship a site's AIS feed reported reaches every command center, with its latest
+    // position.
+    out.extend(ais::vessels_reach_hq(o, &commands));
+
     // 7. Clock skew beyond the limit is refused and reported, not merged.
     let skews: Vec<&crate::runner::FaultEvent> = o
         .faults
@@ -614,7 +620,7 @@ mod tests {
     use serde_json::json;
 
     fn state(node: &str, t_ms: u64, reaches_command: bool) -> NodeState {
-        NodeState { t_ms, node: node.into(), life: Life::Running, reaches_command, skew_secs: None, disk_full: false }
+        NodeState { t_ms, node: node.into(), life: Life::Running, reaches_command, skew_secs: None, disk_full: false, degraded: None }
     }
 
     fn track(points: &[u64]) -> serde_json::Value {
@@ -650,6 +656,9 @@ mod tests {
                 ("hq".to_string(), [(id, track(hq_points))].into()),
             ]
             .into(),
+            ais_sent: Default::default(),
+            vessels: Default::default(),
+            links: vec![],
         }
     }
 

@@ -70,6 +70,10 @@ pub struct NodeProc {
     pub bin: Option<PathBuf>,
     /// The site's MAVLink port (UDP), when it has drones.
     pub mavlink: Option<SocketAddr>,
+    /// The AIS feed the site reads (`ais_tcp`), when it has `ais_vessels`.
+    pub ais: Option<SocketAddr>,
+    /// Its listener, bound before the site starts, until the feed takes it.
+    ais_listener: Option<std::net::TcpListener>,
     child: Option<Child>,
     /// Its drones (`mizugiwa drone sim`), while they fly.
     fleet: Option<Child>,
@@ -155,6 +159,12 @@ impl Cluster {
         let mut nodes = BTreeMap::new();
         for spec in &scenario.nodes {
             let data_dir = dir.join(format!("{}-data", spec.name));
+            let (ais_listener, ais) = if spec.ais_vessels > 0 {
+                let (l, addr) = crate::ais_feed::listen()?;
+                (Some(l), Some(addr))
+            } else {
+                (None, None)
+            };
             nodes.insert(
                 spec.name.clone(),
                 NodeProc {
@@ -169,6 +179,8 @@ impl Cluster {
                     mounted: false,
                     bin: None,
                     mavlink: if spec.drones > 0 { Some(free_port(true)?) } else { None },
+                    ais,
+                    ais_listener,
                     child: None,
                     fleet: None,
                 },
@@ -247,6 +259,13 @@ impl Cluster {
                 "[bus]\nbreadcrumb_secs = 2\n\n[drones]\nlink = \"udpin:{mavlink}\"\ncomm_lost_secs = 3.5\n\n"
             ));
         }
+        if let Some(ais) = n.ais {
+            // Vessel records every 2 s (a ship reports every 2 s), so that a position written
+            // during an outage is soon overtaken by a newer one that must also arrive.
+            t.push_str(&format!(
+                "[[sources]]\nkind = \"ais_tcp\"\naddr = \"{ais}\"\nreconnect_secs = 1\n\n[records]\nvessel_interval_secs = 2\n\n"
+            ));
+        }
         if n.spec.gates > 0 {
             t.push_str("[gates]\n");
             for g in 1..=n.spec.gates {
@@ -290,6 +309,30 @@ impl Cluster {
         let _ = fleet.start_kill();
         let _ = fleet.wait().await;
         Ok(died)
+    }
+
+    /// The listener of a site's AIS feed, for the feed to serve on (once).
+    pub fn take_ais_listener(&mut self, name: &str) -> anyhow::Result<std::net::TcpListener> {
+        let n = self
+            .nodes
+            .get_mut(name)
+            .with_context(|| format!("no node {name:?}"))?;
+        n.ais_listener
+            .take()
+            .with_context(|| format!("{name} has no AIS feed to serve"))
+    }
+
+    /// What degrades the links of `node` now (a bandwidth cap, latency, loss), if any.
+    pub fn degradation_of(&self, node: &str) -> Option<String> {
+        self.links
+            .iter()
+            .filter(|l| l.touches(node))
+            .find_map(|l| l.state().degradation())
+    }
+
+    /// Every link's counters now.
+    pub fn link_tallies(&self) -> Vec<crate::proxy::LinkTally> {
+        self.links.iter().map(LinkProxy::tally).collect()
     }
 
     /// Starts (or restarts) a node and waits until it serves.

@@ -27,6 +27,19 @@ struct Json<'a> {
     lag: &'a [crate::workload::LagSample],
     refused_batches: &'a BTreeMap<String, u64>,
     attempts: &'a [crate::workload::Attempt],
+    /// Every sync link's proxy counters (narrow links: what waited, what was tail-dropped).
+    links: &'a [crate::proxy::LinkTally],
+    /// Per site with an AIS feed: what it sent and what each live replica holds.
+    ais: BTreeMap<String, AisSummary>,
+}
+
+#[derive(Serialize, Default)]
+struct AisSummary {
+    sentences: usize,
+    delivered: usize,
+    ships: usize,
+    /// Live replica → its vessels records of this site.
+    vessels: BTreeMap<String, usize>,
 }
 
 #[derive(Serialize, Default)]
@@ -50,6 +63,24 @@ pub fn write(dir: &Path, o: &Observed, v: &Verdicts) -> anyhow::Result<()> {
             w.failed += 1;
         }
     }
+    let mut ais: BTreeMap<String, AisSummary> = BTreeMap::new();
+    for (site, sent) in &o.ais_sent {
+        let a = ais.entry(site.clone()).or_default();
+        a.sentences = sent.len();
+        a.delivered = sent.iter().filter(|s| s.delivered).count();
+        a.ships = sent
+            .iter()
+            .map(|s| s.mmsi)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
+        for (node, vessels) in &o.vessels {
+            let mine = vessels
+                .values()
+                .filter(|r| r["fields"]["site"] == site.as_str())
+                .count();
+            a.vessels.insert(node.clone(), mine);
+        }
+    }
     let json = Json {
         scenario: &o.scenario,
         passed: v.passed(),
@@ -64,6 +95,8 @@ pub fn write(dir: &Path, o: &Observed, v: &Verdicts) -> anyhow::Result<()> {
         lag: &o.lag,
         refused_batches: &o.refused_batches,
         attempts: &o.attempts,
+        links: &o.links,
+        ais,
     };
     std::fs::write(dir.join("report.json"), serde_json::to_vec_pretty(&json)?)?;
     std::fs::write(dir.join("report.html"), html(o, v, &recovery))?;
@@ -167,6 +200,9 @@ svg{{background:#fafafa;border:1px solid #ddd}}</style></head><body>\
                 crate::cluster::Life::Running if !st.reaches_command => {
                     ("#fb8f44", "cut off from HQ")
                 }
+                crate::cluster::Life::Running if st.degraded.is_some() => {
+                    ("#1b7c83", "running, links degraded")
+                }
                 crate::cluster::Life::Running => ("#2da44e", "running, linked"),
                 crate::cluster::Life::NotStarted => ("#eaeef2", "not started"),
                 crate::cluster::Life::Killed => ("#cf222e", "killed"),
@@ -174,11 +210,16 @@ svg{{background:#fafafa;border:1px solid #ddd}}</style></head><body>\
                 crate::cluster::Life::Died => ("#000000", "crashed"),
             };
             let (x0, x1) = (x_of(st.t_ms, end_ms), x_of(until, end_ms));
+            let what = match &st.degraded {
+                Some(d) if st.life == crate::cluster::Life::Running => format!("{what} ({d})"),
+                _ => what.to_owned(),
+            };
             let _ = write!(
                 h,
-                "<rect x=\"{x0:.1}\" y=\"{y}\" width=\"{:.1}\" height=\"18\" fill=\"{colour}\"><title>{} {what} from t={:.1} s</title></rect>",
+                "<rect x=\"{x0:.1}\" y=\"{y}\" width=\"{:.1}\" height=\"18\" fill=\"{colour}\"><title>{} {} from t={:.1} s</title></rect>",
                 (x1 - x0).max(0.5),
                 esc(node),
+                esc(&what),
                 st.t_ms as f64 / 1000.0
             );
         }
@@ -200,7 +241,7 @@ svg{{background:#fafafa;border:1px solid #ddd}}</style></head><body>\
         height - 20.0
     );
     axis(&mut h, end_ms, height - 6.0);
-    h.push_str("</svg><p><small>green: running and linked to a command center; orange: cut off; red: killed; grey: lost; purple: clock skewed; amber: disk full. Dashed lines: faults (hover for details); blue: end of the workload.</small></p>");
+    h.push_str("</svg><p><small>green: running and linked to a command center; teal: linked through degraded links (narrowed, delayed or lossy); orange: cut off; red: killed; grey: lost; purple: clock skewed; amber: disk full. Dashed lines: faults (hover for details); blue: end of the workload.</small></p>");
     h.push_str("<h3>Faults</h3><table><tr><th>t</th><th>fault</th><th>outcome</th></tr>");
     for f in &o.faults {
         let _ = write!(
@@ -216,6 +257,27 @@ svg{{background:#fafafa;border:1px solid #ddd}}</style></head><body>\
         );
     }
     h.push_str("</table>");
+    if o.links.iter().any(|l| l.narrowed > 0 || l.tail_dropped > 0) {
+        h.push_str("<h3>Narrow links</h3><table><tr><th>link</th><th>datagrams (kB) through the cap</th><th>dropped at the tail (queue full)</th><th>longest wait (queue and sending)</th><th>dropped by cuts and loss</th></tr>");
+        for l in o
+            .links
+            .iter()
+            .filter(|l| l.narrowed > 0 || l.tail_dropped > 0)
+        {
+            let _ = write!(
+                h,
+                "<tr><td>{} → {}</td><td>{} ({:.1})</td><td>{}</td><td>{} ms</td><td>{}</td></tr>",
+                esc(&l.from),
+                esc(&l.to),
+                l.narrowed,
+                l.narrowed_bytes as f64 / 1000.0,
+                l.tail_dropped,
+                l.max_wait_ms,
+                l.dropped
+            );
+        }
+        h.push_str("</table>");
+    }
 
     // Writes per site over time (5 s buckets), acknowledged and failed.
     h.push_str("<h2>Writes per site</h2>");

@@ -10,9 +10,10 @@ use anyhow::Context;
 use serde::Serialize;
 use tokio::sync::{watch, Mutex};
 
+use crate::ais_feed::{self, AisFeed, AisSend};
 use crate::check::{self, Verdicts};
 use crate::cluster::{Cluster, Life};
-use crate::proxy::LinkState;
+use crate::proxy::{LinkState, LinkTally};
 use crate::scenario::{Action, Role, Scenario};
 use crate::workload::{self, Journal, LagSample, Officer, Op};
 
@@ -51,6 +52,8 @@ pub struct NodeState {
     pub reaches_command: bool,
     pub skew_secs: Option<i64>,
     pub disk_full: bool,
+    /// What degrades its links (a bandwidth cap, latency, loss), when something does.
+    pub degraded: Option<String>,
 }
 
 /// Everything a drill observed.
@@ -79,11 +82,25 @@ pub struct Observed {
     /// Each live replica's drone breadcrumbs at the end (when the scenario has drones): id →
     /// record.
     pub tracks: BTreeMap<String, BTreeMap<String, serde_json::Value>>,
+    /// What each site's AIS feed sent (sites with `ais_vessels`).
+    pub ais_sent: BTreeMap<String, Vec<AisSend>>,
+    /// Each live replica's `vessels` at the end (when the scenario has an AIS feed): MMSI →
+    /// record.
+    pub vessels: BTreeMap<String, BTreeMap<String, serde_json::Value>>,
+    /// Every sync link's proxy counters at the end.
+    pub links: Vec<LinkTally>,
 }
 
-/// The collections the drill compares replicas on: what the workload writes. (Every node
-/// also writes its own heartbeat every second, so whole-store hashes never settle.)
-pub const COMPARED: [&str; 4] = ["alerts", "gate_passages", "gate_uses", "gate_stats"];
+/// The collections the drill compares replicas on: what the workload writes (the AIS feed
+/// stops with the officers, so vessels settle too). Every node also writes its own heartbeat
+/// every second, so whole-store hashes never settle.
+pub const COMPARED: [&str; 5] = [
+    "alerts",
+    "gate_passages",
+    "gate_uses",
+    "gate_stats",
+    "vessels",
+];
 
 fn now_unix_ms() -> u64 {
     std::time::SystemTime::now()
@@ -114,6 +131,7 @@ impl Shared {
                 reaches_command: n.spec.role == Role::Command || cluster.reaches_command(name),
                 skew_secs: n.skew_secs,
                 disk_full: full.contains(name),
+                degraded: cluster.degradation_of(name),
             });
         }
     }
@@ -193,6 +211,33 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<(Obse
             cluster.start_drones(&site)?;
         }
     }
+    // Each site with `ais_vessels` gets its AIS feed, served from this process until the
+    // workload ends. The site's number in the node list keeps the sites' MMSIs apart.
+    let mut feeds = Vec::new();
+    {
+        let mut cluster = shared.cluster.lock().await;
+        for (number, n) in scenario
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.ais_vessels > 0)
+        {
+            let listener = cluster.take_ais_listener(&n.name)?;
+            let ships = ais_feed::ships(
+                number as u32,
+                n.ais_vessels,
+                scenario.duration_secs,
+                0xa150_0000 + number as u64 * 104_729,
+            );
+            feeds.push(AisFeed::start(
+                &n.name,
+                listener,
+                ships,
+                started,
+                stopped.clone(),
+            )?);
+        }
+    }
     // The sampler runs until the convergence wait is over, so the chart shows the catch-up.
     let (sampled_enough, sampling_done) = watch::channel(false);
     let sampler = tokio::spawn(sample_lag(shared.clone(), journal.clone(), sampling_done));
@@ -204,6 +249,10 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<(Obse
     let _ = stop.send(true);
     for o in officers {
         let _ = o.await;
+    }
+    let mut ais_sent = BTreeMap::new();
+    for f in &mut feeds {
+        ais_sent.insert(f.site.clone(), f.sent().await);
     }
     let settle = started + Duration::from_secs_f64(scenario.settle_at_secs());
     tokio::time::sleep_until(settle.into()).await;
@@ -218,7 +267,9 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<(Obse
     let mut refused_batches = BTreeMap::new();
     let mut journals = BTreeMap::new();
     let mut tracks = BTreeMap::new();
+    let mut vessels = BTreeMap::new();
     let with_drones = scenario.nodes.iter().any(|n| n.drones > 0);
+    let with_ais = !ais_sent.is_empty();
     let names: Vec<String> = cluster.nodes.keys().cloned().collect();
     for name in names {
         // A fleet that ended by itself is a failure of the drill's own tooling: say so, rather
@@ -278,9 +329,25 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<(Obse
                     .collect(),
             );
         }
+        if with_ais {
+            let ships = officer
+                .records("vessels")
+                .await
+                .map_err(|e| anyhow::anyhow!("reading {name}'s vessels at the end: {e}"))?;
+            vessels.insert(
+                name.clone(),
+                ships
+                    .into_iter()
+                    .filter_map(|r| Some((r["id"].as_str()?.to_owned(), r)))
+                    .collect(),
+            );
+        }
     }
+    let links = cluster.link_tallies();
     cluster.shutdown().await;
     drop(cluster);
+    // The silent feeds close their connections only now that the sites are stopped.
+    drop(feeds);
     let states = shared.states.lock().map(|s| s.clone()).unwrap_or_default();
     let observed = Observed {
         scenario: scenario.clone(),
@@ -296,6 +363,9 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<(Obse
         refused_batches,
         journals,
         tracks,
+        ais_sent,
+        vessels,
+        links,
     };
     let verdicts = check::check(&observed);
     Ok((observed, verdicts))
@@ -426,11 +496,13 @@ async fn run_timeline(
                         nodes,
                         latency_ms,
                         loss_pct,
+                        bandwidth_kbps,
                     } => c.set_links_of(
                         nodes,
                         LinkState::Degraded {
                             latency_ms: *latency_ms,
                             loss_pct: *loss_pct,
+                            bandwidth_kbps: *bandwidth_kbps,
                         },
                     ),
                     Action::Heal => c.heal_all(),

@@ -14,6 +14,7 @@
 //! name = "tsushima"
 //! role = "site"
 //! kind = "coast"
+//! ais_vessels = 8             # ships in an AIS feed served to the site (NMEA over TCP)
 //!
 //! [workload]
 //! alerts_per_sec = 2.0        # per writing site
@@ -25,6 +26,12 @@
 //! [[faults]]
 //! at_secs = 25
 //! action = "heal"
+//! [[faults]]
+//! at_secs = 30
+//! action = "degrade"          # latency_ms, loss_pct, bandwidth_kbps: any of them
+//! nodes = ["tsushima"]
+//! bandwidth_kbps = 64         # a satellite phone; over it, a second's queue, then tail drop
+//! latency_ms = 300
 //! ```
 
 use std::collections::BTreeSet;
@@ -99,6 +106,12 @@ pub struct NodeSpec {
     /// drone records and breadcrumb tracks, which must reach headquarters after any outage.
     #[serde(default)]
     pub drones: u8,
+    /// Ships in an AIS feed that the drill serves this (coastal) site as NMEA over TCP, read by
+    /// the site's `ais_tcp` source throughout the drill (see [`crate::ais_feed`]): every ship
+    /// the site heard must reach every command center as its `vessels/<mmsi>` record, with its
+    /// latest position, after any outage.
+    #[serde(default)]
+    pub ais_vessels: u16,
 }
 
 /// What a node is.
@@ -166,11 +179,20 @@ pub enum Action {
         period_secs: f64,
         until_secs: f64,
     },
-    /// Links of these nodes get latency and loss.
+    /// Links of these nodes get latency, loss and a bandwidth cap (each optional, at least
+    /// one given). The cap holds in each direction of each link: datagrams over it wait in a
+    /// queue of a second's sending, and beyond that are dropped (see [`crate::proxy`]).
     Degrade {
         nodes: Vec<String>,
+        /// Added one-way delay, ms.
+        #[serde(default)]
         latency_ms: u64,
+        /// Datagrams lost at random, percent.
+        #[serde(default)]
         loss_pct: f64,
+        /// The link's rate, kbit/s (a satellite phone: 64–128).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bandwidth_kbps: Option<u32>,
     },
     /// Every link back to normal.
     Heal,
@@ -234,10 +256,19 @@ impl Action {
                 nodes,
                 latency_ms,
                 loss_pct,
-            } => format!(
-                "links of {}: +{latency_ms} ms, {loss_pct}% loss",
-                nodes.join(", ")
-            ),
+                bandwidth_kbps,
+            } => {
+                let state = crate::proxy::LinkState::Degraded {
+                    latency_ms: *latency_ms,
+                    loss_pct: *loss_pct,
+                    bandwidth_kbps: *bandwidth_kbps,
+                };
+                format!(
+                    "links of {}: {}",
+                    nodes.join(", "),
+                    state.degradation().unwrap_or_default()
+                )
+            }
             Action::Heal => "heal every link".into(),
             Action::Kill { node } => format!("kill -9 {node}"),
             Action::Restart { node } => format!("restart {node}"),
@@ -302,6 +333,14 @@ impl Scenario {
                 bail!("node {:?}: gates (at most 16) belong to a site", n.name);
             }
         }
+        for n in self.nodes.iter().filter(|n| n.ais_vessels > 0) {
+            if n.role != Role::Site || n.ais_vessels > 500 {
+                bail!(
+                    "node {:?}: ais_vessels (at most 500) belong to a site",
+                    n.name
+                );
+            }
+        }
         for r in [w.ack_ratio, w.withdraw_ratio] {
             if !(0.0..=1.0).contains(&r) {
                 bail!("workload ratios must be within 0..1");
@@ -349,9 +388,21 @@ impl Scenario {
                     bail!("flap needs a positive period and must end within the workload");
                 }
             }
-            if let Action::Degrade { loss_pct, .. } = &f.action {
+            if let Action::Degrade {
+                latency_ms,
+                loss_pct,
+                bandwidth_kbps,
+                ..
+            } = &f.action
+            {
                 if !(0.0..=100.0).contains(loss_pct) {
                     bail!("loss_pct must be within 0..100");
+                }
+                if bandwidth_kbps.is_some_and(|k| !(1..=10_000_000).contains(&k)) {
+                    bail!("bandwidth_kbps must be within 1..10000000 (kbit/s)");
+                }
+                if *latency_ms == 0 && *loss_pct == 0.0 && bandwidth_kbps.is_none() {
+                    bail!("degrade needs latency_ms, loss_pct or bandwidth_kbps");
                 }
             }
         }
@@ -433,6 +484,81 @@ role = "site"
     }
 
     #[test]
+    fn a_link_can_be_narrowed_alone_or_with_latency_and_loss() {
+        let s = parse(&format!(
+            "{BASE}\n[[faults]]\nat_secs = 1\naction = \"degrade\"\nnodes = [\"a\"]\nbandwidth_kbps = 64\n\
+             [[faults]]\nat_secs = 2\naction = \"degrade\"\nnodes = [\"a\"]\nbandwidth_kbps = 128\nlatency_ms = 300\nloss_pct = 1\n\
+             [[faults]]\nat_secs = 3\naction = \"degrade\"\nnodes = [\"a\"]\nlatency_ms = 80\nloss_pct = 10\n"
+        ))
+        .unwrap();
+        let described: Vec<String> = s.faults.iter().map(|f| f.action.describe()).collect();
+        assert_eq!(
+            described,
+            [
+                "links of a: narrowed to 64 kbit/s",
+                "links of a: narrowed to 128 kbit/s, +300 ms, 1% loss",
+                "links of a: +80 ms, 10% loss",
+            ]
+        );
+        assert_eq!(
+            s.faults[0].action,
+            Action::Degrade {
+                nodes: vec!["a".into()],
+                latency_ms: 0,
+                loss_pct: 0.0,
+                bandwidth_kbps: Some(64)
+            }
+        );
+    }
+
+    /// The full-length drills run for hours and never in `make test`: their files at least
+    /// load, as do the short ones, and each short one has its full version.
+    #[test]
+    fn every_shipped_scenario_loads() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+        let mut loaded = 0;
+        for sub in [dir.clone(), dir.join("short")] {
+            for entry in std::fs::read_dir(&sub).unwrap() {
+                let path = entry.unwrap().path();
+                if path.extension().is_some_and(|e| e == "toml") {
+                    let s = Scenario::load(&path).unwrap_or_else(|e| panic!("{e:#}"));
+                    assert_eq!(
+                        Some(s.name.as_str()),
+                        path.file_stem().and_then(|n| n.to_str())
+                    );
+                    assert!(
+                        dir.join(path.file_name().unwrap()).exists(),
+                        "{}",
+                        path.display()
+                    );
+                    loaded += 1;
+                }
+            }
+        }
+        assert!(loaded >= 14, "{loaded}");
+        let flapping = Scenario::load(&dir.join("short/flapping-links.toml")).unwrap();
+        assert!(flapping.faults.iter().any(|f| matches!(
+            f.action,
+            Action::Degrade {
+                bandwidth_kbps: Some(_),
+                ..
+            }
+        )));
+        let typhoon = Scenario::load(&dir.join("short/typhoon-coast.toml")).unwrap();
+        assert!(typhoon.node("tsushima").unwrap().ais_vessels > 0);
+    }
+
+    #[test]
+    fn ais_vessels_belong_to_sites() {
+        let s =
+            parse(&BASE.replace("role = \"site\"", "role = \"site\"\nais_vessels = 8")).unwrap();
+        assert_eq!(s.node("a").unwrap().ais_vessels, 8);
+        let err = parse(&BASE.replace("role = \"command\"", "role = \"command\"\nais_vessels = 8"))
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("ais_vessels"), "{err:#}");
+    }
+
+    #[test]
     fn mistakes_are_explained() {
         for (extra, why) in [
             ("[[faults]]\nat_secs = 1\naction = \"kill\"\nnode = \"zz\"\n", "unknown node"),
@@ -440,6 +566,9 @@ role = "site"
             ("[[faults]]\nat_secs = 1\naction = \"disk_full\"\nnode = \"a\"\n", "disk_mb"),
             ("[[faults]]\nat_secs = 1\naction = \"explode\"\n", "unknown variant"),
             ("[[faults]]\nat_secs = 3\naction = \"heal\"\n[[faults]]\nat_secs = 2\naction = \"heal\"\n", "time order"),
+            ("[[faults]]\nat_secs = 1\naction = \"degrade\"\nnodes = [\"a\"]\n", "needs latency_ms, loss_pct or bandwidth_kbps"),
+            ("[[faults]]\nat_secs = 1\naction = \"degrade\"\nnodes = [\"a\"]\nbandwidth_kbps = 0\n", "bandwidth_kbps must be within"),
+            ("[[faults]]\nat_secs = 1\naction = \"degrade\"\nnodes = [\"a\"]\nbandwidth = 64\n", "unknown field"),
         ] {
             let err = format!("{:#}", parse(&format!("{BASE}\n{extra}")).unwrap_err());
             assert!(err.contains(why), "{extra}: {err}");
