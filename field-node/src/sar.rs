@@ -25,7 +25,7 @@ use mizugiwa_command::records::{NewAlert, ALERTS, DETECTIONS};
 use mizugiwa_satellite::ais::Tracks;
 use mizugiwa_satellite::correlate::{correlate, project, Correlation, CorrelationConfig};
 use mizugiwa_satellite::land::LandMask;
-use mizugiwa_satellite::sar::detect::{detect, DetectConfig};
+use mizugiwa_satellite::sar::detect::{detect, DetectConfig, DetectError};
 use mizugiwa_satellite::sar::quicklook::write_quicklook;
 use mizugiwa_satellite::sar::Scene;
 use mizugiwa_sync::{FieldOp, Value};
@@ -34,7 +34,7 @@ use serde_json::json;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::scanner::{make_dirs, poll_ready_folders, reject, retry, unique, valid_id, Context, Failure};
+use crate::scanner::{make_dirs, poll_ready_folders, reject, retry, valid_id, Context, Failure};
 
 /// The site's AIS picture: every AIS source of the site updates it, the SAR inbox reads it.
 pub type AisPicture = Arc<Mutex<Tracks>>;
@@ -60,6 +60,9 @@ pub fn start(
     ctx: Context,
     mut stopped: watch::Receiver<bool>,
 ) -> anyhow::Result<JoinHandle<()>> {
+    // Checked here, not per scene: a bad setting would otherwise reject every scene.
+    settings.detect.validate().map_err(|e| anyhow::anyhow!("sar_inbox [sources.detect] {e}"))?;
+    settings.correlation.validate().map_err(|e| anyhow::anyhow!("sar_inbox [sources.correlation] {e}"))?;
     make_dirs(&dir)?;
     let land = match &settings.land {
         Some(path) => LandMask::from_geojson_file(path).with_context(|| format!("sar_inbox land {}", path.display()))?,
@@ -118,7 +121,11 @@ fn process(ctx: &Context, id: &str, folder: &Path, settings: &SarSettings, land:
     valid_id(id).map_err(reject)?;
     let path = scene_file(folder).map_err(reject)?;
     let scene = Scene::open(&path).map_err(reject)?;
-    let run = detect(&scene, Some(land), &settings.detect, &|_, _| {}).map_err(|e| reject(format!("{e}")))?;
+    // A thread the system refused now may start later; anything else is the scene's fault.
+    let run = detect(&scene, Some(land), &settings.detect, &|_, _| {}).map_err(|e| match e {
+        DetectError::Spawn(_) => retry(anyhow::anyhow!("{e}")),
+        e => reject(format!("{e}")),
+    })?;
     let correlation: Option<Correlation> = scene.acquisition.map(|acq| {
         let projected = {
             let tracks = picture.lock().unwrap_or_else(|e| e.into_inner());
@@ -131,8 +138,10 @@ fn process(ctx: &Context, id: &str, folder: &Path, settings: &SarSettings, land:
     // under a name already used gets `<id>.1`, ... so earlier detections are never overwritten.
     let evidence_dir = ctx.data_dir.join("evidence").join("sar");
     std::fs::create_dir_all(&evidence_dir).with_context(|| format!("creating {}", evidence_dir.display())).map_err(retry)?;
-    let quicklook = unique(&evidence_dir, &format!("{id}.png"));
-    let key = quicklook.file_stem().and_then(|n| n.to_str()).unwrap_or(id).to_owned();
+    // The key is the first of `<id>`, `<id>.1`, ... whose quicklook is not there yet (not
+    // `unique` on the file name: `<id>.png.1` and `<id>.png.2` would share the key `<id>.png`).
+    let key = std::iter::once(id.to_owned()).chain((1..).map(|n| format!("{id}.{n}"))).find(|k| !evidence_dir.join(format!("{k}.png")).exists()).unwrap_or_else(|| id.to_owned());
+    let quicklook = evidence_dir.join(format!("{key}.png"));
     let matched = |d: u32| correlation.as_ref().and_then(|c| c.matched.iter().find(|m| m.detection == d));
     write_quicklook(&scene, &run.detections, |d| matched(d.id).is_some(), 2048, &quicklook).map_err(|e| retry(anyhow::anyhow!("{e}")))?;
 

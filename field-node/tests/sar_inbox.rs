@@ -377,3 +377,124 @@ async fn a_scene_becomes_detections_matched_with_ais_and_dark_vessel_alerts() {
     let _ = sar_task.await;
     let _ = feed_task.await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scene_dropped_again_under_the_same_name_keeps_every_earlier_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = dir.path().join("sar");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let store = common::store(&data, SITE);
+    // Open sea, no land mask: a few still ships, every one a detection and (no AIS) dark.
+    let no_land = dir.path().join("no-land.geojson");
+    std::fs::write(&no_land, r#"{"type": "FeatureCollection", "features": []}"#).unwrap();
+    let mut spec = SceneSpec {
+        width: 512,
+        height: 512,
+        seed: 8,
+        ..SceneSpec::default()
+    };
+    let mix = ShipMix {
+        moving_share: 0.0,
+        min_length_m: 100.0,
+        max_length_m: 200.0,
+        ..ShipMix::default()
+    };
+    spec.ships = random_ships(&spec, None, 3, &mix, 9).unwrap();
+    let scene = dir.path().join("scene.tif");
+    write_scene(&spec, &scene).unwrap();
+
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let ctx = Context::for_tests(store.clone(), SITE, &data);
+    let settings = SarSettings {
+        land: Some(no_land),
+        ..SarSettings::default()
+    };
+    let picture = std::sync::Arc::new(std::sync::Mutex::new(
+        mizugiwa_satellite::ais::Tracks::default(),
+    ));
+    // Settings that would reject every scene (or flood the site with detections) are refused
+    // when the source starts.
+    for (bad, field) in [
+        (
+            SarSettings {
+                detect: toml::from_str("[cfar]\npfa = nan").unwrap(),
+                ..settings.clone()
+            },
+            "cfar.pfa",
+        ),
+        (
+            SarSettings {
+                correlation: toml::from_str("gate_m = nan").unwrap(),
+                ..settings.clone()
+            },
+            "gate_m",
+        ),
+    ] {
+        let err = mizugiwa_field_node::sar::start(
+            inbox.clone(),
+            50,
+            bad,
+            picture.clone(),
+            ctx.clone(),
+            stopped.clone(),
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains(field), "{err:#}");
+    }
+    let task = mizugiwa_field_node::sar::start(inbox.clone(), 50, settings, picture, ctx, stopped)
+        .unwrap();
+    // The same scene, under the same name, three times (a re-delivery, a re-run).
+    for round in 1..=3 {
+        let folder = inbox.join(SCENE);
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::copy(&scene, folder.join("scene.tif")).unwrap();
+        std::fs::write(folder.join("READY"), "").unwrap();
+        let done = inbox.join("done");
+        tokio::task::spawn_blocking(move || {
+            wait_for("the scene to be handled", Duration::from_secs(120), || {
+                !folder.exists() && done.read_dir().map(|d| d.count()).unwrap_or(0) == round
+            })
+        })
+        .await
+        .unwrap();
+    }
+    let _ = stop.send(true);
+    let _ = task.await;
+
+    let (detections, alerts) = {
+        let s = store.lock().unwrap();
+        (s.list(DETECTIONS).unwrap(), s.list(ALERTS).unwrap())
+    };
+    let per_scene = spec.ships.len();
+    assert_eq!(
+        detections.len(),
+        3 * per_scene,
+        "{:#?}",
+        detections.iter().map(|d| &d.id).collect::<Vec<_>>()
+    );
+    assert_eq!(alerts.len(), 3 * per_scene);
+    let scenes: BTreeSet<String> = detections.iter().filter_map(|d| text(d, "scene")).collect();
+    let want: BTreeSet<String> = [
+        SCENE.to_string(),
+        format!("{SCENE}.1"),
+        format!("{SCENE}.2"),
+    ]
+    .into();
+    assert_eq!(scenes, want);
+    for d in &detections {
+        let key = text(d, "scene").unwrap();
+        let quicklook = data.join("evidence/sar").join(format!("{key}.png"));
+        assert_eq!(
+            detail(d)["quicklook_path"],
+            quicklook.to_string_lossy().as_ref(),
+            "{}",
+            d.id
+        );
+        assert!(
+            std::fs::read(&quicklook).unwrap().starts_with(b"\x89PNG"),
+            "{}",
+            quicklook.display()
+        );
+    }
+}

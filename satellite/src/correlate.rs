@@ -37,6 +37,33 @@ impl Default for CorrelationConfig {
     }
 }
 
+/// A [`CorrelationConfig`] field out of its domain.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {problem}")]
+pub struct CorrelationConfigError {
+    /// The field, as in the TOML table.
+    pub field: &'static str,
+    /// What it must be.
+    pub problem: String,
+}
+
+impl CorrelationConfig {
+    /// Checks every field; the error names the first bad one. A gate that is not a distance
+    /// (NaN) would match nothing and call every detection dark.
+    pub fn validate(&self) -> Result<(), CorrelationConfigError> {
+        let bad = |field, problem: &str| Err(CorrelationConfigError { field, problem: problem.to_string() });
+        if !(self.gate_m.is_finite() && self.gate_m > 0.0) {
+            return bad("gate_m", "must be a positive number of metres");
+        }
+        for (field, value) in [("max_interpolation_gap_s", self.max_interpolation_gap_s), ("max_dead_reckoning_s", self.max_dead_reckoning_s)] {
+            if !(value >= 0.0) {
+                return bad(field, "must be zero or a positive number of seconds");
+            }
+        }
+        Ok(())
+    }
+}
+
 /// How a projected position was obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -105,14 +132,14 @@ pub fn project(tracks: &Tracks, acq: &Acquisition, config: &CorrelationConfig) -
 pub fn project_track(track: &Track, acq: &Acquisition, config: &CorrelationConfig) -> Option<ProjectedAis> {
     let t = acq.time_ms;
     let (before, after) = track.bracket(t);
-    let gap = |f: &Fix| (f.time_ms - t).abs() as f64 / 1000.0;
+    let gap = |f: &Fix| seconds_between(t, f.time_ms).abs();
     let (lon, lat, velocity, projection, time_gap_s, nearest) = match (before, after) {
-        (Some(b), Some(a)) if (a.time_ms - b.time_ms) as f64 / 1000.0 <= config.max_interpolation_gap_s => {
-            let f = if a.time_ms == b.time_ms { 0.0 } else { (t - b.time_ms) as f64 / (a.time_ms - b.time_ms) as f64 };
+        (Some(b), Some(a)) if seconds_between(b.time_ms, a.time_ms) <= config.max_interpolation_gap_s => {
+            let f = if a.time_ms == b.time_ms { 0.0 } else { seconds_between(b.time_ms, t) / seconds_between(b.time_ms, a.time_ms) };
             let lon = b.position.lon + (a.position.lon - b.position.lon) * f;
             let lat = b.position.lat + (a.position.lat - b.position.lat) * f;
             // Velocity from the two reports: it is what the ship actually did in between.
-            let dt = (a.time_ms - b.time_ms) as f64 / 1000.0;
+            let dt = seconds_between(b.time_ms, a.time_ms);
             let velocity = if dt > 0.0 {
                 let (e, n) = offset_m((b.position.lon, b.position.lat), (a.position.lon, a.position.lat));
                 (e / dt, n / dt)
@@ -132,7 +159,7 @@ pub fn project_track(track: &Track, acq: &Acquisition, config: &CorrelationConfi
                 return None;
             }
             let velocity = fix_velocity(nearest);
-            let dt = (t - nearest.time_ms) as f64 / 1000.0;
+            let dt = seconds_between(nearest.time_ms, t);
             let (lon, lat) = move_m((nearest.position.lon, nearest.position.lat), velocity.0 * dt, velocity.1 * dt);
             (lon, lat, velocity, Projection::DeadReckoned, gap(nearest), nearest)
         }
@@ -191,6 +218,12 @@ pub fn correlate(detections: &[Detection], ais: &[ProjectedAis], config: &Correl
     Correlation { matched, dark, projected: ais.len() }
 }
 
+/// Seconds from `from_ms` to `to_ms`, exact for any two times (report and scene times come
+/// from outside: an `i64` difference of them can overflow).
+fn seconds_between(from_ms: i64, to_ms: i64) -> f64 {
+    (to_ms as i128 - from_ms as i128) as f64 / 1000.0
+}
+
 /// Velocity (east, north) in m/s from a report's speed and course; still when it gives none.
 fn fix_velocity(f: &Fix) -> (f64, f64) {
     match (f.sog_knots, f.cog_deg) {
@@ -215,4 +248,58 @@ fn offset_m(a: (f64, f64), b: (f64, f64)) -> (f64, f64) {
 fn move_m(p: (f64, f64), east: f64, north: f64) -> (f64, f64) {
     let (m_lat, m_lon) = metres_per_degree(p.1);
     (p.0 + east / m_lon.max(1e-6), p.1 + north / m_lat)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ais::encode::{tagged_position_sentence, PositionReportSpec};
+    use crate::ais::Decoder;
+    use crate::sar::acquisition::LookSide;
+
+    fn acquisition(time_ms: i64) -> Acquisition {
+        Acquisition { time_ms, platform_heading_deg: 192.0, look_side: LookSide::Right, slant_range_m: 850_000.0, platform_velocity_ms: 7_600.0, incidence_deg: 37.0 }
+    }
+
+    #[test]
+    fn reports_and_scenes_at_the_ends_of_time_place_nobody_rather_than_overflow() {
+        // Tag-block times as far apart as an i64 allows (`c:` takes any UNIX time), and scene
+        // metadata (`ACQUISITION_TIME_MS`) at the other end.
+        let mut decoder = Decoder::new();
+        let mut tracks = Tracks::default();
+        for unix_s in [1_000_000_000i64, 9_223_372_036_854_775] {
+            let spec = PositionReportSpec { mmsi: 431_000_001, lon: 129.3, lat: 34.2, sog_knots: 10.0, cog_deg: 90.0, utc_second: 0 };
+            let report = decoder.feed_line(&tagged_position_sentence(&spec, unix_s, "rx"), 0).unwrap().unwrap();
+            tracks.update(&report);
+        }
+        let unlimited = CorrelationConfig { max_interpolation_gap_s: f64::INFINITY, max_dead_reckoning_s: f64::INFINITY, ..CorrelationConfig::default() };
+        for t in [i64::MIN, i64::MIN + 1, -1, i64::MAX] {
+            assert!(project(&tracks, &acquisition(t), &CorrelationConfig::default()).is_empty(), "{t}");
+            for p in project(&tracks, &acquisition(t), &unlimited) {
+                assert!(p.time_gap_s >= 1e9, "{t}: {p:?}");
+            }
+        }
+        // Between the two reports, 292 million years apart: interpolated all the same.
+        let between = project(&tracks, &acquisition(2_000_000_000_000), &unlimited);
+        assert_eq!(between.len(), 1);
+        assert_eq!(between[0].projection, Projection::Interpolated);
+        assert!((between[0].time_gap_s - 1e9).abs() < 1.0);
+    }
+}
+
+#[cfg(test)]
+mod config_tests {
+    use super::*;
+
+    #[test]
+    fn a_gate_that_is_not_a_distance_is_refused() {
+        assert_eq!(CorrelationConfig::default().validate(), Ok(()));
+        // A NaN gate matches nothing: every detection would be called dark.
+        for gate_m in [f64::NAN, 0.0, -5.0, f64::INFINITY] {
+            let why = CorrelationConfig { gate_m, ..CorrelationConfig::default() }.validate().unwrap_err();
+            assert_eq!(why.field, "gate_m", "{why}");
+        }
+        let why = CorrelationConfig { max_dead_reckoning_s: f64::NAN, ..CorrelationConfig::default() }.validate().unwrap_err();
+        assert_eq!(why.to_string(), "max_dead_reckoning_s: must be zero or a positive number of seconds");
+    }
 }

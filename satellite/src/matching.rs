@@ -29,6 +29,10 @@ pub struct Pair {
 /// Matches `a` to `b` one-to-one within `gate_m` metres with the least total distance among
 /// the matchings of largest size (an unmatched point costs more than any gated pair).
 pub fn assign(a: &[(f64, f64)], b: &[(f64, f64)], gate_m: f64) -> Vec<Pair> {
+    // No two points are farther apart than half the globe: a wider gate (or an infinite one)
+    // changes nothing but would overflow the integer costs below. NaN stays NaN (no pairs).
+    const HALF_GLOBE_M: f64 = 20_100_000.0;
+    let gate_m = if gate_m > HALF_GLOBE_M { HALF_GLOBE_M } else { gate_m };
     // Candidate pairs, through a grid of cells about a gate wide.
     let cell_deg = (gate_m / 111_000.0).max(1e-6);
     let key = |p: (f64, f64)| ((p.0 / cell_deg).floor() as i64, (p.1 / cell_deg).floor() as i64);
@@ -48,7 +52,7 @@ pub fn assign(a: &[(f64, f64)], b: &[(f64, f64)], gate_m: f64) -> Vec<Pair> {
         let span_x = (1.0 / p.1.to_radians().cos().max(0.05)).ceil() as i64;
         for dx in -span_x..=span_x {
             for dy in -1..=1 {
-                for &j in grid.get(&(cx + dx, cy + dy)).into_iter().flatten() {
+                for &j in grid.get(&(cx.saturating_add(dx), cy.saturating_add(dy))).into_iter().flatten() {
                     let d = distance_m(p, b[j]);
                     if d <= gate_m {
                         candidates.push(Pair { a: i, b: j, distance_m: d });
@@ -147,5 +151,19 @@ mod tests {
         let pairs = assign(&a, &b, 200.0);
         assert_eq!(pairs.len(), 1);
         assert_eq!((pairs[0].a, pairs[0].b), (1, 0));
+    }
+
+    #[test]
+    fn a_gate_wider_than_the_earth_matches_everything_without_overflow() {
+        let a = [at(0.0, 0.0), at(200.0, 0.0)];
+        let b = [at(50.0, 0.0), at(-150.0, 0.0), at(9000.0, 0.0)];
+        for gate in [1e17, 1e300, f64::INFINITY] {
+            let pairs = assign(&a, &b, gate);
+            let idx: Vec<(usize, usize)> = pairs.iter().map(|p| (p.a, p.b)).collect();
+            assert_eq!(idx, vec![(0, 1), (1, 0)], "{gate}");
+        }
+        // Finite but absurd coordinates (a position dead-reckoned for ages) beside real ones.
+        let pairs = assign(&[(1e300, 34.2), at(0.0, 0.0)], &[(-1e300, 1e300), at(10.0, 0.0)], 200.0);
+        assert_eq!(pairs.iter().map(|p| (p.a, p.b)).collect::<Vec<_>>(), vec![(1, 1)]);
     }
 }

@@ -88,6 +88,9 @@ fn run_detect(args: DetectArgs) -> anyhow::Result<()> {
     if !(args.min_length_m >= 0.0 && args.max_length_m > args.min_length_m) {
         bail!("--min-length-m must be below --max-length-m");
     }
+    if !(args.gate_m.is_finite() && args.gate_m > 0.0) {
+        bail!("--gate-m must be a positive number of metres");
+    }
     let scene = Scene::open(&args.scene)?;
     let land = if args.no_land {
         None

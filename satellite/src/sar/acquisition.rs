@@ -111,7 +111,8 @@ mod tests {
 }
 
 /// UNIX milliseconds of an ISO 8601 UTC time as products write them: `2026-11-20T21:15:42`,
-/// with optional fraction (any number of digits) and optional `Z`. `None` for anything else.
+/// with optional fraction (any number of digits) and optional `Z`, years 0000 to 9999. `None`
+/// for anything else.
 pub fn parse_utc_ms(text: &str) -> Option<i64> {
     let t = text.trim().trim_end_matches('Z');
     let (date, time) = t.split_once('T').or_else(|| t.split_once(' '))?;
@@ -120,7 +121,8 @@ pub fn parse_utc_ms(text: &str) -> Option<i64> {
     let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
     let mut h = hms.splitn(3, ':');
     let (hh, mm, ss): (i64, i64, i64) = (h.next()?.parse().ok()?, h.next()?.parse().ok()?, h.next()?.parse().ok()?);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || hh > 23 || mm > 59 || ss > 60 {
+    // Four-digit years only: the day arithmetic below cannot overflow, whatever the text says.
+    if !(0..=9999).contains(&y) || !(1..=12).contains(&m) || !(1..=31).contains(&day) || !(0..=23).contains(&hh) || !(0..=59).contains(&mm) || !(0..=60).contains(&ss) {
         return None;
     }
     if !frac.bytes().all(|b| b.is_ascii_digit()) {
@@ -146,5 +148,15 @@ mod time_tests {
         assert_eq!(super::parse_utc_ms("2026-11-20T21:15:42.1Z"), Some(1_795_209_342_100));
         assert_eq!(super::parse_utc_ms("2026-13-20T21:15:42"), None);
         assert_eq!(super::parse_utc_ms("yesterday"), None);
+    }
+
+    #[test]
+    fn absurd_years_and_negative_fields_are_refused_not_overflowed() {
+        assert_eq!(super::parse_utc_ms("99999999999999-01-01T00:00:00"), None);
+        assert_eq!(super::parse_utc_ms("-4000-01-01T00:00:00"), None);
+        assert_eq!(super::parse_utc_ms("2026-11-20T-5:15:42"), None);
+        assert_eq!(super::parse_utc_ms("2026-11-20T21:-1:42"), None);
+        assert_eq!(super::parse_utc_ms("2026-11-20T21:15:-1"), None);
+        assert_eq!(super::parse_utc_ms("9999-12-31T23:59:59.999"), Some(253_402_300_799_999));
     }
 }

@@ -29,7 +29,8 @@
 //! 16-bit samples the sums are `u64` and the variance `n·Σx² − (Σx)²` is computed in `u128`:
 //! exact, no cancellation however bright or large the scene (a running sum only ever adds
 //! and subtracts integers). Floating-point scenes use `f64` sums per tile (a tile's sums stay
-//! small enough that the loss is far below the speckle).
+//! small enough that the loss is far below the speckle, as a sample counts in them at most
+//! 10⁵ times the tile's median: see [`sum_cap`]); negative and infinite samples are invalid.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
@@ -516,6 +517,35 @@ struct F32Rows<'a> {
     width: usize,
     samples: &'a [f32],
     land: Option<&'a [u8]>,
+    /// Largest value a sample adds to the sums (see [`sum_cap`]); tested at its own value.
+    cap: f64,
+}
+
+/// Whether a floating-point sample is intensity: finite and not negative (NaN is nodata; a
+/// negative or infinite power is corrupt, or the file is not intensity at all).
+#[inline(always)]
+fn is_intensity(v: f32) -> bool {
+    v >= 0.0 && v < f32::INFINITY
+}
+
+/// How far above the tile's median a sample may count in the window sums: 50 dB, beyond any
+/// ship on any sea.
+const SUM_CAP_OVER_MEDIAN: f64 = 1e5;
+
+/// The cap on what one floating-point sample adds to the window sums. The f64 sums are slid
+/// (a row added, a row taken away); a corrupt sample of 1e30 entering and leaving them would
+/// wipe out every sea value added in between, and the tile would light up below it. Capped
+/// at 10⁵ times the tile's median the rounding stays far below the speckle.
+fn sum_cap(samples: &[f32]) -> f64 {
+    // A strided sample of at most ~65,000 values is plenty for a median.
+    let step = (samples.len() / 65_536).max(1);
+    let mut v: Vec<f32> = samples.iter().step_by(step).copied().filter(|&x| is_intensity(x) && x > 0.0).collect();
+    if v.is_empty() {
+        return f64::MAX;
+    }
+    let mid = v.len() / 2;
+    let (_, median, _) = v.select_nth_unstable_by(mid, f32::total_cmp);
+    *median as f64 * SUM_CAP_OVER_MEDIAN
 }
 
 impl Rows<f64> for F32Rows<'_> {
@@ -523,8 +553,8 @@ impl Rows<f64> for F32Rows<'_> {
         let w = self.width;
         let row = &self.samples[y * w..(y + 1) * w];
         for (x, &v) in row.iter().enumerate() {
-            let ok = v.is_finite() && self.land.is_none_or(|l| l[y * w + x] == 0);
-            let (m, v) = if ok { (1u32, v as f64) } else { (0, 0.0) };
+            let ok = is_intensity(v) && self.land.is_none_or(|l| l[y * w + x] == 0);
+            let (m, v) = if ok { (1u32, (v as f64).min(self.cap)) } else { (0, 0.0) };
             if add {
                 if let Some(n) = n.get_mut(x) {
                     *n += m;
@@ -547,11 +577,11 @@ impl Rows<f64> for F32Rows<'_> {
 
     #[inline(always)]
     fn valid(&self, i: usize) -> bool {
-        self.samples[i].is_finite() && self.land.is_none_or(|l| l[i] == 0)
+        is_intensity(self.samples[i]) && self.land.is_none_or(|l| l[i] == 0)
     }
 
     fn all_valid(&self) -> bool {
-        self.land.is_none_or(|l| l.iter().all(|&b| b == 0)) && self.samples.iter().all(|v| v.is_finite())
+        self.land.is_none_or(|l| l.iter().all(|&b| b == 0)) && self.samples.iter().all(|&v| is_intensity(v))
     }
 
     #[inline(always)]
@@ -583,7 +613,7 @@ pub fn detect_tile(
             }
         }
         Intensity::F32(samples) => {
-            let rows = F32Rows { width: window.width, samples, land };
+            let rows = F32Rows { width: window.width, samples, land, cap: sum_cap(samples) };
             match thresholds.kind {
                 CfarKind::TwoParameter if rows.all_valid() => run_two_parameter::<_, true>(&rows, window, core, windows, thresholds, hits),
                 CfarKind::TwoParameter => run_two_parameter::<_, false>(&rows, window, core, windows, thresholds, hits),
@@ -888,6 +918,36 @@ mod tests {
             assert_eq!(a, b);
             assert_eq!(fast, general, "{kind:?}");
             assert!(fast.len() >= 9, "{kind:?}: {}", fast.len());
+        }
+    }
+
+    #[test]
+    fn one_absurd_float_sample_does_not_wreck_the_sums_of_its_column() {
+        // Float sea with one corrupt sample: finite but far beyond any intensity. Entering and
+        // leaving the f64 column sums it would wipe out everything added in between.
+        let (w, h) = (200usize, 200usize);
+        let mut seed = 7u64;
+        let clean: Vec<f32> = (0..w * h)
+            .map(|_| {
+                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                90.0 + (seed >> 59) as f32
+            })
+            .collect();
+        let window = Window { x0: 0, y0: 0, width: w, height: h };
+        let windows = Windows::from_metres(&CfarConfig::default(), (10.0, 10.0));
+        for bad in [1e30f32, 3e38, 1e12, -1e30, -5.0] {
+            let mut spiked = clean.clone();
+            spiked[5 * w + 100] = bad;
+            for kind in [CfarKind::TwoParameter, CfarKind::Gamma, CfarKind::K] {
+                let th = Thresholds::new(&CfarConfig { kind, ..CfarConfig::default() }, &windows);
+                let (mut a, mut b) = (Vec::new(), Vec::new());
+                detect_tile(&Intensity::F32(clean.clone()), None, window, window, &windows, &th, &mut a);
+                detect_tile(&Intensity::F32(spiked.clone()), None, window, window, &windows, &th, &mut b);
+                // At most the sample itself, tested at its own value (smeared over the target
+                // window by the two-parameter test).
+                let elsewhere = b.iter().filter(|h| h.x.abs_diff(100) > 3 || h.y.abs_diff(5) > 3).count();
+                assert!(a.is_empty() && elsewhere == 0, "{bad} {kind:?}: {} hits on clean sea, {elsewhere} around the bad sample", a.len());
+            }
         }
     }
 

@@ -2,15 +2,16 @@
 //! then discrimination over all hits at once (a ship across a tile border is one ship).
 //!
 //! Each worker thread opens its own GDAL handle and takes the next tile from a shared counter,
-//! so a slow tile (coast, many hits) does not hold the others back. The land polygons are
-//! mapped into pixel coordinates once, buffered by the shore distance there, and rasterised
-//! per tile by GDAL; only polygons whose box meets the tile are passed.
+//! so a slow tile (coast, many hits) does not hold the others back. The land polygons are cut
+//! to a box around the scene, mapped into pixel coordinates once, buffered by the shore
+//! distance there, and rasterised per tile by GDAL; only polygons whose box meets the tile are
+//! passed.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use geo::{BoundingRect, Coord, LineString, MultiPolygon, Polygon};
+use geo::{BooleanOps, BoundingRect, Coord, LineString, MultiPolygon, Polygon};
 use serde::{Deserialize, Serialize};
 
 use super::cfar::{detect_tile, CfarConfig, Hit, Thresholds, TileStats, Windows};
@@ -29,8 +30,62 @@ pub struct DetectConfig {
     pub shore_buffer_m: f64,
     /// Tile edge in pixels (the halo comes on top).
     pub tile_px: usize,
-    /// Worker threads; 0 uses every core.
+    /// Worker threads; 0 uses every core (at most [`MAX_THREADS`]).
     pub threads: usize,
+}
+
+/// The most worker threads a run takes: each holds a GDAL handle and a tile buffer.
+pub const MAX_THREADS: usize = 256;
+
+/// The widest background window, pixels each side of the pixel tested: the halo every tile
+/// reads around itself (25 km at Sentinel-1's 10 m).
+pub const MAX_HALO_PX: usize = 2_500;
+
+/// The farthest apart, in pixels, hits may be and still join one cluster.
+pub const MAX_CONNECT_PX: u32 = 50;
+
+/// A [`DetectConfig`] field out of its domain.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {problem}")]
+pub struct DetectConfigError {
+    /// The field, as in the TOML table (`cfar.pfa`).
+    pub field: &'static str,
+    /// What it must be.
+    pub problem: String,
+}
+
+impl DetectConfig {
+    /// Checks every field; the error names the first bad one and what it must be. A NaN PFA
+    /// would make every pixel a detection, a huge `connect_px` hang the clustering, a huge
+    /// thread count fail to spawn.
+    pub fn validate(&self) -> Result<(), DetectConfigError> {
+        let bad = |field, problem: &str| Err(DetectConfigError { field, problem: problem.to_string() });
+        let c = &self.cfar;
+        for (field, value) in [("cfar.target_m", c.target_m), ("cfar.guard_m", c.guard_m), ("cfar.background_m", c.background_m), ("shore_buffer_m", self.shore_buffer_m), ("discrimination.min_length_m", self.discrimination.min_length_m)] {
+            if !(value.is_finite() && value >= 0.0) {
+                return bad(field, "must be zero or a positive number of metres");
+            }
+        }
+        if !(c.pfa > 0.0 && c.pfa < 0.5) {
+            return bad("cfar.pfa", "must be between 0 and 0.5");
+        }
+        if !(c.looks.is_finite() && c.looks > 0.0) {
+            return bad("cfar.looks", "must be a positive number");
+        }
+        if !(0.0..=1.0).contains(&c.min_background_fraction) {
+            return bad("cfar.min_background_fraction", "must be between 0 and 1");
+        }
+        if !(self.discrimination.max_length_m > self.discrimination.min_length_m) {
+            return bad("discrimination.max_length_m", "must be above min_length_m");
+        }
+        if self.discrimination.connect_px > MAX_CONNECT_PX {
+            return bad("discrimination.connect_px", &format!("must be at most {MAX_CONNECT_PX} pixels"));
+        }
+        if self.threads > MAX_THREADS {
+            return bad("threads", &format!("must be at most {MAX_THREADS} (0 uses every core)"));
+        }
+        Ok(())
+    }
 }
 
 impl Default for DetectConfig {
@@ -73,10 +128,14 @@ impl DetectionRun {
 /// Why a run failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DetectError {
+    #[error("detection settings: {0}")]
+    Config(#[from] DetectConfigError),
     #[error(transparent)]
     Scene(#[from] SceneError),
     #[error("land mask: {0}")]
     Land(#[from] land::LandError),
+    #[error("cannot start a detection thread: {0}")]
+    Spawn(std::io::Error),
 }
 
 /// Land polygons in the scene's pixel coordinates, grown by the shore buffer.
@@ -84,16 +143,24 @@ pub fn land_in_pixels(scene: &Scene, land: &LandMask, shore_buffer_m: f64) -> Mu
     let (min_lon, min_lat, max_lon, max_lat) = scene.georef.bounds();
     // A margin for the buffer and for polygons whose vertices all lie outside the scene.
     let margin = 0.05;
-    let near = land.intersecting(geo::Rect::new(
-        Coord { x: min_lon - margin, y: min_lat - margin },
-        Coord { x: max_lon + margin, y: max_lat + margin },
-    ));
+    let around = geo::Rect::new(Coord { x: min_lon - margin, y: min_lat - margin }, Coord { x: max_lon + margin, y: max_lat + margin });
+    let near = land.intersecting(around);
     let to_px = |ls: &LineString<f64>| -> Option<LineString<f64>> {
         ls.coords().map(|c| scene.georef.to_pixel(c.x, c.y).map(|(x, y)| Coord { x, y })).collect::<Option<Vec<_>>>().map(LineString::new)
     };
-    let polygons: Vec<Polygon<f64>> = near
+    // A large island's polygon (Honshu, a continent) reaches hundreds of kilometres beyond the
+    // scene, where the pixel grid folds and no longer inverts: cut it to the box around the
+    // scene first, so that every vertex left maps.
+    let clipped: Vec<Polygon<f64>> = near
         .polygons()
         .0
+        .iter()
+        .flat_map(|p| match p.bounding_rect() {
+            Some(b) if b.min().x >= around.min().x && b.min().y >= around.min().y && b.max().x <= around.max().x && b.max().y <= around.max().y => vec![p.clone()],
+            _ => p.intersection(&around.to_polygon()).0,
+        })
+        .collect();
+    let polygons: Vec<Polygon<f64>> = clipped
         .iter()
         .filter_map(|p| {
             let exterior = to_px(p.exterior())?;
@@ -117,8 +184,15 @@ pub fn detect(
     config: &DetectConfig,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<DetectionRun, DetectError> {
+    config.validate()?;
     let start = Instant::now();
     let windows = Windows::from_metres(&config.cfar, scene.spacing_m);
+    if windows.background.0.max(windows.background.1) > MAX_HALO_PX {
+        let (sx, sy) = scene.spacing_m;
+        let (bx, by) = windows.background;
+        let problem = format!("{} m is {} × {} pixels at this scene's {sx:.2} × {sy:.2} m spacing, more than {} a side: every tile would read most of the scene", config.cfar.background_m, 2 * bx + 1, 2 * by + 1, 2 * MAX_HALO_PX + 1);
+        return Err(DetectConfigError { field: "cfar.background_m", problem }.into());
+    }
     let thresholds = Thresholds::new(&config.cfar, &windows);
     let land_px = land.map(|l| land_in_pixels(scene, l, config.shore_buffer_m)).unwrap_or_else(|| MultiPolygon(Vec::new()));
     let land_boxes: Vec<geo::Rect<f64>> = land_px.0.iter().filter_map(|p| p.bounding_rect()).collect();
@@ -129,6 +203,7 @@ pub fn detect(
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     }
+    .clamp(1, MAX_THREADS)
     .min(total.max(1));
     let (halo_x, halo_y) = windows.halo();
     let next = AtomicUsize::new(0);
@@ -136,9 +211,13 @@ pub fn detect(
     let failed = AtomicBool::new(false);
     let results: Mutex<(Vec<Hit>, TileStats, Option<DetectError>)> = Mutex::new(Default::default());
 
+    // Workers take tiles until none are left: if the system refuses some threads, the ones
+    // started still do every tile.
+    let mut started = 0;
+    let mut refused = None;
     std::thread::scope(|s| {
         for _ in 0..threads {
-            s.spawn(|| {
+            let spawned = std::thread::Builder::new().name("sar-detect".into()).spawn_scoped(s, || {
                 let mut hits = Vec::new();
                 let mut stats = TileStats::default();
                 let outcome = (|| -> Result<(), DetectError> {
@@ -180,8 +259,18 @@ pub fn detect(
                     r.2.get_or_insert(e);
                 }
             });
+            match spawned {
+                Ok(_) => started += 1,
+                Err(e) => {
+                    refused = Some(e);
+                    break;
+                }
+            }
         }
     });
+    if let (0, Some(e)) = (started, refused) {
+        return Err(DetectError::Spawn(e));
+    }
     let (mut hits, stats, error) = results.into_inner().unwrap_or_else(|e| e.into_inner());
     if let Some(e) = error {
         return Err(e);
@@ -198,7 +287,7 @@ pub fn detect(
         hits: hits.len(),
         rejected,
         tiles: total,
-        threads,
+        threads: started,
         seconds: start.elapsed().as_secs_f64(),
     })
 }
@@ -277,4 +366,30 @@ pub fn describe_windows(windows: &Windows, spacing_m: (f64, f64)) -> String {
         spacing_m.0,
         spacing_m.1
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configs_that_would_flood_hang_or_crash_a_run_are_refused_with_the_field_named() {
+        assert_eq!(DetectConfig::default().validate(), Ok(()));
+        let mut flood = DetectConfig::default();
+        flood.cfar.pfa = f64::NAN; // every pixel a detection
+        let mut hang = DetectConfig::default();
+        hang.discrimination.connect_px = u32::MAX; // (2r + 1)² lookups per hit
+        let crash = DetectConfig { threads: 1_000_000, ..DetectConfig::default() }; // spawn fails
+        let mut blind = DetectConfig::default();
+        blind.cfar.background_m = f64::INFINITY;
+        let mut shore = DetectConfig::default();
+        shore.shore_buffer_m = f64::NAN;
+        let mut sizes = DetectConfig::default();
+        sizes.discrimination.max_length_m = 10.0;
+        for (config, field) in [(flood, "cfar.pfa"), (hang, "discrimination.connect_px"), (crash, "threads"), (blind, "cfar.background_m"), (shore, "shore_buffer_m"), (sizes, "discrimination.max_length_m")] {
+            let why = config.validate().expect_err(field);
+            assert_eq!(why.field, field, "{why}");
+            assert!(why.to_string().starts_with(field), "{why}");
+        }
+    }
 }

@@ -236,10 +236,14 @@ impl Polynomial {
 
     /// Affine (lon, lat) → (x, y) as `[x0, x_lon, x_lat, y0, y_lon, y_lat]`.
     fn fit_inverse_affine(points: &[TiePoint]) -> Option<[f64; 6]> {
-        let rows: Vec<Vec<f64>> = points.iter().map(|p| vec![1.0, p.lon, p.lat]).collect();
+        // Centred on the mean: a small scene's longitudes differ in the fifth decimal around
+        // 130, which uncentred normal equations cannot tell from collinear.
+        let n = points.len().max(1) as f64;
+        let (mlon, mlat) = (points.iter().map(|p| p.lon).sum::<f64>() / n, points.iter().map(|p| p.lat).sum::<f64>() / n);
+        let rows: Vec<Vec<f64>> = points.iter().map(|p| vec![1.0, p.lon - mlon, p.lat - mlat]).collect();
         let x = least_squares(&rows, &points.iter().map(|p| p.pixel).collect::<Vec<_>>())?;
         let y = least_squares(&rows, &points.iter().map(|p| p.line).collect::<Vec<_>>())?;
-        Some([x[0], x[1], x[2], y[0], y[1], y[2]])
+        Some([x[0] - x[1] * mlon - x[2] * mlat, x[1], x[2], y[0] - y[1] * mlon - y[2] * mlat, y[1], y[2]])
     }
 }
 
@@ -299,6 +303,19 @@ mod tests {
         }
         let (sx, sy) = grid.pixel_spacing_at(2000.0, 1500.0);
         assert!(sx > 9.0 && sx < 12.0 && sy > 9.0 && sy < 11.0, "{sx} {sy}");
+    }
+
+    #[test]
+    fn the_tiniest_scenes_are_georeferenced_too() {
+        // A 1 × 1 scene spans 10 m: its longitudes differ by 1e-4 degrees around 129, which the
+        // inverse fit must not take for collinear points.
+        for (w, h) in [(1, 1), (3, 2), (1, 70), (70, 1)] {
+            let grid = TiePointGrid::sample(w, h, 33, truth).unwrap_or_else(|e| panic!("{w}×{h}: {e}"));
+            let (x, y) = (w as f64 / 2.0, h as f64 / 2.0);
+            let (lon, lat) = grid.to_lonlat(x, y);
+            let (bx, by) = grid.to_pixel(lon, lat).unwrap();
+            assert!((bx - x).abs() < 1e-4 && (by - y).abs() < 1e-4, "{w}×{h}: {bx},{by} vs {x},{y}");
+        }
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //!   the CFAR's integral images of 16-bit samples are exact in 64-bit integers);
 //! - floating-point bands: intensity as it is (`f32`).
 //!
-//! Nodata: the band's nodata value, `NaN` and (for amplitude) 0 mark pixels outside the swath.
+//! Nodata: the band's nodata value, `NaN` and (for amplitude) 0 mark pixels outside the swath;
+//! a negative or infinite floating-point sample is not intensity and is left out the same way.
 //! A `Scene` holds no GDAL handle; every reader thread opens its own [`SceneReader`], as GDAL
 //! datasets must not be shared between threads.
 
@@ -67,7 +68,8 @@ pub struct Window {
 pub enum Intensity {
     /// 16-bit intensity; `nodata` marks invalid pixels.
     U16 { samples: Vec<u16>, nodata: Option<u16> },
-    /// Floating-point intensity; `NaN` marks invalid pixels.
+    /// Floating-point intensity; `NaN` (and any negative or infinite value) marks invalid
+    /// pixels.
     F32(Vec<f32>),
 }
 
@@ -79,7 +81,7 @@ impl Intensity {
                 let v = samples[i];
                 (Some(v) != *nodata).then_some(v as f64)
             }
-            Intensity::F32(v) => Some(v[i] as f64).filter(|x| x.is_finite()),
+            Intensity::F32(v) => Some(v[i] as f64).filter(|x| *x >= 0.0 && x.is_finite()),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Scoring detections against ground truth the way the xView3-SAR challenge does: one-to-one
 //! matching within 200 m, F1 over all objects, F1 over objects close to shore (within 2 km,
-//! where detection is hardest), and the length estimation score `1 − min(1, mean relative
-//! length error)` over matched pairs.
+//! where detection is hardest; the near-shore detections and truth matched on their own), and
+//! the length estimation score `1 − min(1, mean relative length error)` over matched pairs.
 
 use serde::Serialize;
 
@@ -16,7 +16,8 @@ pub struct ScorePoint {
     pub lon: f64,
     pub lat: f64,
     pub length_m: Option<f64>,
-    /// Within the close-to-shore band (xView3: 2 km).
+    /// Within the close-to-shore band: xView3 takes truth within 2 km of the shore and
+    /// detections within 2 km plus the match distance, and scores the two sets on their own.
     pub near_shore: bool,
 }
 
@@ -74,11 +75,11 @@ pub fn score(detections: &[ScorePoint], truth: &[ScorePoint], match_distance_m: 
         false_positives: det_matched.iter().filter(|m| !**m).count(),
         missed: truth_matched.iter().filter(|m| !**m).count(),
     };
-    let close_to_shore = Counts {
-        true_positives: pairs.iter().filter(|p| truth[p.b].near_shore).count(),
-        false_positives: detections.iter().zip(&det_matched).filter(|(d, m)| d.near_shore && !**m).count(),
-        missed: truth.iter().zip(&truth_matched).filter(|(t, m)| t.near_shore && !**m).count(),
-    };
+    // xView3 matches the near-shore detections with the near-shore truth on their own.
+    let near = |points: &[ScorePoint]| points.iter().filter(|p| p.near_shore).map(pos).collect::<Vec<_>>();
+    let (near_det, near_truth) = (near(detections), near(truth));
+    let near_pairs = assign(&near_det, &near_truth, match_distance_m).len();
+    let close_to_shore = Counts { true_positives: near_pairs, false_positives: near_det.len() - near_pairs, missed: near_truth.len() - near_pairs };
     let errors: Vec<f64> = pairs
         .iter()
         .filter_map(|p| match (detections[p.a].length_m, truth[p.b].length_m) {
@@ -111,5 +112,25 @@ mod tests {
         let perfect = score(&truth, &truth, MATCH_DISTANCE_M);
         assert_eq!(perfect.all.f1(), 1.0);
         assert_eq!(perfect.length_score, 1.0);
+    }
+
+    #[test]
+    fn close_to_shore_is_scored_on_its_own_subsets_like_xview3() {
+        // A near-shore ship found by a detection just outside the band, and a near-shore
+        // detection on a ship just outside it: xView3 matches the near-shore detections with
+        // the near-shore truth alone, so the first ship is missed and the second detection a
+        // false positive in that score (both count as found in the overall one).
+        let truth = [p(0.0, 100.0, true), p(5000.0, 100.0, false)];
+        let det = [p(50.0, 100.0, false), p(5050.0, 100.0, true)];
+        let s = score(&det, &truth, MATCH_DISTANCE_M);
+        assert_eq!(s.all, Counts { true_positives: 2, false_positives: 0, missed: 0 });
+        assert_eq!(s.close_to_shore, Counts { true_positives: 0, false_positives: 1, missed: 1 });
+        // The one-to-one matching is redone within the band: a near-shore detection that the
+        // overall matching gave to a nearer ship outside the band finds the near-shore one.
+        let truth = [p(0.0, 100.0, true), p(150.0, 100.0, false)];
+        let det = [p(100.0, 100.0, true)];
+        let s = score(&det, &truth, MATCH_DISTANCE_M);
+        assert_eq!(s.all, Counts { true_positives: 1, false_positives: 0, missed: 1 });
+        assert_eq!(s.close_to_shore, Counts { true_positives: 1, false_positives: 0, missed: 0 });
     }
 }

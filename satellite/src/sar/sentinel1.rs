@@ -55,7 +55,7 @@ impl Calibration {
                     .collect::<Option<Vec<f64>>>()
                     .ok_or_else(|| content(format!("calibration vector has a bad <{tag}> list")))
             };
-            let line: f64 = text("line").trim().parse().map_err(|_| content("calibration vector without a <line>".into()))?;
+            let line: f64 = text("line").trim().parse().ok().filter(|l: &f64| l.is_finite()).ok_or_else(|| content("calibration vector without a numeric <line>".into()))?;
             let pixels = numbers("pixel")?;
             let sigma_nought = numbers("sigmaNought")?;
             if pixels.is_empty() || pixels.len() != sigma_nought.len() {
@@ -140,7 +140,7 @@ pub fn parse_acquisition(path: &Path, xml: &str, width: usize) -> Result<Acquisi
     let orbit = doc.descendants().find(|n| n.has_tag_name("orbit")).ok_or_else(|| content("no <orbit> in <orbitList>".into()))?;
     let velocity = orbit.children().find(|n| n.has_tag_name("velocity")).ok_or_else(|| content("orbit without <velocity>".into()))?;
     let component = |axis: &str| -> Result<f64, Sentinel1Error> {
-        velocity.children().find(|n| n.has_tag_name(axis)).and_then(|n| n.text()).and_then(|t| t.trim().parse().ok()).ok_or_else(|| content(format!("orbit velocity without <{axis}>")))
+        velocity.children().find(|n| n.has_tag_name(axis)).and_then(|n| n.text()).and_then(|t| t.trim().parse::<f64>().ok()).filter(|v| v.is_finite()).ok_or_else(|| content(format!("orbit velocity without a numeric <{axis}>")))
     };
     let speed = (component("x")?.powi(2) + component("y")?.powi(2) + component("z")?.powi(2)).sqrt();
     Ok(Acquisition {
@@ -204,6 +204,10 @@ mod tests {
             "<c><calibrationVector><line>0</line><pixel>0 1</pixel><sigmaNought>5</sigmaNought></calibrationVector></c>",
             "<c><calibrationVector><line>0</line><pixel>0 1</pixel><sigmaNought>5 x</sigmaNought></calibrationVector></c>",
             "<c><calibrationVector><line>0</line><pixel>1 0</pixel><sigmaNought>5 6</sigmaNought></calibrationVector></c>",
+            // A line that is not a number would turn the rows around it into NaN (nodata).
+            "<c><calibrationVector><line>NaN</line><pixel>0 1</pixel><sigmaNought>5 6</sigmaNought></calibrationVector>\
+             <calibrationVector><line>0</line><pixel>0 1</pixel><sigmaNought>5 6</sigmaNought></calibrationVector></c>",
+            "<c><calibrationVector><line>-inf</line><pixel>0 1</pixel><sigmaNought>5 6</sigmaNought></calibrationVector></c>",
         ] {
             assert!(Calibration::parse(Path::new("bad.xml"), bad).is_err(), "{bad}");
         }
@@ -223,5 +227,10 @@ mod tests {
         assert!(acq.slant_range_m > 870_000.0 && acq.slant_range_m < 880_000.0, "{}", acq.slant_range_m);
         assert!((acq.platform_velocity_ms - 7_566.4).abs() < 1.0);
         assert!(parse_acquisition(Path::new("a.xml"), "<product/>", 10).is_err());
+        // A velocity that is not a number would move every AIS position to NaN (all dark).
+        for bad in ["<x>NaN</x>", "<x>inf</x>"] {
+            let broken = xml.replace("<x>3000</x>", bad);
+            assert!(parse_acquisition(Path::new("a.xml"), &broken, 25_000).is_err(), "{bad}");
+        }
     }
 }
