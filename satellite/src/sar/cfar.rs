@@ -525,7 +525,7 @@ struct F32Rows<'a> {
 /// negative or infinite power is corrupt, or the file is not intensity at all).
 #[inline(always)]
 fn is_intensity(v: f32) -> bool {
-    v >= 0.0 && v < f32::INFINITY
+    (0.0..f32::INFINITY).contains(&v)
 }
 
 /// How far above the tile's median a sample may count in the window sums: 50 dB, beyond any

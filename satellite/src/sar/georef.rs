@@ -269,8 +269,9 @@ fn least_squares(rows: &[Vec<f64>], values: &[f64]) -> Option<Vec<f64>> {
         a.swap(col, pivot);
         for row in col + 1..n {
             let f = a[row][col] / a[col][col];
-            for k in col..=n {
-                a[row][k] -= f * a[col][k];
+            let pivot_row = a[col].clone();
+            for (k, v) in a[row].iter_mut().enumerate().skip(col) {
+                *v -= f * pivot_row[k];
             }
         }
     }
