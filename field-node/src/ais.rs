@@ -313,7 +313,8 @@ impl Default for AisIngest {
     }
 }
 
-fn now_ms() -> i64 {
+/// Wall-clock UNIX milliseconds (the sources stamp what they observe with it).
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)

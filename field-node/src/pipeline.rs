@@ -774,8 +774,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_batch_with_one_bad_record_writes_nothing() {
+    /// A sink over a fresh in-memory replica of site `tsushima`.
+    fn tsushima_sink() -> (Arc<Mutex<mizugiwa_sync::Store>>, Sink) {
         let store = mizugiwa_sync::Store::open_in_memory(
             mizugiwa_command::records::schema(),
             std::sync::Arc::new(mizugiwa_sync::ManualClock::new(1_700_000_000_000)),
@@ -784,6 +784,12 @@ mod tests {
         .unwrap();
         let store = Arc::new(Mutex::new(store));
         let sink = Sink::new(store.clone(), "tsushima", RecordPolicy::default());
+        (store, sink)
+    }
+
+    #[test]
+    fn a_batch_with_one_bad_record_writes_nothing() {
+        let (store, sink) = tsushima_sink();
         let file = br#"[{"collection":"gate_stats","id":"g1","fields":{"opened":3}},
                         {"collection":"alerts","id":"a1","fields":{"status":"closed"}}]"#;
         let err = sink.write(&parse_inbox(file).unwrap()).unwrap_err();
@@ -797,14 +803,7 @@ mod tests {
 
     #[test]
     fn an_alert_raised_again_updates_its_evidence_but_not_its_status_or_raising_time() {
-        let store = mizugiwa_sync::Store::open_in_memory(
-            mizugiwa_command::records::schema(),
-            std::sync::Arc::new(mizugiwa_sync::ManualClock::new(1_700_000_000_000)),
-            mizugiwa_sync::StoreConfig::new("tsushima"),
-        )
-        .unwrap();
-        let store = Arc::new(Mutex::new(store));
-        let sink = Sink::new(store.clone(), "tsushima", RecordPolicy::default());
+        let (store, sink) = tsushima_sink();
         let alert = |title: &str, raised_ms: u64| Observation::Alert {
             id: "ais-tsushima-ais_gap-431000001-1".into(),
             ops: mizugiwa_command::records::NewAlert {

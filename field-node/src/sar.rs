@@ -34,6 +34,7 @@ use serde_json::json;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::ais::now_ms;
 use crate::scanner::{make_dirs, poll_ready_folders, reject, retry, valid_id, Context, Failure};
 
 /// The site's AIS picture: every AIS source of the site updates it, the SAR inbox reads it.
@@ -225,6 +226,3 @@ fn process(ctx: &Context, id: &str, folder: &Path, settings: &SarSettings, land:
     })
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}

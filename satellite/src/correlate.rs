@@ -13,7 +13,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ais::{Fix, Track, Tracks};
-use crate::matching::{assign, distance_m};
+use crate::matching::{assign, distance_m, moved, offset_m};
 use crate::sar::acquisition::{velocity_en, Acquisition};
 use crate::sar::discriminate::Detection;
 
@@ -160,12 +160,12 @@ pub fn project_track(track: &Track, acq: &Acquisition, config: &CorrelationConfi
             }
             let velocity = fix_velocity(nearest);
             let dt = seconds_between(nearest.time_ms, t);
-            let (lon, lat) = move_m((nearest.position.lon, nearest.position.lat), velocity.0 * dt, velocity.1 * dt);
+            let (lon, lat) = moved((nearest.position.lon, nearest.position.lat), velocity.0 * dt, velocity.1 * dt);
             (lon, lat, velocity, Projection::DeadReckoned, gap(nearest), nearest)
         }
     };
     let (de, dn) = if config.azimuth_shift { acq.azimuth_shift_m(velocity) } else { (0.0, 0.0) };
-    let (image_lon, image_lat) = move_m((lon, lat), de, dn);
+    let (image_lon, image_lat) = moved((lon, lat), de, dn);
     let vessel = track.vessel();
     Some(ProjectedAis {
         mmsi: track.mmsi(),
@@ -230,24 +230,6 @@ fn fix_velocity(f: &Fix) -> (f64, f64) {
         (Some(s), Some(c)) => velocity_en(s, c),
         _ => (0.0, 0.0),
     }
-}
-
-/// Metres per degree of latitude and of longitude at `lat`.
-fn metres_per_degree(lat: f64) -> (f64, f64) {
-    let m_lat = 111_132.954 - 559.822 * (2.0 * lat.to_radians()).cos();
-    (m_lat, 111_412.84 * lat.to_radians().cos())
-}
-
-/// (east, north) metres from `a` to `b` (local plane: fine over the kilometres involved).
-fn offset_m(a: (f64, f64), b: (f64, f64)) -> (f64, f64) {
-    let (m_lat, m_lon) = metres_per_degree((a.1 + b.1) / 2.0);
-    ((b.0 - a.0) * m_lon, (b.1 - a.1) * m_lat)
-}
-
-/// `p` moved by (east, north) metres.
-fn move_m(p: (f64, f64), east: f64, north: f64) -> (f64, f64) {
-    let (m_lat, m_lon) = metres_per_degree(p.1);
-    (p.0 + east / m_lon.max(1e-6), p.1 + north / m_lat)
 }
 
 #[cfg(test)]

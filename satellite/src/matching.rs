@@ -1,4 +1,5 @@
-//! One-to-one matching of two point sets within a distance gate, minimising the total distance.
+//! Distances on the ground, and one-to-one matching of two point sets within a distance gate,
+//! minimising the total distance.
 //!
 //! Used twice: scoring detections against ground truth the way xView3 does (each truth object
 //! matches at most one detection, within 200 m) and pairing SAR detections with AIS
@@ -12,6 +13,31 @@ use std::collections::HashMap;
 use geo::{Distance, Haversine, Point};
 use pathfinding::kuhn_munkres::kuhn_munkres_min;
 use pathfinding::matrix::Matrix;
+
+const WGS84_A: f64 = 6_378_137.0;
+const WGS84_E2: f64 = 6.694_379_990_14e-3;
+
+/// Metres per degree of longitude and of latitude on the WGS84 ellipsoid at `lat`.
+pub fn metres_per_degree(lat: f64) -> (f64, f64) {
+    let (s, c) = lat.to_radians().sin_cos();
+    let w = (1.0 - WGS84_E2 * s * s).sqrt();
+    let prime_vertical = WGS84_A / w;
+    let meridian = WGS84_A * (1.0 - WGS84_E2) / (w * w * w);
+    (prime_vertical * c * std::f64::consts::PI / 180.0, meridian * std::f64::consts::PI / 180.0)
+}
+
+/// (east, north) metres from `a` to `b`, (lon, lat) points, on the local plane (fine over the
+/// kilometres a ship moves between reports).
+pub fn offset_m(a: (f64, f64), b: (f64, f64)) -> (f64, f64) {
+    let (m_lon, m_lat) = metres_per_degree((a.1 + b.1) / 2.0);
+    ((b.0 - a.0) * m_lon, (b.1 - a.1) * m_lat)
+}
+
+/// The (lon, lat) point `p` moved by (east, north) metres.
+pub fn moved(p: (f64, f64), east: f64, north: f64) -> (f64, f64) {
+    let (m_lon, m_lat) = metres_per_degree(p.1);
+    (p.0 + east / m_lon.max(1e-6), p.1 + north / m_lat)
+}
 
 /// Great-circle distance in metres between two (lon, lat) points.
 pub fn distance_m(a: (f64, f64), b: (f64, f64)) -> f64 {

@@ -5,6 +5,7 @@
 
 use mizugiwa_satellite::ais::encode::{tagged_position_sentence, PositionReportSpec};
 use mizugiwa_satellite::ais::{Decoder, Tracks};
+use mizugiwa_satellite::matching::moved;
 use mizugiwa_satellite::correlate::{correlate, project, CorrelationConfig, Projection};
 use mizugiwa_satellite::sar::acquisition::velocity_en;
 use mizugiwa_satellite::sar::detect::{detect, DetectConfig};
@@ -12,10 +13,6 @@ use mizugiwa_satellite::sar::scene::Samples;
 use mizugiwa_satellite::sar::synth::{random_ships, write_scene, SceneSpec, ShipMix};
 use mizugiwa_satellite::sar::Scene;
 
-/// `p` moved by (east, north) metres.
-fn moved(p: (f64, f64), east: f64, north: f64) -> (f64, f64) {
-    (p.0 + east / (111_320.0 * p.1.to_radians().cos()), p.1 + north / 110_950.0)
-}
 
 #[test]
 fn broadcasting_ships_match_and_exactly_the_silent_ones_are_dark() {

@@ -333,13 +333,7 @@ fn gdal_err(context: &str) -> impl FnOnce(gdal::errors::GdalError) -> SynthError
 /// Writes the scene to `path` (a tiled `u16` GeoTIFF) and returns its truth.
 pub fn write_scene(spec: &SceneSpec, path: &Path) -> Result<Truth, SynthError> {
     spec.validate()?;
-    let frame = Frame::new(
-        spec.width,
-        spec.height,
-        spec.pixel_spacing_m,
-        spec.center_lon,
-        spec.center_lat,
-    )?;
+    let frame = Frame::of(spec)?;
     let (footprints, truth) = ships::image_ships(spec, &frame)?;
     let land_px = land_in_pixels(spec, &frame)?;
 

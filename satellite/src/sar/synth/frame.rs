@@ -6,10 +6,6 @@ use gdal::spatial_ref::{AxisMappingStrategy, CoordTransform, SpatialRef};
 
 use super::SynthError;
 
-/// WGS84 semi-major axis and first eccentricity squared: the local metres per degree.
-const WGS84_A: f64 = 6_378_137.0;
-const WGS84_E2: f64 = 6.694_379_990_14e-3;
-
 pub(super) struct Frame {
     /// GDAL geotransform: pixel (x, y), corner-based, to UTM easting and northing.
     pub geo_transform: [f64; 6],
@@ -45,19 +41,14 @@ pub(super) fn utm_epsg(lon: f64, lat: f64) -> u32 {
     }
 }
 
-/// Metres per degree of longitude and of latitude on the WGS84 ellipsoid at `lat`.
-pub(super) fn metres_per_degree(lat: f64) -> (f64, f64) {
-    let (s, c) = lat.to_radians().sin_cos();
-    let w = (1.0 - WGS84_E2 * s * s).sqrt();
-    let prime_vertical = WGS84_A / w;
-    let meridian = WGS84_A * (1.0 - WGS84_E2) / (w * w * w);
-    (
-        prime_vertical * c * std::f64::consts::PI / 180.0,
-        meridian * std::f64::consts::PI / 180.0,
-    )
-}
+pub(super) use crate::matching::metres_per_degree;
 
 impl Frame {
+    /// The frame of a scene spec.
+    pub fn of(spec: &super::SceneSpec) -> Result<Frame, SynthError> {
+        Frame::new(spec.width, spec.height, spec.pixel_spacing_m, spec.center_lon, spec.center_lat)
+    }
+
     /// The frame of a `width` × `height` scene of `spacing` metres centred on (lon, lat).
     pub fn new(
         width: usize,

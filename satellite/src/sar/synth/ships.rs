@@ -253,13 +253,7 @@ pub fn random_ships(
         ..spec.clone()
     };
     area.validate()?;
-    let frame = Frame::new(
-        spec.width,
-        spec.height,
-        spec.pixel_spacing_m,
-        spec.center_lon,
-        spec.center_lat,
-    )?;
+    let frame = Frame::of(spec)?;
     let bounds = scene_bounds(spec, &frame, 0.05)?;
     let land = land.map(|l| l.intersecting(bounds)).unwrap_or_default();
     // Shore points inside the scene, to start near-shore ships from.
