@@ -61,10 +61,43 @@ fn held_out_contraband_tiles_roc_auc_and_detection_at_one_percent_false_alarms()
         "held-out tiles: {} ({positives} contraband); ROC-AUC {auc:.4}; detection at 1% false alarms {detection:.3}",
         scores.len()
     );
-    assert!(auc >= 0.95, "contraband tile ROC-AUC {auc:.4} below 0.95");
+    // Measured with the committed model: 0.9905 and 0.809.
+    assert!(auc >= 0.98, "contraband tile ROC-AUC {auc:.4} below 0.98");
     assert!(
-        detection >= 0.60,
-        "detection at 1% false alarms {detection:.3} below 0.60"
+        detection >= 0.75,
+        "detection at 1% false alarms {detection:.3} below 0.75"
+    );
+}
+
+// What the officer sees per container: held-out honest containers (seeds 9,200,000.., none of
+// the calibration seeds 7,000,000..) rarely raise an alert, containers hiding cigarettes, drugs
+// or a weapon mostly do. The calibration run measured 4.5% and 83%.
+#[test]
+fn clean_containers_rarely_alert_and_containers_hiding_contraband_mostly_do() {
+    let model = model();
+    let (mut clean_alerts, mut hiding_alerts) = (0, 0);
+    const EACH: u64 = 40;
+    for i in 0..EACH {
+        let clean = generate(&GeneratorConfig::random(9_200_000 + i, 0.0)).unwrap();
+        let r = model.scan(&clean.scan, &clean.manifest).unwrap();
+        clean_alerts += usize::from(r.risk.alert);
+
+        let kind = [HiddenKind::Cigarettes, HiddenKind::Drugs, HiddenKind::Weapon][i as usize % 3];
+        let hiding = generate(
+            &GeneratorConfig::random(9_300_000 + i, 0.0).with_hidden(vec![kind]),
+        )
+        .unwrap();
+        let r = model.scan(&hiding.scan, &hiding.manifest).unwrap();
+        hiding_alerts += usize::from(r.risk.alert);
+    }
+    println!("alerts: clean {clean_alerts}/{EACH}, hiding contraband {hiding_alerts}/{EACH}");
+    assert!(
+        clean_alerts <= 4,
+        "{clean_alerts} of {EACH} honest clean containers alerted (at most 10% expected)"
+    );
+    assert!(
+        hiding_alerts >= 28,
+        "only {hiding_alerts} of {EACH} containers hiding contraband alerted (70% expected)"
     );
 }
 
@@ -85,15 +118,15 @@ fn declared_textiles_hiding_a_metal_block_are_flagged() {
             "metal block in textiles not flagged (seed {seed}): {:?}",
             result.risk
         );
-        assert!(
-            result
-                .risk
-                .reasons
-                .iter()
-                .any(|r| r.kind == ReasonKind::OutsideCategory),
-            "no outside-category reason: {:?}",
-            result.risk.reasons
-        );
+        // Two independent witnesses: the classifier's tiles and dual-energy physics.
+        for kind in [ReasonKind::OutsideCategory, ReasonKind::DenseMetal] {
+            assert!(
+                result.risk.reasons.iter().any(|r| r.kind == kind),
+                "no {kind:?} reason: {:?}",
+                result.risk.reasons
+            );
+        }
+        assert!(result.dense_metal_cm2 > 160.0, "{}", result.dense_metal_cm2);
     }
 }
 
@@ -112,17 +145,11 @@ fn declared_weight_far_off_is_flagged_and_honest_manifests_are_not() {
             "{category:?} honest: declared {:.0} kg, estimated {:.0} kg, true {:.0} kg, risk {:.2} {:?}",
             result.declared_weight_kg, result.estimated_weight_kg, honest.truth.goods_weight_kg, result.risk.score, result.risk.reasons
         );
-        // Honest manifests: the consistent textiles and ceramics cases must pass. Food and
-        // machinery are printed, not asserted: dense food cartons are at times read as
-        // inorganic goods and steel parts as weapons, known false-alarm sources of the current
-        // model (see README).
-        if matches!(category, Category::Textiles | Category::Ceramics) {
-            assert!(
-                !result.risk.alert,
-                "honest {category:?} manifest flagged: {:?}",
-                result.risk
-            );
-        }
+        assert!(
+            !result.risk.alert,
+            "honest {category:?} manifest flagged: {:?}",
+            result.risk
+        );
 
         for factor in [0.4, 2.5] {
             let mut config = GeneratorConfig::new(seed, category);

@@ -2,7 +2,10 @@
 """onnxruntime as the reference for the tract parity test and the benchmark.
 
     ort_run.py MODEL INPUT.f32 ROWS OUTPUT.f32
-        runs MODEL on ROWS x features (little-endian f32) and writes the probabilities.
+        runs MODEL on ROWS x features (little-endian f32) and writes its output (the logits).
+    ort_run.py --with-softmax MODEL OUT.onnx
+        writes MODEL with a Softmax(axis 1) appended to its output, the graph as trained, for
+        the benchmark's comparison of the two runtimes on it.
     ort_run.py --bench MODEL INPUT.f32 ROWS_PER_SCAN SCANS REPEAT THREADS
         times per-scan latency on one thread (intra_op_num_threads=1) and throughput with
         THREADS Python threads each running its own single-threaded session (onnxruntime
@@ -89,8 +92,26 @@ def bench(model, inp, rows_per_scan, scans, repeat, threads):
     }))
 
 
+def with_softmax(model, out):
+    import onnx
+    from onnx import helper
+    m = onnx.load(model)
+    g = m.graph
+    logits = g.output[0].name
+    g.node.append(helper.make_node("Softmax", [logits], ["probabilities"], axis=1))
+    shape = g.output[0].type
+    del g.output[:]
+    o = helper.make_tensor_value_info("probabilities", shape.tensor_type.elem_type, None)
+    o.type.CopyFrom(shape)
+    g.output.append(o)
+    onnx.checker.check_model(m)
+    onnx.save(m, out)
+
+
 if __name__ == "__main__":
-    if sys.argv[1] == "--bench":
+    if sys.argv[1] == "--with-softmax":
+        with_softmax(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "--bench":
         m, i, r, s, rep, th = sys.argv[2:8]
         bench(m, i, int(r), int(s), int(rep), int(th))
     else:

@@ -42,6 +42,15 @@ impl Category {
         }
     }
 
+    /// Goods of this category are organic only (no inorganic or metal classes expected), so
+    /// any region where dual-energy physics sees steel is something else.
+    pub fn organic_only(self) -> bool {
+        !self
+            .expected_classes()
+            .iter()
+            .any(|c| matches!(c, TileClass::Inorganic | TileClass::Metal))
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Category::Textiles => "textiles",

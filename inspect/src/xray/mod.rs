@@ -12,6 +12,7 @@ mod heatmap;
 mod manifest;
 pub mod materials;
 mod model;
+mod physics;
 mod scan;
 
 pub use features::{tile_features, TileGrid, FEATURE_COUNT, TILE_SIZE};
@@ -20,8 +21,9 @@ pub use generate::{
 };
 pub use heatmap::render_heatmap;
 pub use manifest::{Category, Manifest};
+pub use physics::{estimate_weight_kg, Contents, MetalRegion, DENSE_METAL_G_CM2};
 pub use model::{
-    estimate_weight_kg, Model, ReasonKind, Risk, RiskReason, ScanResult, TileResult,
+    Model, ReasonKind, Risk, RiskReason, ScanResult, TileResult,
     COMMITTED_MODEL_ONNX, RISK_ALERT_THRESHOLD,
 };
 pub use scan::{Scan, ScanMeta};

@@ -1,6 +1,6 @@
 //! Tile classification with tract and the manifest consistency risk score.
 
-use super::materials::Material;
+use super::physics::{Contents, MetalRegion};
 use super::{tile_features, Category, Manifest, Scan, TileClass, XrayError, FEATURE_COUNT};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -21,7 +21,12 @@ const CLEAR_TILE_PROBABILITY: f32 = 0.5;
 const WEIGHT_DEVIATION_MID: f64 = 0.35;
 const WEIGHT_DEVIATION_WIDTH: f64 = 0.06;
 
-/// The tile classifier: an ONNX model (`features[N, 34] -> probabilities[N, 7]`) run by tract.
+/// The tile classifier: an ONNX model (`features[N, 34] -> logits[N, 7]`) run by tract, and
+/// the softmax over each tile's 7 logits in Rust.
+///
+/// The softmax is not in the graph because tract's softmax op is built for wide rows: on
+/// `[555, 7]` it took longer than the model's three matrix products together (72 µs of 202 µs
+/// per scan; the loop below takes a few µs). See `BENCHMARKS.md`.
 ///
 /// tract optimises best for concrete shapes, so the model is kept as loaded and a plan is
 /// built per batch size on first use and cached (a site's scanner always yields the same tile
@@ -68,6 +73,9 @@ pub enum ReasonKind {
     Contraband,
     /// Estimated weight differs from the declared weight.
     WeightMismatch,
+    /// Dual-energy physics shows a region of dense metal the declared category does not
+    /// contain.
+    DenseMetal,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -109,6 +117,10 @@ pub struct ScanResult {
     pub tiles: Vec<TileResult>,
     pub declared_weight_kg: f64,
     pub estimated_weight_kg: f64,
+    /// Area of the largest region of dense metal (dual-energy physics, not the classifier),
+    /// cm²; 0 when there is none.
+    #[serde(default)]
+    pub dense_metal_cm2: f64,
     pub risk: Risk,
 }
 
@@ -160,23 +172,28 @@ impl Model {
             source: Arc::new(source),
             plans: Arc::new(RwLock::new(HashMap::new())),
         };
-        // One zero row checks the shapes end to end.
-        let probe = model
-            .predict(&[0.0; FEATURE_COUNT], 1)
-            .map_err(|e| format!("does not take {FEATURE_COUNT} features per tile: {e}"))?;
-        if probe.len() != TileClass::COUNT {
-            return Err(format!(
-                "outputs {} values per tile, expected {} classes",
-                probe.len(),
+        // One zero row checks the shapes end to end (`logits` refuses an output that is not
+        // one value per class).
+        model.logits(&[0.0; FEATURE_COUNT], 1).map_err(|e| {
+            format!(
+                "is not a tile classifier taking {FEATURE_COUNT} features and giving {} \
+                 classes per tile: {e}",
                 TileClass::COUNT
-            ));
-        }
+            )
+        })?;
         Ok(model)
     }
 
     /// Runs the model on `rows` tiles of features (`rows * FEATURE_COUNT` values); returns
-    /// `rows * TileClass::COUNT` probabilities.
+    /// `rows * TileClass::COUNT` class probabilities (the softmax of [`Model::logits`]).
     pub fn predict(&self, features: &[f32], rows: usize) -> Result<Vec<f32>, XrayError> {
+        let mut values = self.logits(features, rows)?;
+        softmax_rows(&mut values, TileClass::COUNT);
+        Ok(values)
+    }
+
+    /// The model's own output: `rows * TileClass::COUNT` logits.
+    pub fn logits(&self, features: &[f32], rows: usize) -> Result<Vec<f32>, XrayError> {
         if features.len() != rows * FEATURE_COUNT {
             return Err(XrayError::Inference(format!(
                 "{} feature values for {rows} tiles, expected {}",
@@ -193,13 +210,17 @@ impl Model {
         let view = outputs[0]
             .to_plain_array_view::<f32>()
             .map_err(|e| XrayError::Inference(format!("{e:#}")))?;
-        if view.len() != rows * TileClass::COUNT {
+        // Contiguous in practice: one copy.
+        let values = view
+            .as_slice()
+            .map_or_else(|| view.iter().copied().collect(), <[f32]>::to_vec);
+        if values.len() != rows * TileClass::COUNT {
             return Err(XrayError::Inference(format!(
                 "model returned {} values for {rows} tiles",
-                view.len()
+                values.len()
             )));
         }
-        Ok(view.iter().copied().collect())
+        Ok(values)
     }
 
     fn plan(&self, rows: usize) -> Result<Arc<TypedRunnableModel>, XrayError> {
@@ -259,8 +280,10 @@ impl Model {
                 }
             })
             .collect();
-        let estimated_weight_kg = estimate_weight_kg(scan)?;
-        let risk = assess(&tiles, manifest, estimated_weight_kg);
+        let contents = Contents::of(scan)?;
+        let estimated_weight_kg = contents.weight_kg();
+        let metal = contents.largest_metal_region();
+        let risk = assess(&tiles, manifest, estimated_weight_kg, metal);
         Ok(ScanResult {
             scanner_id: scan.meta.scanner_id.clone(),
             container_id: manifest.container_id.clone(),
@@ -271,63 +294,115 @@ impl Model {
             tiles,
             declared_weight_kg: manifest.declared_weight_kg,
             estimated_weight_kg,
+            dense_metal_cm2: metal.map_or(0.0, |m| m.area_cm2),
             risk,
         })
     }
 }
 
-/// Net weight of the contents from attenuation, kg.
+/// Numerically stable softmax over each row of `width` values: `exp(x - max) / Σ exp(x - max)`.
 ///
-/// Per pixel, mass thickness `m = (A_high - A_walls) / (μ/ρ)_high` where `(μ/ρ)_high` is
-/// interpolated between organic and steel by the pixel's low/high ratio (the ratio says which
-/// material dominates; in the high band the two differ by only ~9%, so a wrong guess costs
-/// little). Summed over the image and multiplied by the pixel area. Pixels the beam did not
-/// penetrate (≤ 2 counts) contribute what their last measurable value says: a lower bound.
-pub fn estimate_weight_kg(scan: &Scan) -> Result<f64, XrayError> {
-    let meta = &scan.meta;
-    let mu = |m: Material, e: f64| {
-        m.mass_attenuation(e).ok_or_else(|| XrayError::Invalid {
-            what: "scanner metadata",
-            message: format!("energy {e} MeV is outside the tabulated 0.1-6 MeV"),
-        })
-    };
-    let (high_org, high_steel) = (
-        mu(Material::Organic, meta.high_energy_mev)?,
-        mu(Material::Steel, meta.high_energy_mev)?,
-    );
-    let ratio_org = mu(Material::Organic, meta.low_energy_mev)? / high_org;
-    let ratio_steel = mu(Material::Steel, meta.low_energy_mev)? / high_steel;
-    let wall_g_cm2 = meta.wall_steel_mm / 10.0 * Material::Steel.solid_density();
-    let walls_high = high_steel * wall_g_cm2;
-    let walls_low = mu(Material::Steel, meta.low_energy_mev)? * wall_g_cm2;
-    let (high, low) = scan.log_attenuation();
-    let mut grams_per_cm2 = 0f64;
-    for (&h, &l) in high.iter().zip(&low) {
-        let content_high = f64::from(h) - walls_high;
-        if content_high <= 0.0 {
-            continue;
-        }
-        let content_low = (f64::from(l) - walls_low).max(0.0);
-        let ratio = content_low / content_high;
-        let steel_share = ((ratio_org - ratio) / (ratio_org - ratio_steel)).clamp(0.0, 1.0);
-        let mu_high = high_org + steel_share * (high_steel - high_org);
-        grams_per_cm2 += content_high / mu_high;
+/// All rows' exponentials are taken in one pass with [`exp_nonpositive`] so that the loop
+/// vectorises; libm's `expf`, called 7 times per tile, cost more than the model's matrix
+/// products (38 µs a scan).
+fn softmax_rows(values: &mut [f32], width: usize) {
+    for row in values.chunks_exact_mut(width) {
+        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        row.iter_mut().for_each(|v| *v -= max);
     }
-    let pixel_cm = meta.pixel_pitch_mm / 10.0;
-    Ok(grams_per_cm2 * pixel_cm * pixel_cm / 1000.0)
+    values.iter_mut().for_each(|v| *v = exp_nonpositive(*v));
+    for row in values.chunks_exact_mut(width) {
+        let scale = 1.0 / row.iter().sum::<f32>();
+        row.iter_mut().for_each(|v| *v *= scale);
+    }
 }
 
-/// Risk from the most suspicious tile. Single tiles of honest cargo reach contraband
-/// probabilities around 0.5 now and then (held-out scans, see BENCHMARKS.md), so the component
-/// starts at 0.5 and reaches 1 at 0.9.
+/// `e^x` for `x <= 0` (NaN gives NaN), relative error below 3e-7 (tested against `f64::exp`):
+/// `x = n ln 2 + r` with `|r| <= ln 2 / 2`, `e^r` by a degree-7 polynomial, `2^n` written into the exponent bits. Below -87 the result flushes
+/// to 0 (the smallest normal f32 is e^-87.3).
+#[inline]
+fn exp_nonpositive(x: f32) -> f32 {
+    const LOG2_E: f32 = std::f32::consts::LOG2_E;
+    // ln 2 split so that `n * LN2_HI` is exact for the n that occur here.
+    const LN2_HI: f32 = 0.693_145_75;
+    const LN2_LO: f32 = 1.428_606_8e-6;
+    // Adding and subtracting 1.5 * 2^23 rounds to the nearest integer without a libm call.
+    const ROUND: f32 = 12_582_912.0;
+    let flushed = x < -87.0;
+    let x = if flushed { -87.0 } else { x }; // NaN stays NaN
+    let n = (x * LOG2_E + ROUND) - ROUND;
+    let r = (x - n * LN2_HI) - n * LN2_LO;
+    // Cephes' expf minimax polynomial for e^r - 1 - r on |r| <= ln 2 / 2, evaluated as two
+    // shorter chains (Estrin) so that consecutive elements overlap in the pipeline.
+    let r2 = r * r;
+    let low = 5.000_000_1e-1 + r * 1.666_666_5e-1 + r2 * (4.166_579_6e-2 + r * 8.333_452e-3);
+    let high = 1.398_2e-3 + r * 1.987_569_2e-4;
+    let p = 1.0 + r + r2 * (low + r2 * r2 * high);
+    // 2^n: n + 127 (the biased exponent, 40..=127 here) lands in the low mantissa bits of
+    // `n + 127 + 2^23`, and the shift moves it into the exponent field (the bits of 2^23
+    // itself are shifted out). No float-to-int conversion, so the loop vectorises.
+    let scale = f32::from_bits((n + (127.0 + 8_388_608.0)).to_bits() << 23);
+    if flushed {
+        0.0
+    } else {
+        p * scale
+    }
+}
+
+/// Scan-level contraband evidence is the most suspicious tile's contraband log-odds; at this
+/// value the contraband component reaches 0.5 and alerts on its own. Calibrated with
+/// `cargo run --release -p mizugiwa-inspect --example xray_calibrate` on honest containers
+/// (seeds 7,000,000..): about 3% of 400 clean containers reach it, 82% of 300 hiding cigarettes,
+/// drugs or a weapon (a scan has 555 tiles, so a per-tile threshold alone flagged 78% of clean
+/// containers with the model before this one).
+const CONTRABAND_ALERT_LOGIT: f64 = 3.2;
+/// Log-odds over which the contraband component goes from 0.27 to 0.73 (±1 width around the
+/// alert point); 1.5 log-odds below the alert point it falls under 0.05 and is not mentioned.
+const CONTRABAND_LOGIT_WIDTH: f64 = 0.5;
+/// Outside-category tiles at which that component reaches 0.5: one stray tile is common on
+/// clean containers (a dense food carton read as inorganic goods), two make a ~30 cm object
+/// (same calibration run: 3% of clean containers show two or more, 55% of containers hiding a
+/// metal block; most of the rest are declared as machinery or electronics, where metal is
+/// expected). With both components, 6% of those clean containers alert.
+const OUTSIDE_TILES_ALERT: f64 = 1.5;
+const OUTSIDE_TILES_WIDTH: f64 = 0.5;
+
+/// Dense metal area at which that component reaches 0.5, and the width of its ramp, cm². Same
+/// calibration run, containers declaring textiles or food: the largest region in 168 clean
+/// ones was 127 cm² (95% under 69 cm²), in 35 hiding a steel block 192..1580 cm² (median 852).
+const DENSE_METAL_ALERT_CM2: f64 = 160.0;
+const DENSE_METAL_WIDTH_CM2: f64 = 10.0;
+
+/// Dense metal component of the risk, for categories of organic goods only.
+fn dense_metal_component(area_cm2: f64) -> f64 {
+    logistic((area_cm2 - DENSE_METAL_ALERT_CM2) / DENSE_METAL_WIDTH_CM2)
+}
+
+fn logistic(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// Contraband component of the risk from the most suspicious tile's probability.
 fn contraband_component(max_contraband: f64) -> f64 {
-    ((max_contraband - CONTRABAND_FLOOR) / (0.9 - CONTRABAND_FLOOR)).clamp(0.0, 1.0)
+    let p = max_contraband.clamp(1e-9, 1.0 - 1e-9);
+    logistic(((p / (1.0 - p)).ln() - CONTRABAND_ALERT_LOGIT) / CONTRABAND_LOGIT_WIDTH)
 }
 
-/// Contraband probability below which a single tile adds no risk.
-const CONTRABAND_FLOOR: f64 = 0.5;
+/// Outside-category component of the risk from the number of goods tiles that show what the
+/// declared category does not contain.
+fn outside_component(tiles: usize) -> f64 {
+    if tiles == 0 {
+        return 0.0;
+    }
+    logistic((tiles as f64 - OUTSIDE_TILES_ALERT) / OUTSIDE_TILES_WIDTH)
+}
 
-fn assess(tiles: &[TileResult], manifest: &Manifest, estimated_kg: f64) -> Risk {
+fn assess(
+    tiles: &[TileResult],
+    manifest: &Manifest,
+    estimated_kg: f64,
+    metal: Option<MetalRegion>,
+) -> Risk {
     let category = manifest.category;
     let goods: Vec<&TileResult> = tiles
         .iter()
@@ -348,8 +423,7 @@ fn assess(tiles: &[TileResult], manifest: &Manifest, estimated_kg: f64) -> Risk 
         .collect();
     let mut reasons = Vec::new();
 
-    // Undeclared material: two adjacent tiles already make a 30 cm object.
-    let outside_score = 1.0 - (-(outside.len() as f64) / 2.0).exp();
+    let outside_score = outside_component(outside.len());
     if !outside.is_empty() {
         let mut by_class: Vec<(TileClass, usize)> = Vec::new();
         for t in &outside {
@@ -381,14 +455,15 @@ fn assess(tiles: &[TileResult], manifest: &Manifest, estimated_kg: f64) -> Risk 
         .iter()
         .max_by(|a, b| a.contraband.total_cmp(&b.contraband));
     let max_contraband = worst.map_or(0.0, |t| f64::from(t.contraband));
-    if let Some(t) = worst.filter(|t| f64::from(t.contraband) > CONTRABAND_FLOOR) {
+    let contraband_score = contraband_component(max_contraband);
+    if let Some(t) = worst.filter(|_| contraband_score >= 0.05) {
         let kind = [TileClass::Cigarettes, TileClass::Drugs, TileClass::Weapon]
             .into_iter()
             .max_by(|a, b| t.probabilities[a.index()].total_cmp(&t.probabilities[b.index()]))
             .unwrap_or(TileClass::Drugs);
         reasons.push(RiskReason {
             kind: ReasonKind::Contraband,
-            score: 0.0, // set below
+            score: contraband_score,
             message: format!(
                 "tile at column {} row {} looks like {} (contraband probability {:.2})",
                 t.tx,
@@ -416,14 +491,33 @@ fn assess(tiles: &[TileResult], manifest: &Manifest, estimated_kg: f64) -> Risk 
         });
     }
 
-    let contraband_score = contraband_component(max_contraband);
-    if let Some(r) = reasons
-        .iter_mut()
-        .find(|r| r.kind == ReasonKind::Contraband)
-    {
-        r.score = contraband_score;
-    }
-    let score = 1.0 - (1.0 - outside_score) * (1.0 - contraband_score) * (1.0 - weight_score);
+    // Inorganic goods (ceramics, aluminium) lie between organic and steel in the dual-energy
+    // ratio, so the physics check speaks only for organic-only categories.
+    let metal_score = match metal {
+        Some(region) if category.organic_only() => {
+            let score = dense_metal_component(region.area_cm2);
+            let (x0, y0, x1, y1) = region.bbox;
+            reasons.push(RiskReason {
+                kind: ReasonKind::DenseMetal,
+                score,
+                message: format!(
+                    "{:.0} cm² of dense metal (steel-like dual-energy ratio, at least {:.1} cm of \
+                     steel along the beam) at pixels x {x0}..{x1}, y {y0}..{y1}, which {} does \
+                     not contain",
+                    region.area_cm2,
+                    f64::from(super::DENSE_METAL_G_CM2) / 7.87,
+                    category.name()
+                ),
+            });
+            score
+        }
+        _ => 0.0,
+    };
+    let score = 1.0
+        - (1.0 - outside_score)
+            * (1.0 - contraband_score)
+            * (1.0 - weight_score)
+            * (1.0 - metal_score);
     reasons.retain(|r| r.score >= 0.05);
     reasons.sort_by(|a, b| b.score.total_cmp(&a.score));
     Risk {
@@ -441,10 +535,50 @@ mod tests {
     use super::*;
 
     #[test]
+    fn softmax_is_stable_for_large_logits() {
+        let mut rows = [
+            1000.0, 999.0, -1000.0, 0.0, 0.0, 0.0, 0.0, //
+            0.5, -0.25, 3.0, 2.0, -7.0, 0.0, 1.0,
+        ];
+        let second: Vec<f64> = rows[7..].iter().map(|&v| f64::from(v)).collect();
+        softmax_rows(&mut rows, 7);
+        let e = (-1f32).exp();
+        assert!((rows[0] - 1.0 / (1.0 + e)).abs() < 1e-6, "{rows:?}");
+        assert!((rows[1] - e / (1.0 + e)).abs() < 1e-6, "{rows:?}");
+        assert_eq!(rows[2], 0.0);
+        let max = second.iter().copied().fold(f64::MIN, f64::max);
+        let sum: f64 = second.iter().map(|v| (v - max).exp()).sum();
+        for (got, v) in rows[7..].iter().zip(&second) {
+            let want = (v - max).exp() / sum;
+            assert!((f64::from(*got) - want).abs() < 1e-6, "{got} vs {want}");
+        }
+    }
+
+    #[test]
+    fn exp_matches_f64_exp_to_3e_7_relative() {
+        let mut worst = 0f64;
+        for i in 0..=870_000 {
+            let x = -(i as f32) * 1e-4;
+            let want = f64::from(x).exp();
+            let got = f64::from(exp_nonpositive(x));
+            worst = worst.max(((got - want) / want).abs());
+        }
+        assert!(worst < 3e-7, "worst relative error {worst:e}");
+        assert_eq!(exp_nonpositive(0.0), 1.0);
+        assert_eq!(exp_nonpositive(-100.0), 0.0);
+        assert_eq!(exp_nonpositive(f32::NEG_INFINITY), 0.0);
+        assert!(exp_nonpositive(f32::NAN).is_nan());
+    }
+
+    #[test]
     fn the_embedded_model_loads_and_junk_bytes_are_refused() {
         let model = Model::committed().unwrap();
         let p = model.predict(&[0.0; FEATURE_COUNT * 2], 2).unwrap();
         assert_eq!(p.len(), 2 * TileClass::COUNT);
+        for row in p.chunks_exact(TileClass::COUNT) {
+            assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5, "{row:?}");
+            assert!(row.iter().all(|&v| (0.0..=1.0).contains(&v)), "{row:?}");
+        }
         let err = Model::from_bytes(b"not an onnx model").unwrap_err();
         assert!(matches!(err, XrayError::ModelLoad { .. }), "{err}");
         assert!(err.to_string().contains("<embedded>"), "{err}");
