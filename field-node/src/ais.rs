@@ -34,6 +34,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mizugiwa_command::records::NewAlert;
+use mizugiwa_satellite::ais::nmea::{LineSplitter, Piece};
 use mizugiwa_satellite::ais::{
     AisError, AlertKind, BehaviourAlert, BehaviourConfig, BehaviourConfigError, BehaviourMonitor,
     Decoder, Evidence, Tracks,
@@ -45,9 +46,6 @@ use tokio::sync::watch;
 
 use crate::pipeline::{Observation, Sink};
 use crate::sar::AisPicture;
-
-/// Longest line kept: NMEA sentences are at most 82 characters, tag blocks add some.
-const MAX_LINE: usize = 1024;
 
 /// A position is "on land" for `ais_spoofing_land` only this far inland of the Natural Earth
 /// shore, metres: that coastline is good to a few hundred metres, and ships at quays, in
@@ -407,23 +405,28 @@ impl AisIngest {
         tracing::debug!(error = %e, line = %line.chars().take(100).collect::<String>(), "AIS line refused");
     }
 
-    /// Splits `bytes` into lines, keeping an unfinished tail in `pending` (bounded).
-    pub fn bytes(&mut self, pending: &mut Vec<u8>, bytes: &[u8], now_ms: i64) -> Vec<Observation> {
+    /// The lines `bytes` completes (the splitter keeps an unfinished one, bounded); `finish`
+    /// ends the last line too (a datagram holds whole lines). A line too long to be NMEA is
+    /// dropped whole as it streams past and counted as refused.
+    pub fn bytes(
+        &mut self,
+        splitter: &mut LineSplitter,
+        bytes: &[u8],
+        finish: bool,
+        now_ms: i64,
+    ) -> Vec<Observation> {
+        let mut pieces = splitter.push(bytes);
+        if finish {
+            pieces.extend(splitter.finish());
+        }
         let mut out = Vec::new();
-        for &b in bytes {
-            if b == b'\n' || b == b'\r' {
-                if !pending.is_empty() {
-                    let line = String::from_utf8_lossy(pending).into_owned();
-                    pending.clear();
-                    out.extend(self.line(&line, now_ms));
+        for piece in pieces {
+            match piece {
+                Piece::Line(line) => out.extend(self.line(&line, now_ms)),
+                Piece::TooLong(n) => {
+                    self.stats.refused.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(bytes = n, "AIS line too long to be NMEA, dropped");
                 }
-            } else if pending.len() < MAX_LINE {
-                pending.push(b);
-            } else {
-                // Too long to be NMEA: drop it whole, and the rest of it until the newline.
-                self.stats.refused.fetch_add(1, Ordering::Relaxed);
-                pending.clear();
-                pending.push(0);
             }
         }
         out
@@ -461,7 +464,7 @@ pub async fn run_tcp(
                 if std::mem::take(&mut lost) {
                     ais.feed_restored(now_ms());
                 }
-                let mut pending = Vec::new();
+                let mut splitter = LineSplitter::default();
                 let mut buf = vec![0u8; 16 * 1024];
                 loop {
                     let n = tokio::select! {
@@ -474,7 +477,7 @@ pub async fn run_tcp(
                             break;
                         }
                         Ok(n) => {
-                            let obs = ingest.bytes(&mut pending, &buf[..n], now_ms());
+                            let obs = ingest.bytes(&mut splitter, &buf[..n], false, now_ms());
                             store(&sink, obs).await;
                         }
                         Err(e) => {
@@ -512,13 +515,9 @@ pub async fn run_udp(
         };
         match r {
             Ok((n, _from)) => {
-                let mut pending = Vec::new();
-                let mut obs = ingest.bytes(&mut pending, &buf[..n], now_ms());
-                if !pending.is_empty() {
-                    // A datagram without a final newline still ends its line.
-                    let line = String::from_utf8_lossy(&pending).into_owned();
-                    obs.extend(ingest.line(&line, now_ms()));
-                }
+                // A datagram holds whole lines: one without a final newline still ends it.
+                let mut splitter = LineSplitter::default();
+                let obs = ingest.bytes(&mut splitter, &buf[..n], true, now_ms());
                 store(&sink, obs).await;
             }
             Err(e) => tracing::warn!(error = %e, "AIS UDP receive failed"),
@@ -586,10 +585,20 @@ mod tests {
             assert!(ingest.line(junk, now).is_empty());
         }
         assert_eq!(ingest.stats.refused.load(Ordering::Relaxed), before + 3);
-        let mut pending = Vec::new();
+        let mut splitter = LineSplitter::default();
         let long = vec![b'x'; 5000];
-        assert!(ingest.bytes(&mut pending, &long, now).is_empty());
-        assert!(pending.len() <= MAX_LINE);
+        assert!(ingest.bytes(&mut splitter, &long, false, now).is_empty());
+        assert!(splitter.pending_len() <= mizugiwa_satellite::ais::nmea::MAX_LINE_LEN);
+        // The overlong line is refused once, when it ends; the next line is read normally.
+        let next = format!("\n{}\n", "!AIVDM,1,1,,B,15M67FC000G?ufbE`FepT@3n00Sa,0*5C");
+        let decoded = ingest.stats.messages.load(Ordering::Relaxed);
+        ingest.bytes(&mut splitter, next.as_bytes(), false, now);
+        assert_eq!(ingest.stats.refused.load(Ordering::Relaxed), before + 4);
+        assert_eq!(
+            ingest.stats.messages.load(Ordering::Relaxed),
+            decoded + 1,
+            "the line after an overlong one is lost"
+        );
     }
 
     use mizugiwa_satellite::ais::encode::{tagged_position_sentence, PositionReportSpec};

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
-use mizugiwa_satellite::ais::nmea::MAX_LINE_LEN;
+use mizugiwa_satellite::ais::nmea::{LineSplitter, Piece};
 use mizugiwa_satellite::ais::{
     AisError, AisReport, BehaviourConfig, BehaviourMonitor, Decoder, Tracks,
 };
@@ -108,58 +108,6 @@ fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
-}
-
-/// A piece of a byte stream: a line, or the length of a line too long to be NMEA.
-enum Piece {
-    Line(String),
-    TooLong(usize),
-}
-
-/// Splits a byte stream into lines (`\n`, `\r` or both), never holding more than one NMEA
-/// line's worth of bytes: a longer line is dropped whole as it streams past.
-#[derive(Default)]
-struct LineSplitter {
-    pending: Vec<u8>,
-    /// Bytes of the current line when it is already too long (its start was dropped).
-    overlong: Option<usize>,
-}
-
-impl LineSplitter {
-    fn push(&mut self, bytes: &[u8]) -> Vec<Piece> {
-        let mut out = Vec::new();
-        for &b in bytes {
-            if b == b'\n' || b == b'\r' {
-                self.end_line(&mut out);
-            } else if let Some(n) = &mut self.overlong {
-                *n = n.saturating_add(1);
-            } else if self.pending.len() < MAX_LINE_LEN {
-                self.pending.push(b);
-            } else {
-                self.overlong = Some(self.pending.len() + 1);
-                self.pending.clear();
-            }
-        }
-        out
-    }
-
-    /// The last line when the stream ends without a newline.
-    fn finish(&mut self) -> Vec<Piece> {
-        let mut out = Vec::new();
-        self.end_line(&mut out);
-        out
-    }
-
-    fn end_line(&mut self, out: &mut Vec<Piece>) {
-        if let Some(n) = self.overlong.take() {
-            out.push(Piece::TooLong(n));
-        } else if !self.pending.is_empty() {
-            out.push(Piece::Line(
-                String::from_utf8_lossy(&self.pending).into_owned(),
-            ));
-            self.pending.clear();
-        }
-    }
 }
 
 /// The decoder of one feed and what it has seen.
@@ -670,32 +618,6 @@ async fn run_udp(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn lines_are_split_on_any_newline_and_overlong_ones_dropped_without_buffering() {
-        let mut s = LineSplitter::default();
-        let mut pieces = s.push(b"a\r\nb\nc");
-        pieces.extend(s.push(&vec![b'x'; 3 * MAX_LINE_LEN]));
-        assert!(s.pending.len() <= MAX_LINE_LEN);
-        pieces.extend(s.push(b"\nd"));
-        pieces.extend(s.finish());
-        let shown: Vec<String> = pieces
-            .into_iter()
-            .map(|p| match p {
-                Piece::Line(l) => l,
-                Piece::TooLong(n) => format!("<{n}>"),
-            })
-            .collect();
-        assert_eq!(
-            shown,
-            [
-                "a",
-                "b",
-                format!("<{}>", 3 * MAX_LINE_LEN + 1).as_str(),
-                "d"
-            ]
-        );
-    }
 
     #[test]
     fn sources_are_tcp_or_udp_with_a_port() {

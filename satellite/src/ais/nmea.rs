@@ -343,6 +343,67 @@ fn parse_group(value: &str) -> Result<TagGroup, AisError> {
     })
 }
 
+/// A piece of a byte stream: a line, or the length of a line too long to be NMEA.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    Line(String),
+    TooLong(usize),
+}
+
+/// Splits a byte stream (a TCP feed, a datagram, a file) into lines at `\n`, `\r` or both,
+/// never holding more than [`MAX_LINE_LEN`] bytes: a longer line is dropped whole as it streams
+/// past and reported once as [`Piece::TooLong`]. Blank lines yield nothing.
+#[derive(Debug, Default)]
+pub struct LineSplitter {
+    pending: Vec<u8>,
+    /// Bytes of the current line when it is already too long (its start was dropped).
+    overlong: Option<usize>,
+}
+
+impl LineSplitter {
+    /// The lines `bytes` completes; an unfinished one is kept for the next call.
+    pub fn push(&mut self, bytes: &[u8]) -> Vec<Piece> {
+        let mut out = Vec::new();
+        for &b in bytes {
+            if b == b'\n' || b == b'\r' {
+                self.end_line(&mut out);
+            } else if let Some(n) = &mut self.overlong {
+                *n = n.saturating_add(1);
+            } else if self.pending.len() < MAX_LINE_LEN {
+                self.pending.push(b);
+            } else {
+                self.overlong = Some(self.pending.len() + 1);
+                self.pending.clear();
+            }
+        }
+        out
+    }
+
+    /// The last line when the stream (or a datagram, which holds whole lines) ends without a
+    /// newline.
+    pub fn finish(&mut self) -> Vec<Piece> {
+        let mut out = Vec::new();
+        self.end_line(&mut out);
+        out
+    }
+
+    /// Bytes held for the unfinished line (at most [`MAX_LINE_LEN`]).
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    fn end_line(&mut self, out: &mut Vec<Piece>) {
+        if let Some(n) = self.overlong.take() {
+            out.push(Piece::TooLong(n));
+        } else if !self.pending.is_empty() {
+            out.push(Piece::Line(
+                String::from_utf8_lossy(&self.pending).into_owned(),
+            ));
+            self.pending.clear();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -448,5 +509,25 @@ mod tests {
                 "{tag}"
             );
         }
+    }
+
+    #[test]
+    fn lines_are_split_on_any_newline_and_overlong_ones_dropped_without_buffering() {
+        let mut s = LineSplitter::default();
+        let mut pieces = s.push(b"a\r\nb\n\nc");
+        pieces.extend(s.push(&vec![b'x'; 3 * MAX_LINE_LEN]));
+        assert!(s.pending_len() <= MAX_LINE_LEN);
+        pieces.extend(s.push(b"\nd"));
+        pieces.extend(s.finish());
+        assert_eq!(
+            pieces,
+            vec![
+                Piece::Line("a".into()),
+                Piece::Line("b".into()),
+                Piece::TooLong(3 * MAX_LINE_LEN + 1),
+                Piece::Line("d".into()),
+            ]
+        );
+        assert!(s.finish().is_empty());
     }
 }
