@@ -44,7 +44,10 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     // The target's rate; MZ_GATE_RATE changes it to see the latency without queueing.
-    let rate: f64 = std::env::var("MZ_GATE_RATE").ok().and_then(|r| r.parse().ok()).unwrap_or(500.0);
+    let rate: f64 = std::env::var("MZ_GATE_RATE")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(500.0);
     let key = SigningKey::ed25519_from_seed([9; 32]);
     let total = (rate * SECONDS) as usize;
     eprintln!("issuing {total} declarations");
@@ -53,7 +56,10 @@ async fn main() {
 
     // The anchor: the same decision in-process, no HTTP, no store.
     let mut trust = mizugiwa_gate_edge::trust::TrustList::new(time::OffsetDateTime::now_utc());
-    trust.insert(KID, mizugiwa_gate_edge::trust::TrustedKey::new(key.public_key()));
+    trust.insert(
+        KID,
+        mizugiwa_gate_edge::trust::TrustedKey::new(key.public_key()),
+    );
     let revoked = mizugiwa_gate_edge::trust::RevocationList::new(time::OffsetDateTime::now_utc());
     let policy = mizugiwa_gate_edge::Policy::default();
     let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
@@ -62,7 +68,13 @@ async fn main() {
         let t = Instant::now();
         let now = time::OffsetDateTime::now_utc();
         let input = mizugiwa_gate_edge::GateInput {
-            verification: mizugiwa_gate_edge::qr::verify(q, &trust, &revoked, now, &Default::default()),
+            verification: mizugiwa_gate_edge::qr::verify(
+                q,
+                &trust,
+                &revoked,
+                now,
+                &Default::default(),
+            ),
             mrz: mizugiwa_gate_edge::mrz::parse(&refs),
             chip: None,
             face_match_score: Some(0.95),
@@ -85,8 +97,17 @@ async fn main() {
     )
     .unwrap();
     let policy_file = dep.dir.path().join("policy.toml");
-    std::fs::write(&policy_file, "version = \"bench\"\nface_match_threshold = 0.8\nrandom_selection_rate = 0.0\n").unwrap();
-    let hq = Daemon::command_with(&dep, "hq", &[], "[gates]\ntrust_dir = \"trust\"\npublish_secs = 1\n");
+    std::fs::write(
+        &policy_file,
+        "version = \"bench\"\nface_match_threshold = 0.8\nrandom_selection_rate = 0.0\n",
+    )
+    .unwrap();
+    let hq = Daemon::command_with(
+        &dep,
+        "hq",
+        &[],
+        "[gates]\ntrust_dir = \"trust\"\npublish_secs = 1\n",
+    );
     let token = "bench-gate-token";
     let site = Daemon::site_with(
         &dep,
@@ -113,7 +134,10 @@ async fn main() {
         if v["keys"].as_array().is_some_and(|k| !k.is_empty()) {
             break;
         }
-        assert!(Instant::now() < deadline, "trust list never reached the site");
+        assert!(
+            Instant::now() < deadline,
+            "trust list never reached the site"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
@@ -126,7 +150,13 @@ async fn main() {
     for (i, q) in qrs.into_iter().take(total).enumerate() {
         let due = start + Duration::from_secs_f64(i as f64 / rate);
         tokio::time::sleep_until(due.into()).await;
-        let (client, url, lines, lat, fail) = (client.clone(), url.clone(), lines.clone(), latencies.clone(), failures.clone());
+        let (client, url, lines, lat, fail) = (
+            client.clone(),
+            url.clone(),
+            lines.clone(),
+            latencies.clone(),
+            failures.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let r = client
                 .post(&url)
@@ -135,7 +165,11 @@ async fn main() {
                 .send()
                 .await;
             let ok = match r {
-                Ok(r) if r.status().is_success() => r.json::<Value>().await.map(|v| v["open"] == true).unwrap_or(false),
+                Ok(r) if r.status().is_success() => r
+                    .json::<Value>()
+                    .await
+                    .map(|v| v["open"] == true)
+                    .unwrap_or(false),
                 _ => false,
             };
             let ms = due.elapsed().as_secs_f64() * 1e3;
@@ -151,22 +185,38 @@ async fn main() {
     }
     let wall = start.elapsed().as_secs_f64();
     // The node's own view: its request-latency histogram for the route (mean from sum/count).
-    let metrics = client.get(site.url("/metrics")).send().await.unwrap().text().await.unwrap_or_default();
+    let metrics = client
+        .get(site.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap_or_default();
     let series = |name: &str| -> f64 {
         metrics
             .lines()
-            .filter(|l| l.starts_with(name) && l.contains("route=\"/api/gate/decide\"") && l.contains("status=\"200\""))
+            .filter(|l| {
+                l.starts_with(name)
+                    && l.contains("route=\"/api/gate/decide\"")
+                    && l.contains("status=\"200\"")
+            })
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()
     };
-    let server_mean_ms = 1e3 * series("mizugiwa_http_request_duration_seconds_sum") / series("mizugiwa_http_request_duration_seconds_count").max(1.0);
+    let server_mean_ms = 1e3 * series("mizugiwa_http_request_duration_seconds_sum")
+        / series("mizugiwa_http_request_duration_seconds_count").max(1.0);
     let mut lat = latencies.lock().unwrap().clone();
     lat.sort_by(f64::total_cmp);
     let failed = failures.lock().unwrap().len();
     let p = |s: &[f64], q: f64| percentile(s, q);
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
         .unwrap_or_default();
     let section = format!(
         "<!-- api-latency: written by `cargo bench --bench gate_api` -->\n\

@@ -11,16 +11,36 @@ use serde_json::Value;
 const BIN: &str = env!("CARGO_BIN_EXE_mizugiwa");
 
 fn detect(args: &[&str]) -> std::process::Output {
-    Command::new(BIN).args(["sat", "detect"]).args(args).output().expect("run mizugiwa")
+    Command::new(BIN)
+        .args(["sat", "detect"])
+        .args(args)
+        .output()
+        .expect("run mizugiwa")
 }
 
 #[test]
 fn a_scene_and_an_ais_log_give_geojson_with_the_dark_vessels_and_a_quicklook() {
     let dir = tempfile::tempdir().unwrap();
     let scene = dir.path().join("scene.tif");
-    let mut spec = SceneSpec { width: 1024, height: 1024, seed: 9, ..SceneSpec::default() };
+    let mut spec = SceneSpec {
+        width: 1024,
+        height: 1024,
+        seed: 9,
+        ..SceneSpec::default()
+    };
     spec.acquisition.time_ms = 1_795_209_342_000;
-    spec.ships = random_ships(&spec, None, 6, &ShipMix { moving_share: 0.0, min_length_m: 90.0, ..ShipMix::default() }, 10).unwrap();
+    spec.ships = random_ships(
+        &spec,
+        None,
+        6,
+        &ShipMix {
+            moving_share: 0.0,
+            min_length_m: 90.0,
+            ..ShipMix::default()
+        },
+        10,
+    )
+    .unwrap();
     let truth = write_scene(&spec, &scene).unwrap();
     // Ships 0, 2 and 4 broadcast (anchored: the same position before and after the pass).
     let t = spec.acquisition.time_ms / 1000;
@@ -28,7 +48,14 @@ fn a_scene_and_an_ais_log_give_geojson_with_the_dark_vessels_and_a_quicklook() {
     for i in [0usize, 2, 4] {
         let s = &spec.ships[i];
         for dt in [-120, 90] {
-            let r = PositionReportSpec { mmsi: 431_500_000 + i as u32, lon: s.lon, lat: s.lat, sog_knots: 0.0, cog_deg: 0.0, utc_second: 0 };
+            let r = PositionReportSpec {
+                mmsi: 431_500_000 + i as u32,
+                lon: s.lon,
+                lat: s.lat,
+                sog_knots: 0.0,
+                cog_deg: 0.0,
+                utc_second: 0,
+            };
             log.push_str(&tagged_position_sentence(&r, t + dt, "cli-test"));
             log.push('\n');
         }
@@ -47,7 +74,11 @@ fn a_scene_and_an_ais_log_give_geojson_with_the_dark_vessels_and_a_quicklook() {
         quicklook.to_str().unwrap(),
     ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("6 detections"), "{stdout}");
     assert!(stdout.contains("3 matched, 3 dark"), "{stdout}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("1 lines refused"));
@@ -62,7 +93,10 @@ fn a_scene_and_an_ais_log_give_geojson_with_the_dark_vessels_and_a_quicklook() {
         let ship = truth
             .ships
             .iter()
-            .position(|s| mizugiwa_satellite::matching::distance_m((lon, lat), (s.image_lon, s.image_lat)) < 100.0)
+            .position(|s| {
+                mizugiwa_satellite::matching::distance_m((lon, lat), (s.image_lon, s.image_lat))
+                    < 100.0
+            })
             .expect("each feature is a ship");
         let p = &f["properties"];
         if p["dark"] == Value::Bool(true) {
@@ -75,7 +109,10 @@ fn a_scene_and_an_ais_log_give_geojson_with_the_dark_vessels_and_a_quicklook() {
     }
     dark_ships.sort();
     assert_eq!(dark_ships, vec![1, 3, 5]);
-    assert_eq!(fc["properties"]["acquisition"]["time_ms"], Value::from(spec.acquisition.time_ms));
+    assert_eq!(
+        fc["properties"]["acquisition"]["time_ms"],
+        Value::from(spec.acquisition.time_ms)
+    );
     let png = std::fs::read(&quicklook).unwrap();
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
 }
@@ -89,20 +126,46 @@ fn broken_input_is_refused_with_a_clear_message() {
     let out = detect(&[junk.to_str().unwrap(), "-o", out_path.to_str().unwrap()]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("cannot open") && stderr.contains("junk.tif"), "{stderr}");
-    assert!(!out_path.exists(), "nothing written for a scene that could not be read");
+    assert!(
+        stderr.contains("cannot open") && stderr.contains("junk.tif"),
+        "{stderr}"
+    );
+    assert!(
+        !out_path.exists(),
+        "nothing written for a scene that could not be read"
+    );
 
     // A bad option value.
     let scene = dir.path().join("scene.tif");
-    write_scene(&SceneSpec { width: 256, height: 256, ..SceneSpec::default() }, &scene).unwrap();
-    let out = detect(&[scene.to_str().unwrap(), "-o", out_path.to_str().unwrap(), "--pfa", "2"]);
+    write_scene(
+        &SceneSpec {
+            width: 256,
+            height: 256,
+            ..SceneSpec::default()
+        },
+        &scene,
+    )
+    .unwrap();
+    let out = detect(&[
+        scene.to_str().unwrap(),
+        "-o",
+        out_path.to_str().unwrap(),
+        "--pfa",
+        "2",
+    ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--pfa"));
 
     // A land mask that is not GeoJSON.
     let land = dir.path().join("land.geojson");
     std::fs::write(&land, "{\"type\": \"Nonsense\"}").unwrap();
-    let out = detect(&[scene.to_str().unwrap(), "-o", out_path.to_str().unwrap(), "--land", land.to_str().unwrap()]);
+    let out = detect(&[
+        scene.to_str().unwrap(),
+        "-o",
+        out_path.to_str().unwrap(),
+        "--land",
+        land.to_str().unwrap(),
+    ]);
     assert!(!out.status.success());
     assert!(!Path::new(&out_path).exists());
 }

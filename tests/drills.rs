@@ -89,7 +89,10 @@ fn typhoon_coast() {
     );
     // The site's AIS feed ran, and ships first heard while it was cut off reached HQ.
     let ships = invariant(&o.report, "ais_vessels_reach_hq");
-    assert!(!ships["checked"].as_str().unwrap().starts_with("0 "), "no ship was heard: {ships}");
+    assert!(
+        !ships["checked"].as_str().unwrap().starts_with("0 "),
+        "no ship was heard: {ships}"
+    );
 }
 
 #[test]
@@ -116,9 +119,13 @@ fn earthquake_hq() {
 fn flapping_links() {
     let o = passes("flapping-links");
     // The narrow-link fault really carried sync traffic through the bandwidth cap.
-    let links = o.report["links"].as_array().expect("link counters in the report");
+    let links = o.report["links"]
+        .as_array()
+        .expect("link counters in the report");
     assert!(
-        links.iter().any(|l| l["narrowed"].as_u64().unwrap_or(0) > 0),
+        links
+            .iter()
+            .any(|l| l["narrowed"].as_u64().unwrap_or(0) > 0),
         "no datagram went through the cap: {links:?}"
     );
 }

@@ -6,11 +6,19 @@ use std::process::{Command, Output};
 use serde_json::{json, Value};
 
 fn drone(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mizugiwa")).arg("drone").args(args).output().expect("run mizugiwa")
+    Command::new(env!("CARGO_BIN_EXE_mizugiwa"))
+        .arg("drone")
+        .args(args)
+        .output()
+        .expect("run mizugiwa")
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 fn polygon(ring: &[(f64, f64)], exclusion: bool) -> Value {
@@ -25,40 +33,105 @@ fn polygon(ring: &[(f64, f64)], exclusion: bool) -> Value {
 fn survey_writes_a_plan_that_checks_and_a_broken_fence_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let area = dir.path().join("area.geojson");
-    let ring = [(129.2, 34.3), (129.225, 34.3), (129.226, 34.311), (129.214, 34.3155), (129.201, 34.309), (129.2, 34.3)];
+    let ring = [
+        (129.2, 34.3),
+        (129.225, 34.3),
+        (129.226, 34.311),
+        (129.214, 34.3155),
+        (129.201, 34.309),
+        (129.2, 34.3),
+    ];
     std::fs::write(&area, polygon(&ring, false).to_string()).unwrap();
     let fence = dir.path().join("fence.geojson");
-    let wide = [(129.19, 34.29), (129.24, 34.29), (129.24, 34.33), (129.19, 34.33), (129.19, 34.29)];
+    let wide = [
+        (129.19, 34.29),
+        (129.24, 34.29),
+        (129.24, 34.33),
+        (129.19, 34.33),
+        (129.19, 34.29),
+    ];
     let ok_fence = json!({ "type": "FeatureCollection", "features": [polygon(&wide, false)] });
     std::fs::write(&fence, ok_fence.to_string()).unwrap();
     let out = dir.path().join("patrol.plan");
-    let (a, f, o) = (area.to_str().unwrap(), fence.to_str().unwrap(), out.to_str().unwrap());
-    let base = ["survey", "--area", a, "--home", "34.2995,129.1995", "--alt", "120", "--heading", "30", "--fence", f, "-o", o];
+    let (a, f, o) = (
+        area.to_str().unwrap(),
+        fence.to_str().unwrap(),
+        out.to_str().unwrap(),
+    );
+    let base = [
+        "survey",
+        "--area",
+        a,
+        "--home",
+        "34.2995,129.1995",
+        "--alt",
+        "120",
+        "--heading",
+        "30",
+        "--fence",
+        f,
+        "-o",
+        o,
+    ];
     let r = drone(&base);
     assert!(r.status.success(), "{}", text(&r));
-    assert!(text(&r).contains("lines 144 m apart (footprint 180 m at 120 m)"), "{}", text(&r));
+    assert!(
+        text(&r).contains("lines 144 m apart (footprint 180 m at 120 m)"),
+        "{}",
+        text(&r)
+    );
     let plan: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     assert_eq!(plan["fileType"], "Plan");
     assert!(plan["mission"]["items"].as_array().unwrap().len() > 20);
     let c = drone(&["check", o]);
-    assert!(c.status.success() && text(&c).contains("every leg inside its fence (1 inclusion, 0 exclusion zones)"), "{}", text(&c));
+    assert!(
+        c.status.success()
+            && text(&c).contains("every leg inside its fence (1 inclusion, 0 exclusion zones)"),
+        "{}",
+        text(&c)
+    );
 
     // An exclusion zone in the middle of the area: refused, and no file.
     std::fs::remove_file(&out).unwrap();
-    let hole = [(129.21, 34.305), (129.212, 34.305), (129.212, 34.307), (129.21, 34.305)];
+    let hole = [
+        (129.21, 34.305),
+        (129.212, 34.305),
+        (129.212, 34.307),
+        (129.21, 34.305),
+    ];
     let bad_fence = json!({ "type": "FeatureCollection", "features": [polygon(&wide, false), polygon(&hole, true)] });
     std::fs::write(&fence, bad_fence.to_string()).unwrap();
     let r = drone(&base);
-    assert!(!r.status.success() && text(&r).contains("crosses exclusion zone 0"), "{}", text(&r));
+    assert!(
+        !r.status.success() && text(&r).contains("crosses exclusion zone 0"),
+        "{}",
+        text(&r)
+    );
     assert!(!out.exists());
 
     // Bad files: a clear error, never a panic.
-    std::fs::write(&out, "{\"fileType\": \"Plan\", \"mission\": {\"items\": 3}}").unwrap();
+    std::fs::write(
+        &out,
+        "{\"fileType\": \"Plan\", \"mission\": {\"items\": 3}}",
+    )
+    .unwrap();
     let c = drone(&["check", o]);
-    assert!(!c.status.success() && text(&c).contains("not a QGroundControl plan"), "{}", text(&c));
-    std::fs::write(&area, "{\"type\": \"Polygon\", \"coordinates\": [[[500, 1]]]}").unwrap();
+    assert!(
+        !c.status.success() && text(&c).contains("not a QGroundControl plan"),
+        "{}",
+        text(&c)
+    );
+    std::fs::write(
+        &area,
+        "{\"type\": \"Polygon\", \"coordinates\": [[[500, 1]]]}",
+    )
+    .unwrap();
     let r = drone(&base);
-    assert!(!r.status.success() && text(&r).contains("not a [lon, lat] position"), "{}", text(&r));
+    assert!(
+        !r.status.success() && text(&r).contains("not a [lon, lat] position"),
+        "{}",
+        text(&r)
+    );
     assert!(!text(&r).contains("panicked"));
 }
 
@@ -257,27 +330,58 @@ fn frames_finds_the_rendered_boat_and_person_and_refuses_bad_input() {
     let video = d.join("sortie-20250601T030000Z.avi");
     let (v, tlog) = (video.to_str().unwrap(), d.join("sortie.tlog"));
     let (out, crops) = (d.join("detections.geojson"), d.join("crops"));
-    let (t, o, c) = (tlog.to_str().unwrap(), out.to_str().unwrap(), crops.to_str().unwrap());
+    let (t, o, c) = (
+        tlog.to_str().unwrap(),
+        out.to_str().unwrap(),
+        crops.to_str().unwrap(),
+    );
     let r = drone(&["frames", v, "--telemetry", t, "-o", o, "--crops", c]);
     assert!(r.status.success(), "{}", text(&r));
-    assert!(text(&r).contains("10 frames read, 10 analysed") && text(&r).contains("of 2 objects"), "{}", text(&r));
+    assert!(
+        text(&r).contains("10 frames read, 10 analysed") && text(&r).contains("of 2 objects"),
+        "{}",
+        text(&r)
+    );
 
-    let truth: Value = serde_json::from_str(&std::fs::read_to_string(d.join("truth.geojson")).unwrap()).unwrap();
+    let truth: Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("truth.geojson")).unwrap()).unwrap();
     let found: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     let features = found["features"].as_array().unwrap();
     assert!(features.len() >= 18, "{} detections", features.len());
     for class in ["vessel", "person"] {
-        let target = truth["features"].as_array().unwrap().iter().find(|f| f["properties"]["class"] == class).unwrap();
-        let (tlon, tlat) = (target["geometry"]["coordinates"][0].as_f64().unwrap(), target["geometry"]["coordinates"][1].as_f64().unwrap());
-        let mine: Vec<&Value> = features.iter().filter(|f| f["properties"]["class"] == class).collect();
+        let target = truth["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["properties"]["class"] == class)
+            .unwrap();
+        let (tlon, tlat) = (
+            target["geometry"]["coordinates"][0].as_f64().unwrap(),
+            target["geometry"]["coordinates"][1].as_f64().unwrap(),
+        );
+        let mine: Vec<&Value> = features
+            .iter()
+            .filter(|f| f["properties"]["class"] == class)
+            .collect();
         assert!(mine.len() >= 9, "{class}: {} detections", mine.len());
         for f in mine {
-            let (lon, lat) = (f["geometry"]["coordinates"][0].as_f64().unwrap(), f["geometry"]["coordinates"][1].as_f64().unwrap());
-            let err = ((lat - tlat) * 110_900.0).hypot((lon - tlon) * 110_900.0 * tlat.to_radians().cos());
+            let (lon, lat) = (
+                f["geometry"]["coordinates"][0].as_f64().unwrap(),
+                f["geometry"]["coordinates"][1].as_f64().unwrap(),
+            );
+            let err = ((lat - tlat) * 110_900.0)
+                .hypot((lon - tlon) * 110_900.0 * tlat.to_radians().cos());
             let range = f["properties"]["range_m"].as_f64().unwrap();
-            assert!(err < 2.0 + 0.01 * range, "{class} {} is {err:.2} m off", f["id"]);
+            assert!(
+                err < 2.0 + 0.01 * range,
+                "{class} {} is {err:.2} m off",
+                f["id"]
+            );
             let crop = f["properties"]["crop"].as_str().unwrap();
-            assert!(std::fs::read(crop).unwrap().starts_with(&[0xFF, 0xD8]), "{crop} is a JPEG");
+            assert!(
+                std::fs::read(crop).unwrap().starts_with(&[0xFF, 0xD8]),
+                "{crop} is a JPEG"
+            );
         }
     }
 
@@ -286,15 +390,59 @@ fn frames_finds_the_rendered_boat_and_person_and_refuses_bad_input() {
     let junk = d.join("junk.tlog");
     std::fs::write(&junk, "not telemetry").unwrap();
     let cases: [(Vec<&str>, &str); 5] = [
-        (vec!["frames", "/nonexistent/sortie-20250601T030000Z.avi", "--telemetry", t, "-o", o], "no such file"),
-        (vec!["frames", v, "--telemetry", junk.to_str().unwrap(), "-o", o], "not a tlog"),
-        (vec!["frames", v, "--telemetry", "/nonexistent.tlog", "-o", o], "reading the telemetry log"),
-        (vec!["frames", v, "--telemetry", t, "-o", o, "--video-start", "2025-06-01T05:00:00Z"], "outside the telemetry log"),
-        (vec!["frames", v, "--telemetry", t, "-o", o, "--video-start", "yesterday"], "not an RFC 3339 time"),
+        (
+            vec![
+                "frames",
+                "/nonexistent/sortie-20250601T030000Z.avi",
+                "--telemetry",
+                t,
+                "-o",
+                o,
+            ],
+            "no such file",
+        ),
+        (
+            vec!["frames", v, "--telemetry", junk.to_str().unwrap(), "-o", o],
+            "not a tlog",
+        ),
+        (
+            vec!["frames", v, "--telemetry", "/nonexistent.tlog", "-o", o],
+            "reading the telemetry log",
+        ),
+        (
+            vec![
+                "frames",
+                v,
+                "--telemetry",
+                t,
+                "-o",
+                o,
+                "--video-start",
+                "2025-06-01T05:00:00Z",
+            ],
+            "outside the telemetry log",
+        ),
+        (
+            vec![
+                "frames",
+                v,
+                "--telemetry",
+                t,
+                "-o",
+                o,
+                "--video-start",
+                "yesterday",
+            ],
+            "not an RFC 3339 time",
+        ),
     ];
     for (args, expect) in cases {
         let r = drone(&args);
-        assert!(!r.status.success() && text(&r).contains(expect), "{args:?}: {}", text(&r));
+        assert!(
+            !r.status.success() && text(&r).contains(expect),
+            "{args:?}: {}",
+            text(&r)
+        );
         assert!(!text(&r).contains("panicked"), "{}", text(&r));
     }
     assert_eq!(std::fs::read(&out).unwrap(), before);

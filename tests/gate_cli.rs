@@ -389,6 +389,10 @@ fn token_prints_a_fresh_token_and_the_hash_the_site_keeps() {
     assert_ne!(ta, tb, "every token is new");
     assert!(ta.len() >= 64, "{ta}");
     let hash = mizugiwa_field_node::gate::token_hash(&ta);
-    assert!(stderr(&a).contains(&format!("token_blake3 = \"{hash}\"")), "{}", stderr(&a));
+    assert!(
+        stderr(&a).contains(&format!("token_blake3 = \"{hash}\"")),
+        "{}",
+        stderr(&a)
+    );
     assert!(stderr(&a).contains("id = \"t1-gate3\""));
 }

@@ -97,11 +97,29 @@ async fn two_airports_offline_use_one_declaration_and_exactly_one_replay_alert_f
         "version = \"test-1\"\nface_match_threshold = 0.8\nrandom_selection_rate = 0.0\n",
     )
     .unwrap();
-    let hq = Daemon::command_with(&dep, "hq", &[], "[gates]\ntrust_dir = \"trust\"\npublish_secs = 1\n");
-    let (to_hq_n, to_hq_k) = (UdpRelay::start(hq.sync_addr).await, UdpRelay::start(hq.sync_addr).await);
+    let hq = Daemon::command_with(
+        &dep,
+        "hq",
+        &[],
+        "[gates]\ntrust_dir = \"trust\"\npublish_secs = 1\n",
+    );
+    let (to_hq_n, to_hq_k) = (
+        UdpRelay::start(hq.sync_addr).await,
+        UdpRelay::start(hq.sync_addr).await,
+    );
     let (tn, tk) = ("narita-gate-token", "kansai-gate-token");
-    let narita = Daemon::site_with(&dep, "narita", &[("hq", to_hq_n.addr())], &site_config("t1-g1", tn, &policy));
-    let kansai = Daemon::site_with(&dep, "kansai", &[("hq", to_hq_k.addr())], &site_config("t2-g4", tk, &policy));
+    let narita = Daemon::site_with(
+        &dep,
+        "narita",
+        &[("hq", to_hq_n.addr())],
+        &site_config("t1-g1", tn, &policy),
+    );
+    let kansai = Daemon::site_with(
+        &dep,
+        "kansai",
+        &[("hq", to_hq_k.addr())],
+        &site_config("t2-g4", tk, &policy),
+    );
     let admin = hq.login("admin", "admin-pw").await;
 
     // The trust list reaches both airports through sync.
@@ -114,7 +132,9 @@ async fn two_airports_offline_use_one_declaration_and_exactly_one_replay_alert_f
                 .await
                 .unwrap();
             let v: Value = r.json().await.unwrap_or(Value::Null);
-            v["keys"].as_array().is_some_and(|k| k.iter().any(|k| k == KID))
+            v["keys"]
+                .as_array()
+                .is_some_and(|k| k.iter().any(|k| k == KID))
         })
         .await;
     }
@@ -137,7 +157,10 @@ async fn two_airports_offline_use_one_declaration_and_exactly_one_replay_alert_f
     tampered[i] = if tampered[i] == b'A' { b'B' } else { b'A' };
     let (_, bad) = decide(&narita, tn, &String::from_utf8(tampered).unwrap()).await;
     assert_eq!(bad["open"], false);
-    assert!(reasons(&bad).contains(&"verification_failed".to_string()), "{bad}");
+    assert!(
+        reasons(&bad).contains(&"verification_failed".to_string()),
+        "{bad}"
+    );
     let garbage = reqwest::Client::new()
         .post(narita.url("/api/gate/decide"))
         .bearer_auth(tn)
@@ -163,7 +186,11 @@ async fn two_airports_offline_use_one_declaration_and_exactly_one_replay_alert_f
     to_hq_n.heal();
     to_hq_k.heal();
     let kansai_officer = kansai.login("officer", "officer-pw").await;
-    for (d, token) in [(&hq, &admin), (&narita, &officer), (&kansai, &kansai_officer)] {
+    for (d, token) in [
+        (&hq, &admin),
+        (&narita, &officer),
+        (&kansai, &kansai_officer),
+    ] {
         wait_until(60, "the replay alert everywhere", || async {
             replay_alerts(d, token, "D-E2E-2").await.len() == 1
         })
@@ -189,7 +216,9 @@ async fn two_airports_offline_use_one_declaration_and_exactly_one_replay_alert_f
     wait_until(30, "the gate counters at hq", || async {
         let stats = hq.get(&admin, "/api/records/gate_stats").await;
         stats.as_array().unwrap().iter().any(|s| {
-            s["id"] == "narita-t1-g1" && s["fields"]["opened"] == 2 && s["fields"]["officer_lane"] == 2
+            s["id"] == "narita-t1-g1"
+                && s["fields"]["opened"] == 2
+                && s["fields"]["officer_lane"] == 2
         })
     })
     .await;
@@ -215,26 +244,65 @@ async fn two_airports_offline_use_one_declaration_and_exactly_one_replay_alert_f
     let db = hq.data_dir.join("hq.db");
     let (db, ca) = (db.to_str().unwrap(), dep.pki().join("ca.crt"));
     let ca = ca.to_str().unwrap();
-    let intact = dep.run(&["gate", "journal", "--db", db, "--ca", ca, "--site", "narita"]);
-    assert!(intact.contains("4 entries verified in 1 epoch(s); 0 problem(s)"), "{intact}");
+    let intact = dep.run(&[
+        "gate", "journal", "--db", db, "--ca", ca, "--site", "narita",
+    ]);
+    assert!(
+        intact.contains("4 entries verified in 1 epoch(s); 0 problem(s)"),
+        "{intact}"
+    );
     let passage = first["passage"].as_str().unwrap();
-    dep.run(&["store", "put", "--db", db, "gate_passages", passage, "outcome=officer_lane"]);
+    dep.run(&[
+        "store",
+        "put",
+        "--db",
+        db,
+        "gate_passages",
+        passage,
+        "outcome=officer_lane",
+    ]);
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_mizugiwa"))
-        .args(["gate", "journal", "--db", db, "--ca", ca, "--site", "narita"])
+        .args([
+            "gate", "journal", "--db", db, "--ca", ca, "--site", "narita",
+        ])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["altered"], json!([passage]), "{report}");
     assert_eq!(report["intact"], false);
     // A certificate of another deployment does not vouch for anything.
     let other = tempfile::tempdir().unwrap();
-    dep.run(&["pki", "init", "--dir", other.path().to_str().unwrap(), "--deployment", "other"]);
+    dep.run(&[
+        "pki",
+        "init",
+        "--dir",
+        other.path().to_str().unwrap(),
+        "--deployment",
+        "other",
+    ]);
     let stranger = other.path().join("ca.crt");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_mizugiwa"))
-        .args(["gate", "journal", "--db", db, "--ca", stranger.to_str().unwrap(), "--site", "kansai"])
+        .args([
+            "gate",
+            "journal",
+            "--db",
+            db,
+            "--ca",
+            stranger.to_str().unwrap(),
+            "--site",
+            "kansai",
+        ])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("not issued by this deployment's CA"), "{err}");
+    assert!(
+        !out.status.success() && err.contains("not issued by this deployment's CA"),
+        "{err}"
+    );
 }

@@ -117,8 +117,16 @@ pub async fn run(
             return Ok(axum::Router::new());
         };
         let identity = gate::JournalIdentity::load(&cfg.pki_dir, &cfg.node)?;
-        let svc = Arc::new(GateService::new(ext.store.clone(), &cfg.node, section, &identity)?);
-        tracing::info!(gates = section.devices.len(), "e-gate API at /api/gate/decide");
+        let svc = Arc::new(GateService::new(
+            ext.store.clone(),
+            &cfg.node,
+            section,
+            &identity,
+        )?);
+        tracing::info!(
+            gates = section.devices.len(),
+            "e-gate API at /api/gate/decide"
+        );
         gates = Some(tokio::spawn(gate::watch(svc.clone(), ext.stopped.clone())));
         gate_service = Some(svc.clone());
         Ok(gate::routes(GateApi::start(svc)?))
@@ -127,7 +135,10 @@ pub async fn run(
     let pipeline = pipeline::start(&cfg, &runtime).await?;
     // Drones need the bus (their telemetry is live data); without a [bus] section the node
     // opens a private one with no endpoints, so nothing leaves the machine.
-    let bus_cfg = cfg.bus.clone().or_else(|| cfg.drones.as_ref().map(|_| BusConfig::private()));
+    let bus_cfg = cfg
+        .bus
+        .clone()
+        .or_else(|| cfg.drones.as_ref().map(|_| BusConfig::private()));
     let bus = match &bus_cfg {
         Some(b) => {
             let bus = Arc::new(SiteBus::open(&cfg.node, b).await?);
@@ -196,7 +207,10 @@ mod tests {
         assert_eq!(cfg.records.vessel_interval_secs, 10);
         let drones = cfg.drones.expect("the [drones] example");
         assert_eq!(drones.comm_lost_secs, 3.5);
-        assert!(drones.link.parse::<mizugiwa_drone::gcs::station::LinkSpec>().is_ok());
+        assert!(drones
+            .link
+            .parse::<mizugiwa_drone::gcs::station::LinkSpec>()
+            .is_ok());
         assert_eq!(
             cfg.ais.behaviour,
             mizugiwa_satellite::ais::BehaviourConfig::default()

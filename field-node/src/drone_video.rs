@@ -36,7 +36,9 @@ use serde_json::json;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::scanner::{make_dirs, poll_ready_folders, reject, retry, unique, valid_id, Context, Failure};
+use crate::scanner::{
+    make_dirs, poll_ready_folders, reject, retry, unique, valid_id, Context, Failure,
+};
 
 /// What a sortie folder may say about itself.
 #[derive(Debug, Default, Deserialize)]
@@ -54,10 +56,17 @@ struct SortieMeta {
 const VIDEO_NAMES: [&str; 4] = ["video.avi", "video.mp4", "video.mkv", "video.mov"];
 
 /// Starts the inbox: polls `dir` every `poll_ms`, analysing one frame in `every`.
-pub fn start(dir: PathBuf, poll_ms: u64, every: u64, ctx: Context, mut stopped: watch::Receiver<bool>) -> anyhow::Result<JoinHandle<()>> {
+pub fn start(
+    dir: PathBuf,
+    poll_ms: u64,
+    every: u64,
+    ctx: Context,
+    mut stopped: watch::Receiver<bool>,
+) -> anyhow::Result<JoinHandle<()>> {
     make_dirs(&dir)?;
     let evidence = ctx.data_dir.join("evidence");
-    std::fs::create_dir_all(&evidence).with_context(|| format!("creating {}", evidence.display()))?;
+    std::fs::create_dir_all(&evidence)
+        .with_context(|| format!("creating {}", evidence.display()))?;
     mizugiwa_drone::imagery::quiet_opencv_log();
     tracing::info!(dir = %dir.display(), every, "drone video inbox watching");
     Ok(tokio::spawn(async move {
@@ -89,35 +98,56 @@ fn process(ctx: &Context, id: &str, folder: &Path, every: u64) -> Result<usize, 
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => SortieMeta::default(),
         Err(e) => return Err(reject(format!("meta.json: {e}"))),
     };
-    let log = std::fs::read(folder.join("telemetry.tlog")).map_err(|e| reject(format!("telemetry.tlog: {e}")))?;
-    let track = PoseTrack::from_tlog(&log, meta.system).map_err(|e| reject(format!("telemetry.tlog: {e}")))?;
+    let log = std::fs::read(folder.join("telemetry.tlog"))
+        .map_err(|e| reject(format!("telemetry.tlog: {e}")))?;
+    let track = PoseTrack::from_tlog(&log, meta.system)
+        .map_err(|e| reject(format!("telemetry.tlog: {e}")))?;
     let video = VIDEO_NAMES
         .iter()
         .map(|n| folder.join(n))
         .chain(std::iter::once(folder.join("frames")))
         .find(|p| p.exists())
-        .ok_or_else(|| reject(format!("no video: one of {} or a frames/ folder", VIDEO_NAMES.join(", "))))?;
+        .ok_or_else(|| {
+            reject(format!(
+                "no video: one of {} or a frames/ folder",
+                VIDEO_NAMES.join(", ")
+            ))
+        })?;
     let start = match meta.video_start.as_deref() {
         Some("log") => Some(track.span_us().0),
-        Some(t) => Some(parse_rfc3339_us(t).map_err(|e| reject(format!("meta.json video_start: {e}")))?),
+        Some(t) => {
+            Some(parse_rfc3339_us(t).map_err(|e| reject(format!("meta.json video_start: {e}")))?)
+        }
         None => None,
     };
     let lens = Lens {
-        sensor_width_mm: meta.sensor_width_mm.unwrap_or(Lens::default().sensor_width_mm),
+        sensor_width_mm: meta
+            .sensor_width_mm
+            .unwrap_or(Lens::default().sensor_width_mm),
         focal_mm: meta.focal_mm.unwrap_or(Lens::default().focal_mm),
     };
     let pitch = meta.gimbal_pitch_deg.unwrap_or(-90.0);
     if !(-180.0..=180.0).contains(&pitch) {
-        return Err(reject(format!("meta.json gimbal_pitch_deg {pitch} is not an angle")));
+        return Err(reject(format!(
+            "meta.json gimbal_pitch_deg {pitch} is not an angle"
+        )));
     }
     let fixed_gimbal = match meta.gimbal_frame.as_deref().unwrap_or("body") {
         "body" => Gimbal::body_pitch(pitch),
         "horizon" => Gimbal::horizon_pitch(pitch),
-        other => return Err(reject(format!("meta.json gimbal_frame {other:?}: body or horizon"))),
+        other => {
+            return Err(reject(format!(
+                "meta.json gimbal_frame {other:?}: body or horizon"
+            )))
+        }
     };
     let options = AnalyseOptions {
         lens,
-        track: TrackOptions { home_above_sea_m: meta.home_above_sea_m.unwrap_or(0.0), fixed_gimbal, ..Default::default() },
+        track: TrackOptions {
+            home_above_sea_m: meta.home_above_sea_m.unwrap_or(0.0),
+            fixed_gimbal,
+            ..Default::default()
+        },
         every,
         ..Default::default()
     };
@@ -140,13 +170,21 @@ fn process(ctx: &Context, id: &str, folder: &Path, every: u64) -> Result<usize, 
     // Evidence first: a record never points at a file that is not there. A sortie dropped again
     // under a name already used gets `<id>.1`, ... so earlier detections are never overwritten.
     let evidence = unique(&ctx.data_dir.join("evidence"), id);
-    let key = evidence.file_name().and_then(|n| n.to_str()).unwrap_or(id).to_owned();
-    std::fs::create_dir_all(&evidence).with_context(|| format!("creating {}", evidence.display())).map_err(retry)?;
+    let key = evidence
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or(id)
+        .to_owned();
+    std::fs::create_dir_all(&evidence)
+        .with_context(|| format!("creating {}", evidence.display()))
+        .map_err(retry)?;
     let mut records = Vec::new();
     for (n, (object, d)) in best.iter().enumerate() {
         let crop = evidence.join(format!("{}.jpg", d.id));
         if !d.crop_jpeg.is_empty() {
-            std::fs::write(&crop, &d.crop_jpeg).with_context(|| format!("writing {}", crop.display())).map_err(retry)?;
+            std::fs::write(&crop, &d.crop_jpeg)
+                .with_context(|| format!("writing {}", crop.display()))
+                .map_err(retry)?;
         }
         let record_id = format!("{}-{key}-{n}", ctx.site);
         let ops: Vec<(&str, FieldOp)> = vec![
@@ -155,10 +193,16 @@ fn process(ctx: &Context, id: &str, folder: &Path, every: u64) -> Result<usize, 
             ("class", FieldOp::Set(d.class.as_str().into())),
             ("lat", FieldOp::Set(Value::Float(d.lat_deg))),
             ("lon", FieldOp::Set(Value::Float(d.lon_deg))),
-            ("length_m", FieldOp::Set(Value::Float((d.length_m * 10.0).round() / 10.0))),
+            (
+                "length_m",
+                FieldOp::Set(Value::Float((d.length_m * 10.0).round() / 10.0)),
+            ),
             ("at_ms", FieldOp::Set(Value::Int((d.time_us / 1000) as i64))),
             ("sortie", FieldOp::Set(key.clone().into())),
-            ("crop_path", FieldOp::Set(crop.to_string_lossy().into_owned().into())),
+            (
+                "crop_path",
+                FieldOp::Set(crop.to_string_lossy().into_owned().into()),
+            ),
             (
                 "detail",
                 FieldOp::Set(Value::Json(
@@ -180,8 +224,10 @@ fn process(ctx: &Context, id: &str, folder: &Path, every: u64) -> Result<usize, 
         ];
         records.push((record_id, ops));
     }
-    let writes: Vec<(&str, &str, &[(&str, FieldOp)])> =
-        records.iter().map(|(rid, ops)| (DETECTIONS, rid.as_str(), ops.as_slice())).collect();
+    let writes: Vec<(&str, &str, &[(&str, FieldOp)])> = records
+        .iter()
+        .map(|(rid, ops)| (DETECTIONS, rid.as_str(), ops.as_slice()))
+        .collect();
     if !writes.is_empty() {
         ctx.store
             .lock()
@@ -195,6 +241,7 @@ fn process(ctx: &Context, id: &str, folder: &Path, every: u64) -> Result<usize, 
 
 /// `2026-11-26T03:00:00Z` (or with fractional seconds / an offset) as µs since the epoch.
 fn parse_rfc3339_us(text: &str) -> Result<u64, String> {
-    let t = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).map_err(|e| format!("{text:?}: {e}"))?;
+    let t = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| format!("{text:?}: {e}"))?;
     u64::try_from(t.unix_timestamp_nanos() / 1000).map_err(|_| format!("{text:?} is before 1970"))
 }

@@ -69,22 +69,41 @@ fn default_comm_lost() -> f64 {
 
 impl DronesConfig {
     /// The ground station's configuration; reads the key files.
-    pub fn station(&self, data_dir: &std::path::Path, pki_dir: &std::path::Path) -> anyhow::Result<StationConfig> {
-        let link: LinkSpec = self.link.parse().map_err(|e: String| anyhow::anyhow!("[drones] link: {e}"))?;
+    pub fn station(
+        &self,
+        data_dir: &std::path::Path,
+        pki_dir: &std::path::Path,
+    ) -> anyhow::Result<StationConfig> {
+        let link: LinkSpec = self
+            .link
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("[drones] link: {e}"))?;
         let mut c = StationConfig::new(link);
         if !(self.comm_lost_secs > 0.0 && self.comm_lost_secs < 3600.0) {
-            anyhow::bail!("[drones] comm_lost_secs must be between 0 and 3600, not {}", self.comm_lost_secs);
+            anyhow::bail!(
+                "[drones] comm_lost_secs must be between 0 and 3600, not {}",
+                self.comm_lost_secs
+            );
         }
         c.comm_lost_after = Duration::from_secs_f64(self.comm_lost_secs);
         c.require_signing = self.require_signing;
         for v in &self.vehicles {
             if let Some(file) = &v.key_file {
                 let path = pki_dir.join(file);
-                let text = std::fs::read_to_string(&path)
-                    .with_context(|| format!("[drones] key of vehicle {}: reading {}", v.name, path.display()))?;
-                let key: SigningKey = text
-                    .parse()
-                    .map_err(|e: String| anyhow::anyhow!("[drones] key of vehicle {} in {}: {e}", v.name, path.display()))?;
+                let text = std::fs::read_to_string(&path).with_context(|| {
+                    format!(
+                        "[drones] key of vehicle {}: reading {}",
+                        v.name,
+                        path.display()
+                    )
+                })?;
+                let key: SigningKey = text.parse().map_err(|e: String| {
+                    anyhow::anyhow!(
+                        "[drones] key of vehicle {} in {}: {e}",
+                        v.name,
+                        path.display()
+                    )
+                })?;
                 c.keys.insert(v.system, key);
             }
         }
@@ -129,7 +148,9 @@ impl DroneStation {
         store: Arc<Mutex<Store>>,
     ) -> anyhow::Result<DroneStation> {
         let link = station_cfg.link;
-        let station = Station::start(station_cfg).await.with_context(|| format!("opening the MAVLink port {link:?}"))?;
+        let station = Station::start(station_cfg)
+            .await
+            .with_context(|| format!("opening the MAVLink port {link:?}"))?;
         tracing::info!(?link, addr = %station.local_addr(), "drone ground station up");
         let mut events = station.subscribe();
         let (stop, mut stopped) = watch::channel(false);
@@ -170,10 +191,13 @@ impl DroneStation {
                     Wake::Stop => break,
                     Wake::Reconcile => {
                         let site = bus.site().to_owned();
-                        let Ok(vehicles) = handle.vehicles().await else { break };
+                        let Ok(vehicles) = handle.vehicles().await else {
+                            break;
+                        };
                         // A system is lost only if no address of it is alive (a vehicle that
                         // came back from another port leaves its old entry lost behind it).
-                        let mut systems: std::collections::BTreeMap<u8, (bool, i64)> = std::collections::BTreeMap::new();
+                        let mut systems: std::collections::BTreeMap<u8, (bool, i64)> =
+                            std::collections::BTreeMap::new();
                         for v in &vehicles {
                             let e = systems.entry(v.id.system).or_insert((false, 0));
                             e.0 |= !v.link_lost;
@@ -186,7 +210,13 @@ impl DroneStation {
                                 let name = cfg.name(&site, system);
                                 let silent_ms = (wall_ms() - last_ms).max(0) as u64;
                                 tracing::warn!(vehicle = %name, "a lost drone link was found without its alert (events were missed)");
-                                if let Err(e) = link_lost_alert(&store, &site, &name, last.get(&system), silent_ms) {
+                                if let Err(e) = link_lost_alert(
+                                    &store,
+                                    &site,
+                                    &name,
+                                    last.get(&system),
+                                    silent_ms,
+                                ) {
                                     tracing::error!(error = %format!("{e:#}"), "could not record a lost drone link");
                                     alerted.remove(&system);
                                 }
@@ -210,10 +240,20 @@ impl DroneStation {
                             at_ms: telemetry.at_ms.max(0) as u64,
                         };
                         let json = serde_json::to_value(&sample).unwrap_or_default();
-                        if let Err(e) = bus.put_json(&format!("drone/{name}/telemetry"), &json).await {
+                        if let Err(e) = bus
+                            .put_json(&format!("drone/{name}/telemetry"), &json)
+                            .await
+                        {
                             tracing::warn!(error = %e, "publishing drone telemetry");
                         }
-                        track_sortie(&store, &site, &name, vehicle.system, &telemetry, &mut sorties);
+                        track_sortie(
+                            &store,
+                            &site,
+                            &name,
+                            vehicle.system,
+                            &telemetry,
+                            &mut sorties,
+                        );
                         last.insert(vehicle.system, telemetry);
                     }
                     Event::CommLost { vehicle, silent_ms } => {
@@ -221,12 +261,22 @@ impl DroneStation {
                         let alive_elsewhere = handle
                             .vehicles()
                             .await
-                            .map(|vs| vs.iter().any(|v| v.id.system == vehicle.system && v.id != vehicle && !v.link_lost))
+                            .map(|vs| {
+                                vs.iter().any(|v| {
+                                    v.id.system == vehicle.system && v.id != vehicle && !v.link_lost
+                                })
+                            })
                             .unwrap_or(false);
                         // One alert per loss, however the loss was learnt of.
                         if !alive_elsewhere && alerted.insert(vehicle.system) {
                             let name = cfg.name(&site, vehicle.system);
-                            if let Err(e) = link_lost_alert(&store, &site, &name, last.get(&vehicle.system), silent_ms) {
+                            if let Err(e) = link_lost_alert(
+                                &store,
+                                &site,
+                                &name,
+                                last.get(&vehicle.system),
+                                silent_ms,
+                            ) {
                                 tracing::error!(error = %format!("{e:#}"), "could not record a lost drone link");
                                 alerted.remove(&vehicle.system);
                             }
@@ -240,7 +290,11 @@ impl DroneStation {
                 }
             }
         });
-        Ok(DroneStation { station, stop, task })
+        Ok(DroneStation {
+            station,
+            stop,
+            task,
+        })
     }
 
     pub async fn shutdown(self) {
@@ -251,9 +305,11 @@ impl DroneStation {
 }
 
 fn wall_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
-
 
 fn track_sortie(
     store: &Arc<Mutex<Store>>,
@@ -265,7 +321,10 @@ fn track_sortie(
 ) {
     let write = |id: &str, ops: Vec<(&str, FieldOp)>| {
         let result = match store.lock() {
-            Ok(mut s) => s.put(SORTIES, id, &ops).map(|_| ()).map_err(anyhow::Error::from),
+            Ok(mut s) => s
+                .put(SORTIES, id, &ops)
+                .map(|_| ())
+                .map_err(anyhow::Error::from),
             Err(_) => Err(anyhow::anyhow!("store poisoned")),
         };
         if let Err(e) = result {
@@ -276,15 +335,27 @@ fn track_sortie(
         (true, None) => {
             let id = format!("{name}-{}", t.at_ms);
             tracing::info!(sortie = %id, "sortie started");
-            write(&id, vec![
-                ("site", FieldOp::Set(site.into())),
-                ("vehicle", FieldOp::Set(name.into())),
-                ("started_ms", FieldOp::Set(Value::Int(t.at_ms))),
-                ("start_lat", FieldOp::Set(Value::Float(t.lat))),
-                ("start_lon", FieldOp::Set(Value::Float(t.lon))),
-                ("state", FieldOp::Set("flying".into())),
-            ]);
-            sorties.insert(vehicle, Sortie { id, started_ms: t.at_ms, distance_m: 0.0, max_alt_m: t.rel_alt_m, last: Some((t.lat, t.lon)) });
+            write(
+                &id,
+                vec![
+                    ("site", FieldOp::Set(site.into())),
+                    ("vehicle", FieldOp::Set(name.into())),
+                    ("started_ms", FieldOp::Set(Value::Int(t.at_ms))),
+                    ("start_lat", FieldOp::Set(Value::Float(t.lat))),
+                    ("start_lon", FieldOp::Set(Value::Float(t.lon))),
+                    ("state", FieldOp::Set("flying".into())),
+                ],
+            );
+            sorties.insert(
+                vehicle,
+                Sortie {
+                    id,
+                    started_ms: t.at_ms,
+                    distance_m: 0.0,
+                    max_alt_m: t.rel_alt_m,
+                    last: Some((t.lat, t.lon)),
+                },
+            );
         }
         (true, Some(s)) => {
             if let Some(p) = s.last {
@@ -296,15 +367,24 @@ fn track_sortie(
         (false, Some(_)) => {
             let s = sorties.remove(&vehicle).expect("present");
             tracing::info!(sortie = %s.id, distance_m = s.distance_m.round(), "sortie ended");
-            write(&s.id, vec![
-                ("ended_ms", FieldOp::Set(Value::Int(t.at_ms))),
-                ("duration_s", FieldOp::Set(Value::Float((t.at_ms - s.started_ms) as f64 / 1000.0))),
-                ("distance_m", FieldOp::Set(Value::Float(s.distance_m.round()))),
-                ("max_alt_m", FieldOp::Set(Value::Float(s.max_alt_m.round()))),
-                ("end_lat", FieldOp::Set(Value::Float(t.lat))),
-                ("end_lon", FieldOp::Set(Value::Float(t.lon))),
-                ("state", FieldOp::Set("landed".into())),
-            ]);
+            write(
+                &s.id,
+                vec![
+                    ("ended_ms", FieldOp::Set(Value::Int(t.at_ms))),
+                    (
+                        "duration_s",
+                        FieldOp::Set(Value::Float((t.at_ms - s.started_ms) as f64 / 1000.0)),
+                    ),
+                    (
+                        "distance_m",
+                        FieldOp::Set(Value::Float(s.distance_m.round())),
+                    ),
+                    ("max_alt_m", FieldOp::Set(Value::Float(s.max_alt_m.round()))),
+                    ("end_lat", FieldOp::Set(Value::Float(t.lat))),
+                    ("end_lon", FieldOp::Set(Value::Float(t.lon))),
+                    ("state", FieldOp::Set("landed".into())),
+                ],
+            );
         }
         (false, None) => {}
     }
@@ -322,7 +402,10 @@ fn link_lost_alert(
     let flying = last.is_some_and(|t| t.armed && t.rel_alt_m > 1.0);
     let ops = NewAlert {
         title: match last {
-            Some(t) if flying => format!("Drone {name} lost in flight at {:.0} m, last seen {:.5}, {:.5}", t.rel_alt_m, t.lat, t.lon),
+            Some(t) if flying => format!(
+                "Drone {name} lost in flight at {:.0} m, last seen {:.5}, {:.5}",
+                t.rel_alt_m, t.lat, t.lon
+            ),
             _ => format!("Drone {name}: link lost"),
         },
         kind: "drone_link_lost",
@@ -341,8 +424,15 @@ fn link_lost_alert(
         }),
     }
     .ops();
-    tracing::warn!(vehicle = name, silent_ms, flying, "drone link lost: alert raised");
-    let mut s = store.lock().map_err(|_| anyhow::anyhow!("store poisoned"))?;
+    tracing::warn!(
+        vehicle = name,
+        silent_ms,
+        flying,
+        "drone link lost: alert raised"
+    );
+    let mut s = store
+        .lock()
+        .map_err(|_| anyhow::anyhow!("store poisoned"))?;
     s.put(ALERTS, &id, &ops)?;
     Ok(())
 }

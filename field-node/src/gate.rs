@@ -34,13 +34,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use mizugiwa_command::records::{
-    NewAlert, ALERTS, GATE_JOURNALS, GATE_KEYS, GATE_LISTS, GATE_PASSAGES, GATE_REVOKED, GATE_STATS, GATE_USES,
+    NewAlert, ALERTS, GATE_JOURNALS, GATE_KEYS, GATE_LISTS, GATE_PASSAGES, GATE_REVOKED,
+    GATE_STATS, GATE_USES,
 };
 use mizugiwa_command::trust::CURRENT_LIST;
 use mizugiwa_gate_edge::decision::ChipData;
 use mizugiwa_gate_edge::journal::{self, Decided, JournalWriter};
 use mizugiwa_gate_edge::trust::{RevocationList, TrustList, TrustedKey};
-use mizugiwa_gate_edge::{decide, mrz, qr, Decision, GateInput, Outcome, Policy, PublicKeyFile, VerifyPolicy};
+use mizugiwa_gate_edge::{
+    decide, mrz, qr, Decision, GateInput, Outcome, Policy, PublicKeyFile, VerifyPolicy,
+};
 use mizugiwa_sync::{FieldOp, FieldValue, Store, Value};
 use serde::Deserialize;
 use serde_json::json;
@@ -92,7 +95,11 @@ pub struct GateDevice {
 
 /// A new random gate token (244 random bits from the OS, as two UUIDv4).
 pub fn new_token() -> String {
-    format!("mzg_{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())
+    format!(
+        "mzg_{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
 }
 
 /// The hash a device token is configured by.
@@ -176,7 +183,8 @@ impl GateService {
             Some(p) => {
                 let text = std::fs::read_to_string(p)
                     .with_context(|| format!("reading the gate policy {}", p.display()))?;
-                toml::from_str(&text).with_context(|| format!("parsing the gate policy {}", p.display()))?
+                toml::from_str(&text)
+                    .with_context(|| format!("parsing the gate policy {}", p.display()))?
             }
             None => Policy::default(),
         };
@@ -201,9 +209,13 @@ impl GateService {
             devices,
             policy,
             verify,
-            seed: cfg
-                .selection_seed
-                .unwrap_or_else(|| u64::from_le_bytes(blake3::hash(site.as_bytes()).as_bytes()[..8].try_into().unwrap_or([0; 8]))),
+            seed: cfg.selection_seed.unwrap_or_else(|| {
+                u64::from_le_bytes(
+                    blake3::hash(site.as_bytes()).as_bytes()[..8]
+                        .try_into()
+                        .unwrap_or([0; 8]),
+                )
+            }),
             lists: Mutex::new(None),
             lists_dirty: AtomicBool::new(true),
             journal: Mutex::new(journal),
@@ -230,11 +242,19 @@ impl GateService {
     /// The trust and revocation lists as the replica holds them now.
     fn lists(&self) -> anyhow::Result<Arc<(TrustList, RevocationList)>> {
         if !self.lists_dirty.swap(false, Ordering::SeqCst) {
-            if let Some(l) = self.lists.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.clone() {
+            if let Some(l) = self
+                .lists
+                .lock()
+                .map_err(|_| anyhow::anyhow!("poisoned"))?
+                .clone()
+            {
                 return Ok(l);
             }
         }
-        let store = self.store.lock().map_err(|_| anyhow::anyhow!("store lock poisoned"))?;
+        let store = self
+            .store
+            .lock()
+            .map_err(|_| anyhow::anyhow!("store lock poisoned"))?;
         // Headquarters' heartbeat dates both lists: a gate that has not heard from it for
         // too long stops trusting them. Never published: the epoch, so stale.
         let published = store
@@ -249,7 +269,9 @@ impl GateService {
             match r.get("key") {
                 Some(Value::Text(text)) => match PublicKeyFile::parse(text) {
                     Ok(file) => trust.insert(r.id.clone(), TrustedKey::new(file.key)),
-                    Err(e) => tracing::warn!(kid = %r.id, error = %e, "published gate key unreadable; not trusted"),
+                    Err(e) => {
+                        tracing::warn!(kid = %r.id, error = %e, "published gate key unreadable; not trusted")
+                    }
                 },
                 _ => tracing::warn!(kid = %r.id, "published gate key has no text; not trusted"),
             }
@@ -264,9 +286,16 @@ impl GateService {
     /// Decides passages in order and records them all in one transaction (one fsync for the
     /// lot: group commit); the gates' answers, in order. A declaration shown twice within the
     /// batch is a replay exactly as if the batches had been apart.
-    pub fn decide_batch(&self, jobs: &[(String, &DecideRequest)]) -> anyhow::Result<Vec<serde_json::Value>> {
+    pub fn decide_batch(
+        &self,
+        jobs: &[(String, &DecideRequest)],
+    ) -> anyhow::Result<Vec<serde_json::Value>> {
         let lists = self.lists()?;
-        let now_ms = self.store.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.now_ms();
+        let now_ms = self
+            .store
+            .lock()
+            .map_err(|_| anyhow::anyhow!("poisoned"))?
+            .now_ms();
         let now = at(now_ms);
         // Signature checks and MRZ parsing need no store: done before taking its lock.
         let read: Vec<_> = jobs
@@ -279,7 +308,10 @@ impl GateService {
                 )
             })
             .collect();
-        let mut store = self.store.lock().map_err(|_| anyhow::anyhow!("store lock poisoned"))?;
+        let mut store = self
+            .store
+            .lock()
+            .map_err(|_| anyhow::anyhow!("store lock poisoned"))?;
         let mut in_batch: HashMap<String, Vec<String>> = HashMap::new();
         let mut planned = Vec::with_capacity(jobs.len());
         // The lookups and the record of these uses happen under one lock: two gates of this
@@ -307,12 +339,18 @@ impl GateService {
             );
             let plan = self.plan(gate, decision, prior_uses, now_ms)?;
             if let Some((id, element)) = &plan.declaration_use {
-                in_batch.entry(id.clone()).or_default().push(element.clone());
+                in_batch
+                    .entry(id.clone())
+                    .or_default()
+                    .push(element.clone());
             }
             planned.push(plan);
         }
         // Journal the decisions in order, then record passages and journal head together.
-        let mut journal = self.journal.lock().map_err(|_| anyhow::anyhow!("journal lock poisoned"))?;
+        let mut journal = self
+            .journal
+            .lock()
+            .map_err(|_| anyhow::anyhow!("journal lock poisoned"))?;
         let (epoch, seq_before, head_before) = {
             let (e, s, h) = journal.head();
             (e.to_owned(), s, h.to_owned())
@@ -326,7 +364,10 @@ impl GateService {
                 }
             };
             p.passage_ops.extend([
-                ("journal_seq", FieldOp::Set(Value::Int(journal.head().1 as i64))),
+                (
+                    "journal_seq",
+                    FieldOp::Set(Value::Int(journal.head().1 as i64)),
+                ),
                 ("journal", FieldOp::Set(Value::Text(sealed.entry))),
                 ("journal_hash", FieldOp::Set(Value::Text(sealed.hash))),
                 ("journal_sig", FieldOp::Set(Value::Text(sealed.sig))),
@@ -336,10 +377,14 @@ impl GateService {
         let head_ops = [
             ("epoch", FieldOp::Set(Value::Text(epoch))),
             ("head_seq", FieldOp::Set(Value::Int(seq_after as i64))),
-            ("head_hash", FieldOp::Set(Value::Text(head_after.to_owned()))),
+            (
+                "head_hash",
+                FieldOp::Set(Value::Text(head_after.to_owned())),
+            ),
             ("at_ms", FieldOp::Set(Value::Int(now_ms as i64))),
         ];
-        let mut writes: Vec<(&str, &str, &[(&str, FieldOp)])> = vec![(GATE_JOURNALS, &self.site, &head_ops)];
+        let mut writes: Vec<(&str, &str, &[(&str, FieldOp)])> =
+            vec![(GATE_JOURNALS, &self.site, &head_ops)];
         for p in &planned {
             writes.push((GATE_PASSAGES, &p.passage, &p.passage_ops));
             writes.push((GATE_STATS, &p.stats_id, &p.stats_ops));
@@ -367,7 +412,13 @@ impl GateService {
     }
 
     /// The records one decision makes, and the gate's answer.
-    fn plan(&self, gate: &str, decision: Decision, prior_uses: Vec<String>, now_ms: u64) -> anyhow::Result<Planned> {
+    fn plan(
+        &self,
+        gate: &str,
+        decision: Decision,
+        prior_uses: Vec<String>,
+        now_ms: u64,
+    ) -> anyhow::Result<Planned> {
         let opened = decision.outcome == Outcome::Open;
         let site = Value::Text(self.site.clone());
         let passage = uuid::Uuid::new_v4().simple().to_string();
@@ -377,7 +428,10 @@ impl GateService {
             ("site", FieldOp::Set(site.clone())),
             ("gate", FieldOp::Set(gate.into())),
             ("at_ms", FieldOp::Set(Value::Int(now_ms as i64))),
-            ("outcome", FieldOp::Set(if opened { "open" } else { "officer_lane" }.into())),
+            (
+                "outcome",
+                FieldOp::Set(if opened { "open" } else { "officer_lane" }.into()),
+            ),
         ];
         if let Some(id) = &decision.declaration_id {
             passage_ops.push(("declaration_id", FieldOp::Set(id.clone().into())));
@@ -396,7 +450,10 @@ impl GateService {
         let stats_ops: Vec<(&'static str, FieldOp)> = vec![
             ("site", FieldOp::Set(site)),
             ("gate", FieldOp::Set(gate.into())),
-            (if opened { "opened" } else { "officer_lane" }, FieldOp::Increment(1)),
+            (
+                if opened { "opened" } else { "officer_lane" },
+                FieldOp::Increment(1),
+            ),
             ("at_ms", FieldOp::Set(Value::Int(now_ms as i64))),
         ];
         let element = format!("{}/{gate}/{passage}@{now_ms}", self.site);
@@ -405,7 +462,10 @@ impl GateService {
                 let alert = (!prior_uses.is_empty()).then(|| {
                     let mut all = prior_uses.clone();
                     all.push(element.clone());
-                    (replay_alert_id(id), replay_alert_ops(&self.site, id, &all, now_ms))
+                    (
+                        replay_alert_id(id),
+                        replay_alert_ops(&self.site, id, &all, now_ms),
+                    )
                 });
                 (Some((id.clone(), element.clone())), alert)
             }
@@ -434,14 +494,21 @@ impl GateService {
     /// Raises the replay alert for `declaration` if its uses (as synced) are more than one
     /// and nobody raised it yet. Returns whether it wrote the alert.
     pub fn check_replay(&self, declaration: &str) -> anyhow::Result<bool> {
-        let mut store = self.store.lock().map_err(|_| anyhow::anyhow!("store lock poisoned"))?;
+        let mut store = self
+            .store
+            .lock()
+            .map_err(|_| anyhow::anyhow!("store lock poisoned"))?;
         let uses = uses_of(&store, declaration)?;
         let alert = replay_alert_id(declaration);
         if uses.len() < 2 || store.get(ALERTS, &alert)?.is_some() {
             return Ok(false);
         }
         let now = store.now_ms();
-        store.put(ALERTS, &alert, &replay_alert_ops(&self.site, declaration, &uses, now))?;
+        store.put(
+            ALERTS,
+            &alert,
+            &replay_alert_ops(&self.site, declaration, &uses, now),
+        )?;
         tracing::warn!(%declaration, uses = uses.len(), "declaration used more than once: replay alert raised");
         Ok(true)
     }
@@ -463,9 +530,15 @@ struct Planned {
 
 /// The site's journal writer: continues from the head in the replica, or opens a new epoch;
 /// publishes the site's certificate beside it so its signatures can be checked anywhere.
-fn open_journal(store: &Arc<Mutex<Store>>, site: &str, identity: &JournalIdentity) -> anyhow::Result<JournalWriter> {
+fn open_journal(
+    store: &Arc<Mutex<Store>>,
+    site: &str,
+    identity: &JournalIdentity,
+) -> anyhow::Result<JournalWriter> {
     let key = journal::signing_key_from_pem(&identity.key_pem)?;
-    let mut store = store.lock().map_err(|_| anyhow::anyhow!("store lock poisoned"))?;
+    let mut store = store
+        .lock()
+        .map_err(|_| anyhow::anyhow!("store lock poisoned"))?;
     let record = store.get(GATE_JOURNALS, site)?;
     let text = |f: &str| match record.as_ref().and_then(|r| r.get(f)) {
         Some(Value::Text(t)) => Some(t.clone()),
@@ -487,7 +560,11 @@ fn open_journal(store: &Arc<Mutex<Store>>, site: &str, identity: &JournalIdentit
         }
     };
     if text("cert").as_deref() != Some(identity.cert_pem.as_str()) {
-        store.put(GATE_JOURNALS, site, &[("cert", FieldOp::Set(Value::Text(identity.cert_pem.clone())))])?;
+        store.put(
+            GATE_JOURNALS,
+            site,
+            &[("cert", FieldOp::Set(Value::Text(identity.cert_pem.clone())))],
+        )?;
     }
     Ok(writer)
 }
@@ -548,14 +625,20 @@ impl GateApi {
     }
 
     /// Queues one decision for the writer thread; its answer once it is on record.
-    pub async fn decide(&self, gate: String, req: DecideRequest) -> anyhow::Result<serde_json::Value> {
+    pub async fn decide(
+        &self,
+        gate: String,
+        req: DecideRequest,
+    ) -> anyhow::Result<serde_json::Value> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.jobs
             .lock()
             .map_err(|_| anyhow::anyhow!("poisoned"))?
             .send(Job { gate, req, reply })
             .map_err(|_| anyhow::anyhow!("the gate writer has stopped"))?;
-        answer.await.map_err(|_| anyhow::anyhow!("the gate writer dropped the decision"))?
+        answer
+            .await
+            .map_err(|_| anyhow::anyhow!("the gate writer dropped the decision"))?
     }
 }
 
@@ -573,7 +656,12 @@ fn replay_alert_id(declaration: &str) -> String {
     format!("gate-replay-{declaration}")
 }
 
-fn replay_alert_ops(site: &str, declaration: &str, uses: &[String], now_ms: u64) -> Vec<(&'static str, FieldOp)> {
+fn replay_alert_ops(
+    site: &str,
+    declaration: &str,
+    uses: &[String],
+    now_ms: u64,
+) -> Vec<(&'static str, FieldOp)> {
     NewAlert {
         title: format!("Declaration {declaration} used more than once"),
         kind: "gate_replay",
@@ -605,7 +693,8 @@ pub async fn watch(svc: Arc<GateService>, mut stopped: watch::Receiver<bool>) {
             Ok(e) if e.collection == GATE_USES && e.via.is_some() => {
                 let svc = svc.clone();
                 let declaration = e.record.clone();
-                let done = tokio::task::spawn_blocking(move || svc.check_replay(&declaration)).await;
+                let done =
+                    tokio::task::spawn_blocking(move || svc.check_replay(&declaration)).await;
                 if let Ok(Err(err)) = done {
                     tracing::error!(error = %format!("{err:#}"), "replay check failed");
                 }
@@ -617,7 +706,11 @@ pub async fn watch(svc: Arc<GateService>, mut stopped: watch::Receiver<bool>) {
                 svc.lists_dirty.store(true, Ordering::SeqCst);
                 let svc = svc.clone();
                 let _ = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-                    let ids = svc.store.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.ids(GATE_USES)?;
+                    let ids = svc
+                        .store
+                        .lock()
+                        .map_err(|_| anyhow::anyhow!("poisoned"))?
+                        .ids(GATE_USES)?;
                     for id in ids {
                         svc.check_replay(&id)?;
                     }
@@ -648,14 +741,25 @@ async fn decide_handler(
     body: Result<Json<DecideRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
     let Some(gate) = api.svc.gate_of(&headers) else {
-        return error(StatusCode::UNAUTHORIZED, "unknown gate: send `Authorization: Bearer <gate token>`");
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "unknown gate: send `Authorization: Bearer <gate token>`",
+        );
     };
     let Json(req) = match body {
         Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("send JSON {{qr, mrz: [lines], chip?, face_score?}}: {e}")),
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("send JSON {{qr, mrz: [lines], chip?, face_score?}}: {e}"),
+            )
+        }
     };
     if req.qr.len() > 8192 || req.mrz.len() > 3 || req.mrz.iter().any(|l| l.len() > 64) {
-        return error(StatusCode::PAYLOAD_TOO_LARGE, "QR text over 8 KiB or MRZ over 3 lines of 64");
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "QR text over 8 KiB or MRZ over 3 lines of 64",
+        );
     }
     // The decision is recorded durably (fsync) by the writer thread, off the async workers.
     match api.decide(gate, req).await {
@@ -663,7 +767,10 @@ async fn decide_handler(
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "gate decision not recorded");
             // Not on record, so not open: the gate sends the passenger to an officer.
-            error(StatusCode::SERVICE_UNAVAILABLE, format!("decision not recorded: {e:#}; officer lane"))
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("decision not recorded: {e:#}; officer lane"),
+            )
         }
     }
 }

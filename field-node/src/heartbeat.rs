@@ -162,7 +162,10 @@ impl HeartbeatMonitor {
                     let store = store.clone();
                     let site = site.clone();
                     let silent = timeout.as_secs();
-                    let done = tokio::task::spawn_blocking(move || record(&store, &site, &gate, change, silent)).await;
+                    let done = tokio::task::spawn_blocking(move || {
+                        record(&store, &site, &gate, change, silent)
+                    })
+                    .await;
                     if let Ok(Err(e)) = done {
                         tracing::error!(error = %format!("{e:#}"), "could not record a gate's link change");
                     }
@@ -179,8 +182,16 @@ impl HeartbeatMonitor {
     }
 }
 
-fn record(store: &Arc<Mutex<Store>>, site: &str, gate: &str, change: Change, silent_secs: u64) -> anyhow::Result<()> {
-    let mut store = store.lock().map_err(|_| anyhow::anyhow!("store lock poisoned"))?;
+fn record(
+    store: &Arc<Mutex<Store>>,
+    site: &str,
+    gate: &str,
+    change: Change,
+    silent_secs: u64,
+) -> anyhow::Result<()> {
+    let mut store = store
+        .lock()
+        .map_err(|_| anyhow::anyhow!("store lock poisoned"))?;
     let now = store.now_ms();
     let link = match change {
         Change::Online => "online",
@@ -211,7 +222,10 @@ fn record(store: &Arc<Mutex<Store>>, site: &str, gate: &str, change: Change, sil
                 detail: serde_json::json!({ "gate": gate, "silent_secs": silent_secs }),
             }
             .ops();
-            store.put_all(&[(GATE_STATS, &stats_id, &stats), (ALERTS, &alert, &alert_ops)])?;
+            store.put_all(&[
+                (GATE_STATS, &stats_id, &stats),
+                (ALERTS, &alert, &alert_ops),
+            ])?;
         }
     }
     Ok(())

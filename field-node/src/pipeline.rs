@@ -578,14 +578,41 @@ pub async fn start(cfg: &SiteConfig, runtime: &Runtime) -> anyhow::Result<Pipeli
                     .await?,
                 );
             }
-            SourceConfig::DroneVideoInbox { dir, poll_ms, every } => {
+            SourceConfig::DroneVideoInbox {
+                dir,
+                poll_ms,
+                every,
+            } => {
                 let ctx = crate::scanner::Context::new(cfg, runtime);
-                tasks.push(crate::drone_video::start(dir, poll_ms, every, ctx, stopped.clone())?);
+                tasks.push(crate::drone_video::start(
+                    dir,
+                    poll_ms,
+                    every,
+                    ctx,
+                    stopped.clone(),
+                )?);
             }
-            SourceConfig::SarInbox { dir, poll_ms, detect, correlation, land } => {
+            SourceConfig::SarInbox {
+                dir,
+                poll_ms,
+                detect,
+                correlation,
+                land,
+            } => {
                 let ctx = crate::scanner::Context::new(cfg, runtime);
-                let settings = crate::sar::SarSettings { detect, correlation, land };
-                tasks.push(crate::sar::start(dir, poll_ms, settings, picture.clone(), ctx, stopped.clone())?);
+                let settings = crate::sar::SarSettings {
+                    detect,
+                    correlation,
+                    land,
+                };
+                tasks.push(crate::sar::start(
+                    dir,
+                    poll_ms,
+                    settings,
+                    picture.clone(),
+                    ctx,
+                    stopped.clone(),
+                )?);
             }
             SourceConfig::NqrInbox { dir, poll_ms, pfa } => {
                 let ctx = crate::scanner::Context::new(cfg, runtime);

@@ -62,11 +62,18 @@ pub fn start(
     mut stopped: watch::Receiver<bool>,
 ) -> anyhow::Result<JoinHandle<()>> {
     // Checked here, not per scene: a bad setting would otherwise reject every scene.
-    settings.detect.validate().map_err(|e| anyhow::anyhow!("sar_inbox [sources.detect] {e}"))?;
-    settings.correlation.validate().map_err(|e| anyhow::anyhow!("sar_inbox [sources.correlation] {e}"))?;
+    settings
+        .detect
+        .validate()
+        .map_err(|e| anyhow::anyhow!("sar_inbox [sources.detect] {e}"))?;
+    settings
+        .correlation
+        .validate()
+        .map_err(|e| anyhow::anyhow!("sar_inbox [sources.correlation] {e}"))?;
     make_dirs(&dir)?;
     let land = match &settings.land {
-        Some(path) => LandMask::from_geojson_file(path).with_context(|| format!("sar_inbox land {}", path.display()))?,
+        Some(path) => LandMask::from_geojson_file(path)
+            .with_context(|| format!("sar_inbox land {}", path.display()))?,
         None => LandMask::natural_earth().clone(),
     };
     let land = Arc::new(land);
@@ -74,9 +81,17 @@ pub fn start(
     tracing::info!(dir = %dir.display(), cfar = ?settings.detect.cfar.kind, "SAR scene inbox watching");
     Ok(tokio::spawn(async move {
         loop {
-            let (ctx, dir, settings, land, picture) = (ctx.clone(), dir.clone(), settings.clone(), land.clone(), picture.clone());
+            let (ctx, dir, settings, land, picture) = (
+                ctx.clone(),
+                dir.clone(),
+                settings.clone(),
+                land.clone(),
+                picture.clone(),
+            );
             let polled = tokio::task::spawn_blocking(move || {
-                poll_ready_folders(&ctx, &dir, "sar_inbox", |id, folder| process(&ctx, id, folder, &settings, &land, &picture))
+                poll_ready_folders(&ctx, &dir, "sar_inbox", |id, folder| {
+                    process(&ctx, id, folder, &settings, &land, &picture)
+                })
             })
             .await;
             if let Ok(Err(e)) = polled {
@@ -94,22 +109,41 @@ pub fn start(
 /// folder in it (VV first, as ship detection prefers co-polarisation).
 fn scene_file(folder: &Path) -> Result<PathBuf, String> {
     let list = |dir: &Path| -> Vec<PathBuf> {
-        let mut v: Vec<PathBuf> = std::fs::read_dir(dir).map(|r| r.filter_map(|e| e.ok()).map(|e| e.path()).collect()).unwrap_or_default();
+        let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map(|r| r.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+            .unwrap_or_default();
         v.sort();
         v
     };
-    let is_tiff = |p: &Path| p.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("tif") || e.eq_ignore_ascii_case("tiff"));
+    let is_tiff = |p: &Path| {
+        p.extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| e.eq_ignore_ascii_case("tif") || e.eq_ignore_ascii_case("tiff"))
+    };
     let entries = list(folder);
-    if let Some(safe) = entries.iter().find(|p| p.is_dir() && p.extension().and_then(|e| e.to_str()) == Some("SAFE")) {
-        let measurements: Vec<PathBuf> = list(&safe.join("measurement")).into_iter().filter(|p| is_tiff(p)).collect();
+    if let Some(safe) = entries
+        .iter()
+        .find(|p| p.is_dir() && p.extension().and_then(|e| e.to_str()) == Some("SAFE"))
+    {
+        let measurements: Vec<PathBuf> = list(&safe.join("measurement"))
+            .into_iter()
+            .filter(|p| is_tiff(p))
+            .collect();
         return measurements
             .iter()
-            .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.contains("-vv-")))
+            .find(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.contains("-vv-"))
+            })
             .or(measurements.first())
             .cloned()
             .ok_or_else(|| format!("{} has no measurement TIFF", safe.display()));
     }
-    let tiffs: Vec<&PathBuf> = entries.iter().filter(|p| p.is_file() && is_tiff(p)).collect();
+    let tiffs: Vec<&PathBuf> = entries
+        .iter()
+        .filter(|p| p.is_file() && is_tiff(p))
+        .collect();
     match tiffs.as_slice() {
         [one] => Ok((*one).clone()),
         [] => Err("no scene: a GeoTIFF (.tif) or a Sentinel-1 .SAFE folder".into()),
@@ -118,7 +152,14 @@ fn scene_file(folder: &Path) -> Result<PathBuf, String> {
 }
 
 /// Detects, correlates and writes one scene; returns a summary.
-fn process(ctx: &Context, id: &str, folder: &Path, settings: &SarSettings, land: &LandMask, picture: &AisPicture) -> Result<String, Failure> {
+fn process(
+    ctx: &Context,
+    id: &str,
+    folder: &Path,
+    settings: &SarSettings,
+    land: &LandMask,
+    picture: &AisPicture,
+) -> Result<String, Failure> {
     valid_id(id).map_err(reject)?;
     let path = scene_file(folder).map_err(reject)?;
     let scene = Scene::open(&path).map_err(reject)?;
@@ -138,16 +179,36 @@ fn process(ctx: &Context, id: &str, folder: &Path, settings: &SarSettings, land:
     // Evidence first: a record never points at a file that is not there. A scene dropped again
     // under a name already used gets `<id>.1`, ... so earlier detections are never overwritten.
     let evidence_dir = ctx.data_dir.join("evidence").join("sar");
-    std::fs::create_dir_all(&evidence_dir).with_context(|| format!("creating {}", evidence_dir.display())).map_err(retry)?;
+    std::fs::create_dir_all(&evidence_dir)
+        .with_context(|| format!("creating {}", evidence_dir.display()))
+        .map_err(retry)?;
     // The key is the first of `<id>`, `<id>.1`, ... whose quicklook is not there yet (not
     // `unique` on the file name: `<id>.png.1` and `<id>.png.2` would share the key `<id>.png`).
-    let key = std::iter::once(id.to_owned()).chain((1..).map(|n| format!("{id}.{n}"))).find(|k| !evidence_dir.join(format!("{k}.png")).exists()).unwrap_or_else(|| id.to_owned());
+    let key = std::iter::once(id.to_owned())
+        .chain((1..).map(|n| format!("{id}.{n}")))
+        .find(|k| !evidence_dir.join(format!("{k}.png")).exists())
+        .unwrap_or_else(|| id.to_owned());
     let quicklook = evidence_dir.join(format!("{key}.png"));
-    let matched = |d: u32| correlation.as_ref().and_then(|c| c.matched.iter().find(|m| m.detection == d));
-    write_quicklook(&scene, &run.detections, |d| matched(d.id).is_some(), 2048, &quicklook).map_err(|e| retry(anyhow::anyhow!("{e}")))?;
+    let matched = |d: u32| {
+        correlation
+            .as_ref()
+            .and_then(|c| c.matched.iter().find(|m| m.detection == d))
+    };
+    write_quicklook(
+        &scene,
+        &run.detections,
+        |d| matched(d.id).is_some(),
+        2048,
+        &quicklook,
+    )
+    .map_err(|e| retry(anyhow::anyhow!("{e}")))?;
 
     let at_ms = scene.acquisition.map(|a| a.time_ms).unwrap_or_else(now_ms);
-    let scene_name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+    let scene_name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_owned();
     let mut records: Vec<(&str, String, Vec<(&str, FieldOp)>)> = Vec::new();
     for d in &run.detections {
         let m = matched(d.id);
@@ -184,14 +245,20 @@ fn process(ctx: &Context, id: &str, folder: &Path, settings: &SarSettings, land:
         }
         records.push((DETECTIONS, format!("{}-sar-{key}-{}", ctx.site, d.id), ops));
     }
-    let dark = correlation.as_ref().map(|c| c.dark.as_slice()).unwrap_or_default();
+    let dark = correlation
+        .as_ref()
+        .map(|c| c.dark.as_slice())
+        .unwrap_or_default();
     for v in dark {
         let nearest = match (v.nearest_mmsi, v.nearest_distance_m) {
             (Some(mmsi), Some(dist)) => format!(", nearest AIS {mmsi} at {:.1} km", dist / 1000.0),
             _ => ", no AIS vessel in the picture".into(),
         };
         let ops = NewAlert {
-            title: format!("Dark vessel: {:.0} m, no AIS at {:.4}° N {:.4}° E{nearest}", v.length_m, v.lat, v.lon),
+            title: format!(
+                "Dark vessel: {:.0} m, no AIS at {:.4}° N {:.4}° E{nearest}",
+                v.length_m, v.lat, v.lon
+            ),
             kind: "dark_vessel",
             severity: "high",
             site: &ctx.site,
@@ -209,9 +276,16 @@ fn process(ctx: &Context, id: &str, folder: &Path, settings: &SarSettings, land:
             }),
         }
         .ops();
-        records.push((ALERTS, format!("dark-{}-{key}-{}", ctx.site, v.detection), ops));
+        records.push((
+            ALERTS,
+            format!("dark-{}-{key}-{}", ctx.site, v.detection),
+            ops,
+        ));
     }
-    let writes: Vec<(&str, &str, &[(&str, FieldOp)])> = records.iter().map(|(c, rid, ops)| (*c, rid.as_str(), ops.as_slice())).collect();
+    let writes: Vec<(&str, &str, &[(&str, FieldOp)])> = records
+        .iter()
+        .map(|(c, rid, ops)| (*c, rid.as_str(), ops.as_slice()))
+        .collect();
     if !writes.is_empty() {
         ctx.store
             .lock()
@@ -221,8 +295,17 @@ fn process(ctx: &Context, id: &str, folder: &Path, settings: &SarSettings, land:
             .map_err(retry)?;
     }
     Ok(match &correlation {
-        Some(c) => format!("{} vessels, {} with AIS, {} dark ({:.1} s)", run.detections.len(), c.matched.len(), c.dark.len(), run.seconds),
-        None => format!("{} vessels, no acquisition time: not correlated ({:.1} s)", run.detections.len(), run.seconds),
+        Some(c) => format!(
+            "{} vessels, {} with AIS, {} dark ({:.1} s)",
+            run.detections.len(),
+            c.matched.len(),
+            c.dark.len(),
+            run.seconds
+        ),
+        None => format!(
+            "{} vessels, no acquisition time: not correlated ({:.1} s)",
+            run.detections.len(),
+            run.seconds
+        ),
     })
 }
-

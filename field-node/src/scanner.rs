@@ -79,7 +79,11 @@ impl Context {
             store,
             queues: Default::default(),
             site: site.into(),
-            location: Location { kind: "coast".into(), lat: 34.2, lon: 129.3 },
+            location: Location {
+                kind: "coast".into(),
+                lat: 34.2,
+                lon: 129.3,
+            },
             data_dir: data_dir.to_path_buf(),
         }
     }

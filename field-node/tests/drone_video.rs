@@ -5,7 +5,6 @@
 
 mod common;
 
-
 use std::time::{Duration, Instant};
 
 use mizugiwa_command::records::DETECTIONS;
@@ -26,21 +25,46 @@ async fn a_dropped_sortie_becomes_detections_with_evidence() {
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
     let store = common::store(&data, "tsushima");
-    let source: SourceConfig = toml::from_str(&format!("kind = \"drone_video_inbox\"\ndir = {:?}\npoll_ms = 100\nevery = 1\n", inbox)).unwrap();
-    let SourceConfig::DroneVideoInbox { dir: inbox_dir, poll_ms, every } = source else { panic!("not a drone inbox") };
+    let source: SourceConfig = toml::from_str(&format!(
+        "kind = \"drone_video_inbox\"\ndir = {:?}\npoll_ms = 100\nevery = 1\n",
+        inbox
+    ))
+    .unwrap();
+    let SourceConfig::DroneVideoInbox {
+        dir: inbox_dir,
+        poll_ms,
+        every,
+    } = source
+    else {
+        panic!("not a drone inbox")
+    };
     let ctx = mizugiwa_field_node::scanner::Context::for_tests(store.clone(), "tsushima", &data);
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let task = mizugiwa_field_node::drone_video::start(inbox_dir, poll_ms, every, ctx, stopped).unwrap();
+    let task =
+        mizugiwa_field_node::drone_video::start(inbox_dir, poll_ms, every, ctx, stopped).unwrap();
 
     // A sortie, written aside, then made ready.
     let mut sortie = patrol_sortie(3, 1280, 720, 2.0);
     sortie.fps = 5.0;
     let folder = inbox.join("uav1-20261126-0300");
     std::fs::create_dir_all(&folder).unwrap();
-    sortie.write(&folder.join("video.avi"), &folder.join("telemetry.tlog"), |_, _| {}).unwrap();
-    let start = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(sortie.start_us) * 1000).unwrap();
-    let stamp = start.format(&time::format_description::well_known::Rfc3339).unwrap();
-    std::fs::write(folder.join("meta.json"), format!("{{\"video_start\": \"{stamp}\"}}")).unwrap();
+    sortie
+        .write(
+            &folder.join("video.avi"),
+            &folder.join("telemetry.tlog"),
+            |_, _| {},
+        )
+        .unwrap();
+    let start = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(sortie.start_us) * 1000)
+        .unwrap();
+    let stamp = start
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    std::fs::write(
+        folder.join("meta.json"),
+        format!("{{\"video_start\": \"{stamp}\"}}"),
+    )
+    .unwrap();
     // Another without its log.
     let broken = inbox.join("uav2-20261126-0310");
     std::fs::create_dir_all(&broken).unwrap();
@@ -49,7 +73,9 @@ async fn a_dropped_sortie_becomes_detections_with_evidence() {
     std::fs::write(folder.join("READY"), "").unwrap();
 
     let deadline = Instant::now() + Duration::from_secs(120);
-    while !(inbox.join("done/uav1-20261126-0300").exists() && inbox.join("rejected/uav2-20261126-0310").exists()) {
+    while !(inbox.join("done/uav1-20261126-0300").exists()
+        && inbox.join("rejected/uav2-20261126-0310").exists())
+    {
         assert!(Instant::now() < deadline, "the sorties were not handled");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -62,16 +88,27 @@ async fn a_dropped_sortie_becomes_detections_with_evidence() {
     for d in &detections {
         assert!(d.id.starts_with("tsushima-uav1-20261126-0300-"), "{}", d.id);
         assert_eq!(d.get("source"), Some(&Value::Text("drone".into())));
-        let Some(Value::Text(class)) = d.get("class") else { panic!("no class") };
-        let (Some(Value::Float(lat)), Some(Value::Float(lon))) = (d.get("lat"), d.get("lon")) else { panic!("no position") };
+        let Some(Value::Text(class)) = d.get("class") else {
+            panic!("no class")
+        };
+        let (Some(Value::Float(lat)), Some(Value::Float(lon))) = (d.get("lat"), d.get("lon"))
+        else {
+            panic!("no position")
+        };
         let truth = sortie
             .scene
             .targets
             .iter()
             .map(|t| distance_m((*lat, *lon), (t.lat_deg, t.lon_deg)))
             .fold(f64::INFINITY, f64::min);
-        assert!(truth < 5.0, "{class} detection {:.1} m from the nearest target", truth);
-        let Some(Value::Text(crop)) = d.get("crop_path") else { panic!("no evidence") };
+        assert!(
+            truth < 5.0,
+            "{class} detection {:.1} m from the nearest target",
+            truth
+        );
+        let Some(Value::Text(crop)) = d.get("crop_path") else {
+            panic!("no evidence")
+        };
         let jpeg = std::fs::read(crop).unwrap();
         assert!(jpeg.starts_with(&[0xFF, 0xD8]), "the evidence is a JPEG");
     }
@@ -82,7 +119,10 @@ async fn a_dropped_sortie_becomes_detections_with_evidence() {
             _ => None,
         })
         .collect();
-    assert_eq!(classes.into_iter().collect::<Vec<_>>(), vec!["person".to_string(), "vessel".to_string()]);
+    assert_eq!(
+        classes.into_iter().collect::<Vec<_>>(),
+        vec!["person".to_string(), "vessel".to_string()]
+    );
     let _ = stop.send(true);
     let _ = task.await;
 }

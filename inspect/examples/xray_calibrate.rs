@@ -95,7 +95,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .collect();
         println!("outside-category tiles, {name}: {}", counted.join(", "));
     }
-    for (name, areas) in [("clean", &mut clean_metal), ("metal block", &mut block_metal)] {
+    for (name, areas) in [
+        ("clean", &mut clean_metal),
+        ("metal block", &mut block_metal),
+    ] {
         areas.sort_by(f64::total_cmp);
         let q = |f: f64| areas[((areas.len() as f64 - 1.0) * f) as usize];
         println!(

@@ -82,11 +82,13 @@ fn clean_containers_rarely_alert_and_containers_hiding_contraband_mostly_do() {
         let r = model.scan(&clean.scan, &clean.manifest).unwrap();
         clean_alerts += usize::from(r.risk.alert);
 
-        let kind = [HiddenKind::Cigarettes, HiddenKind::Drugs, HiddenKind::Weapon][i as usize % 3];
-        let hiding = generate(
-            &GeneratorConfig::random(9_300_000 + i, 0.0).with_hidden(vec![kind]),
-        )
-        .unwrap();
+        let kind = [
+            HiddenKind::Cigarettes,
+            HiddenKind::Drugs,
+            HiddenKind::Weapon,
+        ][i as usize % 3];
+        let hiding =
+            generate(&GeneratorConfig::random(9_300_000 + i, 0.0).with_hidden(vec![kind])).unwrap();
         let r = model.scan(&hiding.scan, &hiding.manifest).unwrap();
         hiding_alerts += usize::from(r.risk.alert);
     }

@@ -77,7 +77,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     spec.ships = random_ships(&spec, None, 40, &ShipMix::default(), 7)?;
     write_scene(&spec, &path)?;
     let scene = Scene::open(&path)?;
-    let mut config = DetectConfig { threads: 1, ..DetectConfig::default() };
+    let mut config = DetectConfig {
+        threads: 1,
+        ..DetectConfig::default()
+    };
     // SNAP's test, the one the anchor implements.
     config.cfar.kind = mizugiwa_satellite::sar::cfar::CfarKind::TwoParameter;
     let pixels = (scene.width * scene.height) as f64;
@@ -91,7 +94,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // `detect` runs its one worker on a thread of its own and clusters on this one: the
         // process's CPU time counts both.
         let c0 = process_cpu_seconds();
-        let r = (detect(&scene, None, &config, &|_, _| {}), process_cpu_seconds() - c0);
+        let r = (
+            detect(&scene, None, &config, &|_, _| {}),
+            process_cpu_seconds() - c0,
+        );
         wall.push(t.elapsed().as_secs_f64());
         cpu.push(r.1);
         run = Some(r.0?);
@@ -100,7 +106,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (ours_wall, ours_cpu) = (median(wall), median(cpu));
 
     // The default detector (the K test) on the same scene, the same way.
-    let k_config = DetectConfig { threads: 1, ..DetectConfig::default() };
+    let k_config = DetectConfig {
+        threads: 1,
+        ..DetectConfig::default()
+    };
     let (mut k_wall, mut k_cpu, mut k_detections) = (Vec::new(), Vec::new(), 0);
     for _ in 0..5 {
         let t = Instant::now();
@@ -115,10 +124,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Our hit mask, for the comparison (the same kernel `detect` runs, one tile per scene).
     let windows = Windows::from_metres(&config.cfar, scene.spacing_m);
     let th = Thresholds::new(&config.cfar, &windows);
-    let whole = Window { x0: 0, y0: 0, width: scene.width, height: scene.height };
+    let whole = Window {
+        x0: 0,
+        y0: 0,
+        width: scene.width,
+        height: scene.height,
+    };
     let mut hits = Vec::new();
-    detect_tile(&scene.reader()?.read(whole)?, None, whole, whole, &windows, &th, &mut hits);
-    let mut ours_idx: Vec<u64> = hits.iter().map(|h| h.y as u64 * scene.width as u64 + h.x as u64).collect();
+    detect_tile(
+        &scene.reader()?.read(whole)?,
+        None,
+        whole,
+        whole,
+        &windows,
+        &th,
+        &mut hits,
+    );
+    let mut ours_idx: Vec<u64> = hits
+        .iter()
+        .map(|h| h.y as u64 * scene.width as u64 + h.x as u64)
+        .collect();
     ours_idx.sort_unstable();
 
     // SNAP's algorithm in numpy/scipy, one thread: median of three.
@@ -126,14 +151,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut py = Vec::new();
     for _ in 0..3 {
         let output = Command::new(&python)
-            .args([Path::new("satellite/bench/cfar_snap.py").as_os_str(), path.as_os_str()])
+            .args([
+                Path::new("satellite/bench/cfar_snap.py").as_os_str(),
+                path.as_os_str(),
+            ])
             .arg(format!("{}", scene.spacing_m.0))
             .arg(format!("{}", config.cfar.pfa))
             .arg(&hits_path)
-            .envs([("OMP_NUM_THREADS", "1"), ("OPENBLAS_NUM_THREADS", "1"), ("MKL_NUM_THREADS", "1")])
+            .envs([
+                ("OMP_NUM_THREADS", "1"),
+                ("OPENBLAS_NUM_THREADS", "1"),
+                ("MKL_NUM_THREADS", "1"),
+            ])
             .output()?;
         if !output.status.success() {
-            return Err(format!("cfar_snap.py failed: {}", String::from_utf8_lossy(&output.stderr)).into());
+            return Err(format!(
+                "cfar_snap.py failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+            .into());
         }
         py.push(serde_json::from_slice::<serde_json::Value>(&output.stdout)?);
     }
@@ -146,7 +182,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         py[0]["scipy"].as_str().unwrap_or("?"),
         py[0]["tifffile"].as_str().unwrap_or("?")
     );
-    let snap_idx: Vec<u64> = std::fs::read(&hits_path)?.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).collect();
+    let snap_idx: Vec<u64> = std::fs::read(&hits_path)?
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+        .collect();
     let common = {
         let (mut i, mut j, mut n) = (0, 0, 0usize);
         while i < ours_idx.len() && j < snap_idx.len() {
@@ -166,10 +205,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let mpx = |s: f64| pixels / 1e6 / s;
     let machine = machine();
-    let rustc = Command::new("rustc").arg("--version").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
-    let python_version = Command::new(&python).arg("--version").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().take(3).collect::<Vec<_>>().join(" ");
-    let today = Command::new("date").arg("+%Y-%m-%d").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
+    let rustc = Command::new("rustc")
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let python_version = Command::new(&python)
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let today = Command::new("date")
+        .arg("+%Y-%m-%d")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
     let section = format!(
         "{START}\n## CFAR\n\n\
 `cargo run --release -p mizugiwa-satellite --example cfar_bench` (in `make bench`), {today}: one synthetic\n\
@@ -217,9 +273,15 @@ tiles with land or outside the swath take the general path, which counts valid p
         det = run.detections.len(),
     );
     print!("{section}");
-    let text = std::fs::read_to_string(&out).unwrap_or_else(|_| "# Benchmarks of `satellite/`\n".into());
+    let text =
+        std::fs::read_to_string(&out).unwrap_or_else(|_| "# Benchmarks of `satellite/`\n".into());
     let text = match (text.find(START), text.find(END)) {
-        (Some(a), Some(b)) if b > a => format!("{}{}{}", &text[..a], section.trim_end(), &text[b + END.len()..]),
+        (Some(a), Some(b)) if b > a => format!(
+            "{}{}{}",
+            &text[..a],
+            section.trim_end(),
+            &text[b + END.len()..]
+        ),
         _ => format!("{}\n{}", text.trim_end(), section),
     };
     std::fs::write(&out, text)?;
@@ -230,7 +292,12 @@ tiles with land or outside the swath take the general path, which counts valid p
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|s| s.trim().to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
         .unwrap_or_else(|| "unknown CPU".into());
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     format!("{cpu}, {cores} cores")

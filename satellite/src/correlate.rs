@@ -33,7 +33,12 @@ pub struct CorrelationConfig {
 
 impl Default for CorrelationConfig {
     fn default() -> Self {
-        CorrelationConfig { gate_m: 1000.0, max_interpolation_gap_s: 1800.0, max_dead_reckoning_s: 1200.0, azimuth_shift: true }
+        CorrelationConfig {
+            gate_m: 1000.0,
+            max_interpolation_gap_s: 1800.0,
+            max_dead_reckoning_s: 1200.0,
+            azimuth_shift: true,
+        }
     }
 }
 
@@ -51,11 +56,19 @@ impl CorrelationConfig {
     /// Checks every field; the error names the first bad one. A gate that is not a distance
     /// (NaN) would match nothing and call every detection dark.
     pub fn validate(&self) -> Result<(), CorrelationConfigError> {
-        let bad = |field, problem: &str| Err(CorrelationConfigError { field, problem: problem.to_string() });
+        let bad = |field, problem: &str| {
+            Err(CorrelationConfigError {
+                field,
+                problem: problem.to_string(),
+            })
+        };
         if !(self.gate_m.is_finite() && self.gate_m > 0.0) {
             return bad("gate_m", "must be a positive number of metres");
         }
-        for (field, value) in [("max_interpolation_gap_s", self.max_interpolation_gap_s), ("max_dead_reckoning_s", self.max_dead_reckoning_s)] {
+        for (field, value) in [
+            ("max_interpolation_gap_s", self.max_interpolation_gap_s),
+            ("max_dead_reckoning_s", self.max_dead_reckoning_s),
+        ] {
             if !(value >= 0.0) {
                 return bad(field, "must be zero or a positive number of seconds");
             }
@@ -124,34 +137,67 @@ pub struct Correlation {
 }
 
 /// Projects every track that can be placed at `acq.time_ms`.
-pub fn project(tracks: &Tracks, acq: &Acquisition, config: &CorrelationConfig) -> Vec<ProjectedAis> {
-    tracks.iter().filter_map(|t| project_track(t, acq, config)).collect()
+pub fn project(
+    tracks: &Tracks,
+    acq: &Acquisition,
+    config: &CorrelationConfig,
+) -> Vec<ProjectedAis> {
+    tracks
+        .iter()
+        .filter_map(|t| project_track(t, acq, config))
+        .collect()
 }
 
 /// One track at the acquisition time, `None` when no report is close enough in time.
-pub fn project_track(track: &Track, acq: &Acquisition, config: &CorrelationConfig) -> Option<ProjectedAis> {
+pub fn project_track(
+    track: &Track,
+    acq: &Acquisition,
+    config: &CorrelationConfig,
+) -> Option<ProjectedAis> {
     let t = acq.time_ms;
     let (before, after) = track.bracket(t);
     let gap = |f: &Fix| seconds_between(t, f.time_ms).abs();
     let (lon, lat, velocity, projection, time_gap_s, nearest) = match (before, after) {
-        (Some(b), Some(a)) if seconds_between(b.time_ms, a.time_ms) <= config.max_interpolation_gap_s => {
-            let f = if a.time_ms == b.time_ms { 0.0 } else { seconds_between(b.time_ms, t) / seconds_between(b.time_ms, a.time_ms) };
+        (Some(b), Some(a))
+            if seconds_between(b.time_ms, a.time_ms) <= config.max_interpolation_gap_s =>
+        {
+            let f = if a.time_ms == b.time_ms {
+                0.0
+            } else {
+                seconds_between(b.time_ms, t) / seconds_between(b.time_ms, a.time_ms)
+            };
             let lon = b.position.lon + (a.position.lon - b.position.lon) * f;
             let lat = b.position.lat + (a.position.lat - b.position.lat) * f;
             // Velocity from the two reports: it is what the ship actually did in between.
             let dt = seconds_between(b.time_ms, a.time_ms);
             let velocity = if dt > 0.0 {
-                let (e, n) = offset_m((b.position.lon, b.position.lat), (a.position.lon, a.position.lat));
+                let (e, n) = offset_m(
+                    (b.position.lon, b.position.lat),
+                    (a.position.lon, a.position.lat),
+                );
                 (e / dt, n / dt)
             } else {
                 fix_velocity(b)
             };
             let nearest = if gap(b) <= gap(a) { b } else { a };
-            (lon, lat, velocity, Projection::Interpolated, gap(nearest), nearest)
+            (
+                lon,
+                lat,
+                velocity,
+                Projection::Interpolated,
+                gap(nearest),
+                nearest,
+            )
         }
         (b, a) => {
             let nearest = match (b, a) {
-                (Some(b), Some(a)) => if gap(b) <= gap(a) { b } else { a },
+                (Some(b), Some(a)) => {
+                    if gap(b) <= gap(a) {
+                        b
+                    } else {
+                        a
+                    }
+                }
                 (Some(f), None) | (None, Some(f)) => f,
                 (None, None) => return None,
             };
@@ -160,11 +206,26 @@ pub fn project_track(track: &Track, acq: &Acquisition, config: &CorrelationConfi
             }
             let velocity = fix_velocity(nearest);
             let dt = seconds_between(nearest.time_ms, t);
-            let (lon, lat) = moved((nearest.position.lon, nearest.position.lat), velocity.0 * dt, velocity.1 * dt);
-            (lon, lat, velocity, Projection::DeadReckoned, gap(nearest), nearest)
+            let (lon, lat) = moved(
+                (nearest.position.lon, nearest.position.lat),
+                velocity.0 * dt,
+                velocity.1 * dt,
+            );
+            (
+                lon,
+                lat,
+                velocity,
+                Projection::DeadReckoned,
+                gap(nearest),
+                nearest,
+            )
         }
     };
-    let (de, dn) = if config.azimuth_shift { acq.azimuth_shift_m(velocity) } else { (0.0, 0.0) };
+    let (de, dn) = if config.azimuth_shift {
+        acq.azimuth_shift_m(velocity)
+    } else {
+        (0.0, 0.0)
+    };
     let (image_lon, image_lat) = moved((lon, lat), de, dn);
     let vessel = track.vessel();
     Some(ProjectedAis {
@@ -178,12 +239,20 @@ pub fn project_track(track: &Track, acq: &Acquisition, config: &CorrelationConfi
         time_gap_s,
         sog_knots: nearest.sog_knots,
         cog_deg: nearest.cog_deg,
-        length_m: vessel.dimensions.as_ref().map(|d| (d.to_bow + d.to_stern) as f64).filter(|l| *l > 0.0),
+        length_m: vessel
+            .dimensions
+            .as_ref()
+            .map(|d| (d.to_bow + d.to_stern) as f64)
+            .filter(|l| *l > 0.0),
     })
 }
 
 /// Matches detections with projected AIS; the rest of the detections are dark.
-pub fn correlate(detections: &[Detection], ais: &[ProjectedAis], config: &CorrelationConfig) -> Correlation {
+pub fn correlate(
+    detections: &[Detection],
+    ais: &[ProjectedAis],
+    config: &CorrelationConfig,
+) -> Correlation {
     let det: Vec<(f64, f64)> = detections.iter().map(|d| (d.lon, d.lat)).collect();
     let imaged: Vec<(f64, f64)> = ais.iter().map(|a| (a.image_lon, a.image_lat)).collect();
     let pairs = assign(&det, &imaged, config.gate_m);
@@ -192,7 +261,11 @@ pub fn correlate(detections: &[Detection], ais: &[ProjectedAis], config: &Correl
         .iter()
         .map(|p| {
             matched_det[p.a] = true;
-            Match { detection: detections[p.a].id, ais: ais[p.b].clone(), distance_m: p.distance_m }
+            Match {
+                detection: detections[p.a].id,
+                ais: ais[p.b].clone(),
+                distance_m: p.distance_m,
+            }
         })
         .collect();
     let dark = detections
@@ -215,7 +288,11 @@ pub fn correlate(detections: &[Detection], ais: &[ProjectedAis], config: &Correl
             }
         })
         .collect();
-    Correlation { matched, dark, projected: ais.len() }
+    Correlation {
+        matched,
+        dark,
+        projected: ais.len(),
+    }
 }
 
 /// Seconds from `from_ms` to `to_ms`, exact for any two times (report and scene times come
@@ -240,7 +317,14 @@ mod tests {
     use crate::sar::acquisition::LookSide;
 
     fn acquisition(time_ms: i64) -> Acquisition {
-        Acquisition { time_ms, platform_heading_deg: 192.0, look_side: LookSide::Right, slant_range_m: 850_000.0, platform_velocity_ms: 7_600.0, incidence_deg: 37.0 }
+        Acquisition {
+            time_ms,
+            platform_heading_deg: 192.0,
+            look_side: LookSide::Right,
+            slant_range_m: 850_000.0,
+            platform_velocity_ms: 7_600.0,
+            incidence_deg: 37.0,
+        }
     }
 
     #[test]
@@ -250,13 +334,30 @@ mod tests {
         let mut decoder = Decoder::new();
         let mut tracks = Tracks::default();
         for unix_s in [1_000_000_000i64, 9_223_372_036_854_775] {
-            let spec = PositionReportSpec { mmsi: 431_000_001, lon: 129.3, lat: 34.2, sog_knots: 10.0, cog_deg: 90.0, utc_second: 0 };
-            let report = decoder.feed_line(&tagged_position_sentence(&spec, unix_s, "rx"), 0).unwrap().unwrap();
+            let spec = PositionReportSpec {
+                mmsi: 431_000_001,
+                lon: 129.3,
+                lat: 34.2,
+                sog_knots: 10.0,
+                cog_deg: 90.0,
+                utc_second: 0,
+            };
+            let report = decoder
+                .feed_line(&tagged_position_sentence(&spec, unix_s, "rx"), 0)
+                .unwrap()
+                .unwrap();
             tracks.update(&report);
         }
-        let unlimited = CorrelationConfig { max_interpolation_gap_s: f64::INFINITY, max_dead_reckoning_s: f64::INFINITY, ..CorrelationConfig::default() };
+        let unlimited = CorrelationConfig {
+            max_interpolation_gap_s: f64::INFINITY,
+            max_dead_reckoning_s: f64::INFINITY,
+            ..CorrelationConfig::default()
+        };
         for t in [i64::MIN, i64::MIN + 1, -1, i64::MAX] {
-            assert!(project(&tracks, &acquisition(t), &CorrelationConfig::default()).is_empty(), "{t}");
+            assert!(
+                project(&tracks, &acquisition(t), &CorrelationConfig::default()).is_empty(),
+                "{t}"
+            );
             for p in project(&tracks, &acquisition(t), &unlimited) {
                 assert!(p.time_gap_s >= 1e9, "{t}: {p:?}");
             }
@@ -278,10 +379,23 @@ mod config_tests {
         assert_eq!(CorrelationConfig::default().validate(), Ok(()));
         // A NaN gate matches nothing: every detection would be called dark.
         for gate_m in [f64::NAN, 0.0, -5.0, f64::INFINITY] {
-            let why = CorrelationConfig { gate_m, ..CorrelationConfig::default() }.validate().unwrap_err();
+            let why = CorrelationConfig {
+                gate_m,
+                ..CorrelationConfig::default()
+            }
+            .validate()
+            .unwrap_err();
             assert_eq!(why.field, "gate_m", "{why}");
         }
-        let why = CorrelationConfig { max_dead_reckoning_s: f64::NAN, ..CorrelationConfig::default() }.validate().unwrap_err();
-        assert_eq!(why.to_string(), "max_dead_reckoning_s: must be zero or a positive number of seconds");
+        let why = CorrelationConfig {
+            max_dead_reckoning_s: f64::NAN,
+            ..CorrelationConfig::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert_eq!(
+            why.to_string(),
+            "max_dead_reckoning_s: must be zero or a positive number of seconds"
+        );
     }
 }

@@ -7,7 +7,7 @@
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
 
 pub mod ais;
-pub mod land;
 pub mod correlate;
+pub mod land;
 pub mod matching;
 pub mod sar;

@@ -23,7 +23,10 @@ pub fn metres_per_degree(lat: f64) -> (f64, f64) {
     let w = (1.0 - WGS84_E2 * s * s).sqrt();
     let prime_vertical = WGS84_A / w;
     let meridian = WGS84_A * (1.0 - WGS84_E2) / (w * w * w);
-    (prime_vertical * c * std::f64::consts::PI / 180.0, meridian * std::f64::consts::PI / 180.0)
+    (
+        prime_vertical * c * std::f64::consts::PI / 180.0,
+        meridian * std::f64::consts::PI / 180.0,
+    )
 }
 
 /// (east, north) metres from `a` to `b`, (lon, lat) points, on the local plane (fine over the
@@ -58,10 +61,19 @@ pub fn assign(a: &[(f64, f64)], b: &[(f64, f64)], gate_m: f64) -> Vec<Pair> {
     // No two points are farther apart than half the globe: a wider gate (or an infinite one)
     // changes nothing but would overflow the integer costs below. NaN stays NaN (no pairs).
     const HALF_GLOBE_M: f64 = 20_100_000.0;
-    let gate_m = if gate_m > HALF_GLOBE_M { HALF_GLOBE_M } else { gate_m };
+    let gate_m = if gate_m > HALF_GLOBE_M {
+        HALF_GLOBE_M
+    } else {
+        gate_m
+    };
     // Candidate pairs, through a grid of cells about a gate wide.
     let cell_deg = (gate_m / 111_000.0).max(1e-6);
-    let key = |p: (f64, f64)| ((p.0 / cell_deg).floor() as i64, (p.1 / cell_deg).floor() as i64);
+    let key = |p: (f64, f64)| {
+        (
+            (p.0 / cell_deg).floor() as i64,
+            (p.1 / cell_deg).floor() as i64,
+        )
+    };
     let mut grid: HashMap<(i64, i64), Vec<usize>> = HashMap::new();
     for (j, &p) in b.iter().enumerate() {
         if p.0.is_finite() && p.1.is_finite() {
@@ -78,10 +90,18 @@ pub fn assign(a: &[(f64, f64)], b: &[(f64, f64)], gate_m: f64) -> Vec<Pair> {
         let span_x = (1.0 / p.1.to_radians().cos().max(0.05)).ceil() as i64;
         for dx in -span_x..=span_x {
             for dy in -1..=1 {
-                for &j in grid.get(&(cx.saturating_add(dx), cy.saturating_add(dy))).into_iter().flatten() {
+                for &j in grid
+                    .get(&(cx.saturating_add(dx), cy.saturating_add(dy)))
+                    .into_iter()
+                    .flatten()
+                {
                     let d = distance_m(p, b[j]);
                     if d <= gate_m {
-                        candidates.push(Pair { a: i, b: j, distance_m: d });
+                        candidates.push(Pair {
+                            a: i,
+                            b: j,
+                            distance_m: d,
+                        });
                     }
                 }
             }
@@ -121,14 +141,21 @@ pub fn assign(a: &[(f64, f64)], b: &[(f64, f64)], gate_m: f64) -> Vec<Pair> {
         }
         // Kuhn-Munkres wants rows ≤ columns.
         let transpose = rows.len() > cols.len();
-        let (r, c) = if transpose { (&cols, &rows) } else { (&rows, &cols) };
+        let (r, c) = if transpose {
+            (&cols, &rows)
+        } else {
+            (&rows, &cols)
+        };
         // Costs in centimetres; a non-candidate costs more than the whole group's matching, so
         // the most pairs are made first and the total distance is minimised among them.
         let forbidden = (gate_m * 100.0).ceil() as i64 * (r.len() as i64 + 1) + 1;
         let mut m = Matrix::new(r.len(), c.len(), forbidden);
         for p in &pairs {
             let (ri, ci) = if transpose { (p.b, p.a) } else { (p.a, p.b) };
-            let (ri, ci) = (r.binary_search(&ri).unwrap_or(0), c.binary_search(&ci).unwrap_or(0));
+            let (ri, ci) = (
+                r.binary_search(&ri).unwrap_or(0),
+                c.binary_search(&ci).unwrap_or(0),
+            );
             m[(ri, ci)] = (p.distance_m * 100.0).round() as i64;
         }
         let (_, assignment) = kuhn_munkres_min(&m);
@@ -136,7 +163,11 @@ pub fn assign(a: &[(f64, f64)], b: &[(f64, f64)], gate_m: f64) -> Vec<Pair> {
             if m[(ri, ci)] >= forbidden {
                 continue;
             }
-            let (ai, bi) = if transpose { (c[ci], r[ri]) } else { (r[ri], c[ci]) };
+            let (ai, bi) = if transpose {
+                (c[ci], r[ri])
+            } else {
+                (r[ri], c[ci])
+            };
             if let Some(p) = pairs.iter().find(|p| p.a == ai && p.b == bi) {
                 out.push(*p);
             }
@@ -152,7 +183,10 @@ mod tests {
 
     /// A point `east`, `north` metres from (129.3, 34.2).
     fn at(east: f64, north: f64) -> (f64, f64) {
-        (129.3 + east / (111_320.0 * 34.2f64.to_radians().cos()), 34.2 + north / 110_950.0)
+        (
+            129.3 + east / (111_320.0 * 34.2f64.to_radians().cos()),
+            34.2 + north / 110_950.0,
+        )
     }
 
     #[test]
@@ -189,7 +223,14 @@ mod tests {
             assert_eq!(idx, vec![(0, 1), (1, 0)], "{gate}");
         }
         // Finite but absurd coordinates (a position dead-reckoned for ages) beside real ones.
-        let pairs = assign(&[(1e300, 34.2), at(0.0, 0.0)], &[(-1e300, 1e300), at(10.0, 0.0)], 200.0);
-        assert_eq!(pairs.iter().map(|p| (p.a, p.b)).collect::<Vec<_>>(), vec![(1, 1)]);
+        let pairs = assign(
+            &[(1e300, 34.2), at(0.0, 0.0)],
+            &[(-1e300, 1e300), at(10.0, 0.0)],
+            200.0,
+        );
+        assert_eq!(
+            pairs.iter().map(|p| (p.a, p.b)).collect::<Vec<_>>(),
+            vec![(1, 1)]
+        );
     }
 }

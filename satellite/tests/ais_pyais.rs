@@ -237,17 +237,37 @@ fn every_message_agrees_with_pyais_field_by_field() {
 fn pyais_from_pypi_agrees_with_the_committed_expectations() {
     let python = std::env::var_os("MZ_PYTHON")
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python"));
-    assert!(python.exists(), "no Python with pyais at {} (run `make deps`)", python.display());
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python")
+        });
+    assert!(
+        python.exists(),
+        "no Python with pyais at {} (run `make deps`)",
+        python.display()
+    );
     let dir = tempfile::tempdir().unwrap();
     let fresh = dir.path().join("pyais-now.json");
     let out = std::process::Command::new(&python)
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/pyais_expected.py"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scripts/pyais_expected.py"
+        ))
         .arg(&fresh)
         .output()
         .expect("pyais_expected.py runs");
-    assert!(out.status.success(), "pyais_expected.py failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "pyais_expected.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let now: Value = serde_json::from_str(&std::fs::read_to_string(&fresh).unwrap()).unwrap();
-    let committed: Value = serde_json::from_str(&std::fs::read_to_string(format!("{DATA}/pyais-expected.json")).unwrap()).unwrap();
-    assert_eq!(now["files"], committed["files"], "pyais {} decodes the corpora differently from the committed expectations", now["pyais_version"]);
+    let committed: Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{DATA}/pyais-expected.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        now["files"], committed["files"],
+        "pyais {} decodes the corpora differently from the committed expectations",
+        now["pyais_version"]
+    );
 }

@@ -24,7 +24,9 @@ use anyhow::Context as _;
 use mizugiwa_command::records::{ALERTS, DETECTIONS, VESSELS};
 use mizugiwa_field_node::pipeline::SourceConfig;
 use mizugiwa_field_node::SiteConfig;
-use mizugiwa_satellite::ais::encode::{tagged_position_sentence, tagged_static_sentences, PositionReportSpec, StaticDataSpec};
+use mizugiwa_satellite::ais::encode::{
+    tagged_position_sentence, tagged_static_sentences, PositionReportSpec, StaticDataSpec,
+};
 use mizugiwa_satellite::land::LandMask;
 use mizugiwa_satellite::sar::synth::{rfc3339_ms, write_scene, Clutter, SceneSpec, ShipSpec};
 use mizugiwa_satellite::sar::Acquisition;
@@ -303,7 +305,10 @@ async fn feed(
     mut stop: watch::Receiver<bool>,
 ) {
     let first_second = backlog_from_ms.div_euclid(1000);
-    let names: String = static_reports(first_second).into_iter().map(|l| l + "\r\n").collect();
+    let names: String = static_reports(first_second)
+        .into_iter()
+        .map(|l| l + "\r\n")
+        .collect();
     let backlog = names + &backlog(acquisition_ms, backlog_from_ms, now_ms());
     if stream.write_all(backlog.as_bytes()).await.is_err() {
         return;
@@ -582,7 +587,11 @@ mod tests {
                 }
             }
         }
-        let want: Vec<(u32, String)> = FLEET.iter().zip(IDENTITIES).map(|(v, id)| (v.mmsi.unwrap(), id.0.to_string())).collect();
+        let want: Vec<(u32, String)> = FLEET
+            .iter()
+            .zip(IDENTITIES)
+            .map(|(v, id)| (v.mmsi.unwrap(), id.0.to_string()))
+            .collect();
         assert_eq!(named, want);
     }
 }

@@ -96,10 +96,13 @@ pub(super) fn parse_lat_lon(s: &str) -> Result<(f64, f64), String> {
 /// Every polygon of a GeoJSON text (geometry, feature or collection), with the feature's
 /// properties.
 fn polygons(path: &Path) -> anyhow::Result<Vec<(Polygon<f64>, serde_json::Value)>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let v: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
     let mut out = Vec::new();
-    collect(&v, &serde_json::Value::Null, &mut out).with_context(|| format!("reading GeoJSON {}", path.display()))?;
+    collect(&v, &serde_json::Value::Null, &mut out)
+        .with_context(|| format!("reading GeoJSON {}", path.display()))?;
     if out.is_empty() {
         bail!("{} holds no Polygon", path.display());
     }
@@ -119,18 +122,25 @@ fn collect(
         }
         Some("Feature") => collect(&v["geometry"], &v["properties"], out)?,
         Some("Polygon") => {
-            let ring = v["coordinates"][0].as_array().context("Polygon without coordinates")?;
+            let ring = v["coordinates"][0]
+                .as_array()
+                .context("Polygon without coordinates")?;
             let coords = ring
                 .iter()
                 .map(|p| match (p[0].as_f64(), p[1].as_f64()) {
-                    (Some(lon), Some(lat)) if lon.abs() <= 180.0 && lat.abs() <= 90.0 => Ok((lon, lat)),
+                    (Some(lon), Some(lat)) if lon.abs() <= 180.0 && lat.abs() <= 90.0 => {
+                        Ok((lon, lat))
+                    }
                     _ => bail!("not a [lon, lat] position: {p}"),
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
             if coords.len() < 4 {
                 bail!("a Polygon ring needs at least 4 positions");
             }
-            out.push((Polygon::new(LineString::from(coords), vec![]), props.clone()));
+            out.push((
+                Polygon::new(LineString::from(coords), vec![]),
+                props.clone(),
+            ));
         }
         _ => {}
     }
@@ -200,7 +210,8 @@ pub fn run(cmd: DroneCommand) -> anyhow::Result<()> {
                 lon: home.1,
                 alt_m: 0.0,
             };
-            plan::check_fence(&home, &waypoints, &geofence).context("the plan breaks the fence; nothing written")?;
+            plan::check_fence(&home, &waypoints, &geofence)
+                .context("the plan breaks the fence; nothing written")?;
             let plan = Plan {
                 home,
                 waypoints,
@@ -226,10 +237,14 @@ pub fn run(cmd: DroneCommand) -> anyhow::Result<()> {
         DroneCommand::Plan(args) => plan_corridor(args),
         DroneCommand::Link(c) => super::drone_link::run(c),
         DroneCommand::Imagery(c) => super::drone_frames::run(c),
-        DroneCommand::Check { plan: path, battery_minutes } => {
-            let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-            let v: serde_json::Value =
-                serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+        DroneCommand::Check {
+            plan: path,
+            battery_minutes,
+        } => {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let v: serde_json::Value = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not JSON", path.display()))?;
             let p = plan::from_qgc_plan(&v)?;
             plan::check_fence(&p.home, &p.waypoints, &p.fence)?;
             eprintln!(

@@ -10,7 +10,9 @@ use clap::{Subcommand, ValueEnum};
 use mizugiwa_drone::gcs::codec::SigningKey;
 use mizugiwa_drone::gcs::items;
 use mizugiwa_drone::gcs::mission::{self, Convention, ListKind, MissionItem};
-use mizugiwa_drone::gcs::station::{Command, Event, LinkSpec, Station, StationConfig, VehicleStatus};
+use mizugiwa_drone::gcs::station::{
+    Command, Event, LinkSpec, Station, StationConfig, VehicleStatus,
+};
 use mizugiwa_drone::plan;
 use mizugiwa_drone::sim::{self, SimConfig};
 
@@ -38,7 +40,9 @@ pub struct LinkArgs {
 fn parse_key(s: &str) -> Result<(Option<u8>, SigningKey), String> {
     match s.split_once(':') {
         Some((sys, hex)) => {
-            let sys: u8 = sys.parse().map_err(|_| format!("{sys:?} is not a system id (1-255)"))?;
+            let sys: u8 = sys
+                .parse()
+                .map_err(|_| format!("{sys:?} is not a system id (1-255)"))?;
             Ok((Some(sys), hex.parse()?))
         }
         None => Ok((None, s.parse()?)),
@@ -48,7 +52,8 @@ fn parse_key(s: &str) -> Result<(Option<u8>, SigningKey), String> {
 impl LinkArgs {
     fn config(&self) -> StationConfig {
         let mut c = StationConfig::new(self.link);
-        c.comm_lost_after = Duration::try_from_secs_f64(self.comm_lost_secs.max(0.1)).unwrap_or(Duration::from_millis(3500));
+        c.comm_lost_after = Duration::try_from_secs_f64(self.comm_lost_secs.max(0.1))
+            .unwrap_or(Duration::from_millis(3500));
         c.require_signing = self.require_signing;
         c.tlog = self.tlog.clone();
         let mut keys = HashMap::new();
@@ -161,18 +166,37 @@ pub enum Action {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
 }
 
 pub fn run(cmd: LinkCommand) -> anyhow::Result<()> {
     runtime()?.block_on(async move {
         match cmd {
-            LinkCommand::Upload { plan, link, system, wait_secs, no_verify } => {
-                upload(plan, link, system, wait_secs, !no_verify).await
-            }
-            LinkCommand::Watch { link, json, duration_secs } => watch(link, json, duration_secs).await,
-            LinkCommand::Command { action, link, system, alt, wait_secs } => {
-                let station = Station::start(link.config()).await.context("opening the MAVLink port")?;
+            LinkCommand::Upload {
+                plan,
+                link,
+                system,
+                wait_secs,
+                no_verify,
+            } => upload(plan, link, system, wait_secs, !no_verify).await,
+            LinkCommand::Watch {
+                link,
+                json,
+                duration_secs,
+            } => watch(link, json, duration_secs).await,
+            LinkCommand::Command {
+                action,
+                link,
+                system,
+                alt,
+                wait_secs,
+            } => {
+                let station = Station::start(link.config())
+                    .await
+                    .context("opening the MAVLink port")?;
                 let v = find_vehicle(&station, system, wait_secs).await?;
                 let command = match action {
                     Action::Arm => Command::Arm,
@@ -187,18 +211,49 @@ pub fn run(cmd: LinkCommand) -> anyhow::Result<()> {
                 station.shutdown().await;
                 Ok(())
             }
-            LinkCommand::Sim { gcs, count, home, spacing_m, telemetry_hz, cruise_mps, ardupilot, key, duration_secs } => {
-                simulate(gcs, count, home, spacing_m, telemetry_hz, cruise_mps, ardupilot, key, duration_secs).await
+            LinkCommand::Sim {
+                gcs,
+                count,
+                home,
+                spacing_m,
+                telemetry_hz,
+                cruise_mps,
+                ardupilot,
+                key,
+                duration_secs,
+            } => {
+                simulate(
+                    gcs,
+                    count,
+                    home,
+                    spacing_m,
+                    telemetry_hz,
+                    cruise_mps,
+                    ardupilot,
+                    key,
+                    duration_secs,
+                )
+                .await
             }
         }
     })
 }
 
-async fn find_vehicle(station: &Station, system: Option<u8>, wait_secs: f64) -> anyhow::Result<VehicleStatus> {
-    let deadline = Instant::now() + Duration::try_from_secs_f64(wait_secs).map_err(|_| anyhow::anyhow!("--wait-secs {wait_secs} is not a duration"))?;
+async fn find_vehicle(
+    station: &Station,
+    system: Option<u8>,
+    wait_secs: f64,
+) -> anyhow::Result<VehicleStatus> {
+    let deadline = Instant::now()
+        + Duration::try_from_secs_f64(wait_secs)
+            .map_err(|_| anyhow::anyhow!("--wait-secs {wait_secs} is not a duration"))?;
     eprintln!("waiting for a vehicle on {} ...", station.local_addr());
     loop {
-        let found = station.vehicles().await?.into_iter().find(|v| !v.link_lost && system.is_none_or(|s| v.id.system == s));
+        let found = station
+            .vehicles()
+            .await?
+            .into_iter()
+            .find(|v| !v.link_lost && system.is_none_or(|s| v.id.system == s));
         if let Some(v) = found {
             eprintln!("vehicle {} ({}, {})", v.id, v.autopilot, v.vehicle_type);
             return Ok(v);
@@ -213,18 +268,36 @@ async fn find_vehicle(station: &Station, system: Option<u8>, wait_secs: f64) -> 
     }
 }
 
-async fn upload(path: PathBuf, link: LinkArgs, system: Option<u8>, wait_secs: f64, verify: bool) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let v: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+async fn upload(
+    path: PathBuf,
+    link: LinkArgs,
+    system: Option<u8>,
+    wait_secs: f64,
+    verify: bool,
+) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
     let p = plan::from_qgc_plan(&v)?;
-    plan::check_fence(&p.home, &p.waypoints, &p.fence).context("the plan breaks its own fence; nothing uploaded")?;
+    plan::check_fence(&p.home, &p.waypoints, &p.fence)
+        .context("the plan breaks its own fence; nothing uploaded")?;
 
-    let station = Station::start(link.config()).await.context("opening the MAVLink port")?;
+    let station = Station::start(link.config())
+        .await
+        .context("opening the MAVLink port")?;
     let vehicle = find_vehicle(&station, system, wait_secs).await?;
-    let convention = if vehicle.ardupilot { Convention::Ardupilot } else { Convention::Standard };
+    let convention = if vehicle.ardupilot {
+        Convention::Ardupilot
+    } else {
+        Convention::Standard
+    };
     let mission_items = items::mission_items(&p);
     let lists: [(ListKind, Vec<MissionItem>); 3] = [
-        (ListKind::Mission, mission::for_upload(&mission_items, items::home_item(&p.home), convention)),
+        (
+            ListKind::Mission,
+            mission::for_upload(&mission_items, items::home_item(&p.home), convention),
+        ),
         (ListKind::Fence, items::fence_items(&p.fence)),
         (ListKind::Rally, items::rally_items(&p.rally)),
     ];
@@ -241,7 +314,12 @@ async fn upload(path: PathBuf, link: LinkArgs, system: Option<u8>, wait_secs: f6
                         _ => l.to_vec(),
                     };
                     match station.download(vehicle.id, kind).await {
-                        Ok(back) if mission::same_items(&mission_proper(&list), &mission_proper(&back)) => {
+                        Ok(back)
+                            if mission::same_items(
+                                &mission_proper(&list),
+                                &mission_proper(&back),
+                            ) =>
+                        {
                             ", read back identical".to_string()
                         }
                         Ok(back) => {
@@ -254,7 +332,11 @@ async fn upload(path: PathBuf, link: LinkArgs, system: Option<u8>, wait_secs: f6
                         }
                     }
                 };
-                println!("{kind}: {} items accepted in {:.0} ms{check}", r.items, r.seconds * 1000.0);
+                println!(
+                    "{kind}: {} items accepted in {:.0} ms{check}",
+                    r.items,
+                    r.seconds * 1000.0
+                );
             }
             Err(e) => {
                 failed = true;
@@ -270,13 +352,20 @@ async fn upload(path: PathBuf, link: LinkArgs, system: Option<u8>, wait_secs: f6
 }
 
 async fn watch(link: LinkArgs, json: bool, duration_secs: Option<f64>) -> anyhow::Result<()> {
-    let station = Station::start(link.config()).await.context("opening the MAVLink port")?;
-    eprintln!("ground station on {} (Ctrl-C to stop)", station.local_addr());
+    let station = Station::start(link.config())
+        .await
+        .context("opening the MAVLink port")?;
+    eprintln!(
+        "ground station on {} (Ctrl-C to stop)",
+        station.local_addr()
+    );
     let mut events = station.subscribe();
     let mut last_line: HashMap<(u8, SocketAddr), Instant> = HashMap::new();
     let stop = async {
         match duration_secs {
-            Some(s) => tokio::time::sleep(Duration::try_from_secs_f64(s).unwrap_or(Duration::ZERO)).await,
+            Some(s) => {
+                tokio::time::sleep(Duration::try_from_secs_f64(s).unwrap_or(Duration::ZERO)).await
+            }
             None => {
                 let _ = tokio::signal::ctrl_c().await;
             }
@@ -298,7 +387,10 @@ async fn watch(link: LinkArgs, json: bool, duration_secs: Option<f64>) -> anyhow
         if let Event::Telemetry { vehicle, .. } = &event {
             let now = Instant::now();
             let key = (vehicle.system, vehicle.peer);
-            if last_line.get(&key).is_some_and(|t| now.duration_since(*t) < Duration::from_secs(1)) {
+            if last_line
+                .get(&key)
+                .is_some_and(|t| now.duration_since(*t) < Duration::from_secs(1))
+            {
                 continue;
             }
             last_line.insert(key, now);
@@ -358,8 +450,14 @@ async fn simulate(
         }
         c.require_signing = key.is_some();
         c.key = key.clone();
-        let v = sim::spawn(c).await.context("opening a vehicle's UDP port")?;
-        eprintln!("vehicle {} on {} → ground station {gcs}", i + 1, v.local_addr);
+        let v = sim::spawn(c)
+            .await
+            .context("opening a vehicle's UDP port")?;
+        eprintln!(
+            "vehicle {} on {} → ground station {gcs}",
+            i + 1,
+            v.local_addr
+        );
         vehicles.push(v);
     }
     let started = Instant::now();

@@ -88,7 +88,10 @@ fn quiet_on_closed_pipe() {
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    if matches!(cli.command, Command::Store(_) | Command::Gate(_) | Command::Audit(_)) {
+    if matches!(
+        cli.command,
+        Command::Store(_) | Command::Gate(_) | Command::Audit(_)
+    ) {
         quiet_on_closed_pipe();
     }
     match cli.command {

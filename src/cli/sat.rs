@@ -99,7 +99,11 @@ fn run_detect(args: DetectArgs) -> anyhow::Result<()> {
     } else {
         Some(LandMask::natural_earth().clone())
     };
-    let mut config = DetectConfig { shore_buffer_m: args.shore_buffer_m, threads: args.threads, ..DetectConfig::default() };
+    let mut config = DetectConfig {
+        shore_buffer_m: args.shore_buffer_m,
+        threads: args.threads,
+        ..DetectConfig::default()
+    };
     config.cfar.kind = match args.cfar {
         Cfar::TwoParameter => CfarKind::TwoParameter,
         Cfar::Gamma => CfarKind::Gamma,
@@ -111,7 +115,10 @@ fn run_detect(args: DetectArgs) -> anyhow::Result<()> {
     config.discrimination.max_length_m = args.max_length_m;
 
     let bar = indicatif::ProgressBar::new(0);
-    bar.set_style(indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} tiles {elapsed}").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} tiles {elapsed}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
     if !std::io::stderr().is_terminal() {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
@@ -125,7 +132,12 @@ fn run_detect(args: DetectArgs) -> anyhow::Result<()> {
         Some(path) => Some(correlate_feed(&scene, &run.detections, path, args.gate_m)?),
         None => None,
     };
-    let matched_mmsi = |id: u32| correlation.as_ref().and_then(|c| c.matched.iter().find(|m| m.detection == id)).map(|m| m.ais.mmsi);
+    let matched_mmsi = |id: u32| {
+        correlation
+            .as_ref()
+            .and_then(|c| c.matched.iter().find(|m| m.detection == id))
+            .map(|m| m.ais.mmsi)
+    };
     let geojson = to_geojson(&scene, &run, |d| {
         let mut extra = serde_json::Map::new();
         if let Some(c) = &correlation {
@@ -135,18 +147,37 @@ fn run_detect(args: DetectArgs) -> anyhow::Result<()> {
                 extra.insert("dark".into(), false.into());
             } else if let Some(dark) = c.dark.iter().find(|x| x.detection == d.id) {
                 extra.insert("dark".into(), true.into());
-                extra.insert("evidence".into(), serde_json::to_value(dark).unwrap_or_default());
+                extra.insert(
+                    "evidence".into(),
+                    serde_json::to_value(dark).unwrap_or_default(),
+                );
             }
         }
         extra
     });
-    std::fs::write(&args.output, serde_json::to_vec_pretty(&geojson)?).with_context(|| format!("writing {}", args.output.display()))?;
+    std::fs::write(&args.output, serde_json::to_vec_pretty(&geojson)?)
+        .with_context(|| format!("writing {}", args.output.display()))?;
     if let Some(q) = &args.quicklook {
-        write_quicklook(&scene, &run.detections, |d| matched_mmsi(d.id).is_some(), 2048, q)?;
+        write_quicklook(
+            &scene,
+            &run.detections,
+            |d| matched_mmsi(d.id).is_some(),
+            2048,
+            q,
+        )?;
     }
 
-    println!("scene      {} ({}×{} px, {})", scene.path.display(), scene.width, scene.height, scene.product);
-    println!("windows    {}", describe_windows(&run.windows, scene.spacing_m));
+    println!(
+        "scene      {} ({}×{} px, {})",
+        scene.path.display(),
+        scene.width,
+        scene.height,
+        scene.product
+    );
+    println!(
+        "windows    {}",
+        describe_windows(&run.windows, scene.spacing_m)
+    );
     println!(
         "cfar       {:?}, PFA {:.2e}: {} hits in {} tested pixels ({} undecided near land or the swath edge)",
         config.cfar.kind, config.cfar.pfa, run.hits, run.tested, run.undecided
@@ -161,7 +192,12 @@ fn run_detect(args: DetectArgs) -> anyhow::Result<()> {
         run.threads
     );
     if let Some(c) = &correlation {
-        println!("ais        {} vessels placed at the acquisition time, {} matched, {} dark", c.projected, c.matched.len(), c.dark.len());
+        println!(
+            "ais        {} vessels placed at the acquisition time, {} matched, {} dark",
+            c.projected,
+            c.matched.len(),
+            c.dark.len()
+        );
     }
     println!();
     println!("  id   latitude   longitude  length  width  heading  contrast  AIS");
@@ -185,11 +221,17 @@ fn run_detect(args: DetectArgs) -> anyhow::Result<()> {
 }
 
 /// Decodes an AIS recording into tracks and correlates them with the detections.
-fn correlate_feed(scene: &Scene, detections: &[mizugiwa_satellite::sar::discriminate::Detection], path: &Path, gate_m: f64) -> anyhow::Result<Correlation> {
+fn correlate_feed(
+    scene: &Scene,
+    detections: &[mizugiwa_satellite::sar::discriminate::Detection],
+    path: &Path,
+    gate_m: f64,
+) -> anyhow::Result<Correlation> {
     let Some(acquisition) = scene.acquisition else {
         bail!("{} gives no acquisition time and geometry, so AIS cannot be brought to it (Sentinel-1 SAFE annotation, or the ACQUISITION_TIME, PLATFORM_HEADING, ... metadata items)", scene.path.display());
     };
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut decoder = Decoder::new();
     let mut tracks = Tracks::default();
     let (mut refused, mut messages) = (0usize, 0usize);
@@ -208,6 +250,13 @@ fn correlate_feed(scene: &Scene, detections: &[mizugiwa_satellite::sar::discrimi
     if refused > 0 {
         eprintln!("ais: {messages} messages decoded, {refused} lines refused");
     }
-    let config = CorrelationConfig { gate_m, ..CorrelationConfig::default() };
-    Ok(correlate(detections, &project(&tracks, &acquisition, &config), &config))
+    let config = CorrelationConfig {
+        gate_m,
+        ..CorrelationConfig::default()
+    };
+    Ok(correlate(
+        detections,
+        &project(&tracks, &acquisition, &config),
+        &config,
+    ))
 }

@@ -22,7 +22,11 @@ pub fn store(dir: &Path, node: &str) -> Arc<Mutex<Store>> {
 
 /// A TCP port nobody listens on now.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A bus config with explicit endpoints and scouting off.

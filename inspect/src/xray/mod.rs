@@ -21,11 +21,11 @@ pub use generate::{
 };
 pub use heatmap::render_heatmap;
 pub use manifest::{Category, Manifest};
-pub use physics::{estimate_weight_kg, Contents, MetalRegion, DENSE_METAL_G_CM2};
 pub use model::{
-    Model, ReasonKind, Risk, RiskReason, ScanResult, TileResult,
-    COMMITTED_MODEL_ONNX, RISK_ALERT_THRESHOLD,
+    Model, ReasonKind, Risk, RiskReason, ScanResult, TileResult, COMMITTED_MODEL_ONNX,
+    RISK_ALERT_THRESHOLD,
 };
+pub use physics::{estimate_weight_kg, Contents, MetalRegion, DENSE_METAL_G_CM2};
 pub use scan::{Scan, ScanMeta};
 
 use serde::{Deserialize, Serialize};

@@ -90,7 +90,10 @@ impl Contents {
         };
         let (sum_high, sum_low) = (integral(|c| c.0), integral(|c| c.1));
         let window = |table: &[f64], x: usize, y: usize| {
-            let (x0, y0) = (x.saturating_sub(RATIO_RADIUS), y.saturating_sub(RATIO_RADIUS));
+            let (x0, y0) = (
+                x.saturating_sub(RATIO_RADIUS),
+                y.saturating_sub(RATIO_RADIUS),
+            );
             let (x1, y1) = ((x + RATIO_RADIUS + 1).min(w), (y + RATIO_RADIUS + 1).min(h));
             table[y1 * (w + 1) + x1] - table[y0 * (w + 1) + x1] - table[y1 * (w + 1) + x0]
                 + table[y0 * (w + 1) + x0]
@@ -148,7 +151,12 @@ impl Contents {
             while let Some(i) = stack.pop() {
                 count += 1;
                 let (x, y) = (i % w, i / w);
-                bbox = (bbox.0.min(x), bbox.1.min(y), bbox.2.max(x + 1), bbox.3.max(y + 1));
+                bbox = (
+                    bbox.0.min(x),
+                    bbox.1.min(y),
+                    bbox.2.max(x + 1),
+                    bbox.3.max(y + 1),
+                );
                 let neighbours = [
                     (x > 0).then(|| i - 1),
                     (x + 1 < w).then(|| i + 1),

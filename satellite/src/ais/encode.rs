@@ -83,8 +83,15 @@ pub struct StaticDataSpec<'a> {
 
 /// The two AIVDM sentences of a message 5 on channel A, in sequential group `group` (0–9), each
 /// with a tag block (`c:` UNIX seconds, `s:` source, `g:` the group) as receivers log them.
-pub fn tagged_static_sentences(spec: &StaticDataSpec<'_>, unix_seconds: i64, source: &str, group: u8) -> [String; 2] {
-    let mut w = BitWriter { bits: Vec::with_capacity(424) };
+pub fn tagged_static_sentences(
+    spec: &StaticDataSpec<'_>,
+    unix_seconds: i64,
+    source: &str,
+    group: u8,
+) -> [String; 2] {
+    let mut w = BitWriter {
+        bits: Vec::with_capacity(424),
+    };
     w.put(5, 6);
     w.put(0, 2);
     w.put(spec.mmsi as i64 & 0x3fff_ffff, 30);
@@ -108,25 +115,40 @@ pub fn tagged_static_sentences(spec: &StaticDataSpec<'_>, unix_seconds: i64, sou
     let group = group % 10;
     let sentence = |part: usize, text: &str, fill: usize| {
         let body = format!("AIVDM,2,{part},{group},A,{text},{fill}");
-        let tag = format!("s:{source},c:{unix_seconds},g:{part}-2-{}", 9000 + group as u32);
-        format!("\\{tag}*{:02X}\\!{body}*{:02X}", checksum(&tag), checksum(&body))
+        let tag = format!(
+            "s:{source},c:{unix_seconds},g:{part}-2-{}",
+            9000 + group as u32
+        );
+        format!(
+            "\\{tag}*{:02X}\\!{body}*{:02X}",
+            checksum(&tag),
+            checksum(&body)
+        )
     };
     [sentence(1, first, 0), sentence(2, second, fill)]
 }
 
 /// The AIVDM sentence of a position report on channel A, without a tag block.
 pub fn position_sentence(spec: &PositionReportSpec) -> String {
-    let mut w = BitWriter { bits: Vec::with_capacity(168) };
+    let mut w = BitWriter {
+        bits: Vec::with_capacity(168),
+    };
     w.put(1, 6); // message type
     w.put(0, 2); // repeat
     w.put(spec.mmsi as i64 & 0x3fff_ffff, 30);
     w.put(0, 4); // under way using engine
     w.put(-128, 8); // rate of turn not available
-    w.put((spec.sog_knots * 10.0).round().clamp(0.0, 1022.0) as i64, 10);
+    w.put(
+        (spec.sog_knots * 10.0).round().clamp(0.0, 1022.0) as i64,
+        10,
+    );
     w.put(1, 1); // position accuracy high
     w.put((spec.lon * 600_000.0).round() as i64 & 0x0fff_ffff, 28);
     w.put((spec.lat * 600_000.0).round() as i64 & 0x07ff_ffff, 27);
-    w.put((spec.cog_deg.rem_euclid(360.0) * 10.0).round() as i64 % 3600, 12);
+    w.put(
+        (spec.cog_deg.rem_euclid(360.0) * 10.0).round() as i64 % 3600,
+        12,
+    );
     w.put(spec.cog_deg.rem_euclid(360.0).round() as i64 % 360, 9);
     w.put(spec.utc_second.min(63) as i64, 6);
     w.put(0, 2); // manoeuvre
@@ -140,9 +162,17 @@ pub fn position_sentence(spec: &PositionReportSpec) -> String {
 
 /// The sentence with a tag block giving the receive time (`c:`, UNIX seconds) and the source
 /// (`s:`), as coastal receivers and aggregators write them.
-pub fn tagged_position_sentence(spec: &PositionReportSpec, unix_seconds: i64, source: &str) -> String {
+pub fn tagged_position_sentence(
+    spec: &PositionReportSpec,
+    unix_seconds: i64,
+    source: &str,
+) -> String {
     let tag = format!("s:{source},c:{unix_seconds}");
-    format!("\\{tag}*{:02X}\\{}", checksum(&tag), position_sentence(spec))
+    format!(
+        "\\{tag}*{:02X}\\{}",
+        checksum(&tag),
+        position_sentence(spec)
+    )
 }
 
 fn checksum(s: &str) -> u8 {
@@ -171,9 +201,17 @@ mod tests {
         };
         let mut decoder = Decoder::new();
         let [a, b] = tagged_static_sentences(&spec, 1_795_209_342, "sar-test", 3);
-        assert!(decoder.feed_line(&a, 0).expect("first part valid").is_none());
-        let report = decoder.feed_line(&b, 0).expect("second part valid").expect("complete");
-        let AisMessage::StaticAndVoyage(v) = &report.message else { panic!("{:?}", report.message) };
+        assert!(decoder
+            .feed_line(&a, 0)
+            .expect("first part valid")
+            .is_none());
+        let report = decoder
+            .feed_line(&b, 0)
+            .expect("second part valid")
+            .expect("complete");
+        let AisMessage::StaticAndVoyage(v) = &report.message else {
+            panic!("{:?}", report.message)
+        };
         assert_eq!(v.mmsi, 431_000_101);
         assert_eq!(v.imo, Some(9_321_483));
         assert_eq!(v.name.as_deref(), Some("TSUSHIMA MARU NO.3"));
@@ -181,17 +219,32 @@ mod tests {
         assert_eq!(v.destination.as_deref(), Some("HAKATA"));
         assert_eq!(v.draught_m, Some(8.4));
         let d = v.dimensions.expect("dimensions");
-        assert_eq!((d.to_bow, d.to_stern, d.to_port, d.to_starboard), (150, 30, 12, 14));
+        assert_eq!(
+            (d.to_bow, d.to_stern, d.to_port, d.to_starboard),
+            (150, 30, 12, 14)
+        );
     }
 
     #[test]
     fn encoded_reports_decode_to_what_was_encoded() {
-        let spec = PositionReportSpec { mmsi: 431_000_123, lon: 129.412345, lat: 34.123456, sog_knots: 12.3, cog_deg: 271.4, utc_second: 42 };
+        let spec = PositionReportSpec {
+            mmsi: 431_000_123,
+            lon: 129.412345,
+            lat: 34.123456,
+            sog_knots: 12.3,
+            cog_deg: 271.4,
+            utc_second: 42,
+        };
         let mut decoder = Decoder::new();
         let line = tagged_position_sentence(&spec, 1_795_209_342, "sar-test");
-        let report = decoder.feed_line(&line, 0).expect("valid").expect("complete");
+        let report = decoder
+            .feed_line(&line, 0)
+            .expect("valid")
+            .expect("complete");
         assert_eq!(report.received_ms, 1_795_209_342_000);
-        let AisMessage::Position(p) = &report.message else { panic!("{:?}", report.message) };
+        let AisMessage::Position(p) = &report.message else {
+            panic!("{:?}", report.message)
+        };
         assert_eq!(p.mmsi, 431_000_123);
         let pos = p.position.expect("position");
         assert!((pos.lon - spec.lon).abs() < 2e-6 && (pos.lat - spec.lat).abs() < 2e-6);

@@ -65,7 +65,8 @@ impl Acquisition {
         if self.platform_velocity_ms <= 0.0 {
             return (0.0, 0.0);
         }
-        let shift = -self.slant_range_m / self.platform_velocity_ms * self.line_of_sight_speed(velocity_en);
+        let shift =
+            -self.slant_range_m / self.platform_velocity_ms * self.line_of_sight_speed(velocity_en);
         let (ae, an) = self.along_track();
         (shift * ae, shift * an)
     }
@@ -117,18 +118,36 @@ pub fn parse_utc_ms(text: &str) -> Option<i64> {
     let t = text.trim().trim_end_matches('Z');
     let (date, time) = t.split_once('T').or_else(|| t.split_once(' '))?;
     let mut d = date.splitn(3, '-');
-    let (y, m, day): (i64, i64, i64) = (d.next()?.parse().ok()?, d.next()?.parse().ok()?, d.next()?.parse().ok()?);
+    let (y, m, day): (i64, i64, i64) = (
+        d.next()?.parse().ok()?,
+        d.next()?.parse().ok()?,
+        d.next()?.parse().ok()?,
+    );
     let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
     let mut h = hms.splitn(3, ':');
-    let (hh, mm, ss): (i64, i64, i64) = (h.next()?.parse().ok()?, h.next()?.parse().ok()?, h.next()?.parse().ok()?);
+    let (hh, mm, ss): (i64, i64, i64) = (
+        h.next()?.parse().ok()?,
+        h.next()?.parse().ok()?,
+        h.next()?.parse().ok()?,
+    );
     // Four-digit years only: the day arithmetic below cannot overflow, whatever the text says.
-    if !(0..=9999).contains(&y) || !(1..=12).contains(&m) || !(1..=31).contains(&day) || !(0..=23).contains(&hh) || !(0..=59).contains(&mm) || !(0..=60).contains(&ss) {
+    if !(0..=9999).contains(&y)
+        || !(1..=12).contains(&m)
+        || !(1..=31).contains(&day)
+        || !(0..=23).contains(&hh)
+        || !(0..=59).contains(&mm)
+        || !(0..=60).contains(&ss)
+    {
         return None;
     }
     if !frac.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let ms = frac.bytes().chain(std::iter::repeat(b'0')).take(3).fold(0i64, |a, b| a * 10 + (b - b'0') as i64);
+    let ms = frac
+        .bytes()
+        .chain(std::iter::repeat(b'0'))
+        .take(3)
+        .fold(0i64, |a, b| a * 10 + (b - b'0') as i64);
     // Days from the civil date (Howard Hinnant's algorithm).
     let (y, m) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
     let era = y.div_euclid(400);
@@ -144,8 +163,14 @@ mod time_tests {
     #[test]
     fn product_times_parse_to_unix_milliseconds() {
         assert_eq!(super::parse_utc_ms("1970-01-01T00:00:00"), Some(0));
-        assert_eq!(super::parse_utc_ms("2026-11-20T21:15:42.123456"), Some(1_795_209_342_123));
-        assert_eq!(super::parse_utc_ms("2026-11-20T21:15:42.1Z"), Some(1_795_209_342_100));
+        assert_eq!(
+            super::parse_utc_ms("2026-11-20T21:15:42.123456"),
+            Some(1_795_209_342_123)
+        );
+        assert_eq!(
+            super::parse_utc_ms("2026-11-20T21:15:42.1Z"),
+            Some(1_795_209_342_100)
+        );
         assert_eq!(super::parse_utc_ms("2026-13-20T21:15:42"), None);
         assert_eq!(super::parse_utc_ms("yesterday"), None);
     }
@@ -157,6 +182,9 @@ mod time_tests {
         assert_eq!(super::parse_utc_ms("2026-11-20T-5:15:42"), None);
         assert_eq!(super::parse_utc_ms("2026-11-20T21:-1:42"), None);
         assert_eq!(super::parse_utc_ms("2026-11-20T21:15:-1"), None);
-        assert_eq!(super::parse_utc_ms("9999-12-31T23:59:59.999"), Some(253_402_300_799_999));
+        assert_eq!(
+            super::parse_utc_ms("9999-12-31T23:59:59.999"),
+            Some(253_402_300_799_999)
+        );
     }
 }

@@ -102,7 +102,11 @@ impl Windows {
     /// window at 10 m is 7 pixels, the 400 m guard 41, the 1000 m background 101. The guard is
     /// kept larger than the target and the background larger than the guard.
     pub fn from_metres(config: &CfarConfig, spacing_m: (f64, f64)) -> Windows {
-        let half = |size: f64, spacing: f64| (size / (2.0 * spacing.max(1e-3))).floor().clamp(0.0, 10_000.0) as usize;
+        let half = |size: f64, spacing: f64| {
+            (size / (2.0 * spacing.max(1e-3)))
+                .floor()
+                .clamp(0.0, 10_000.0) as usize
+        };
         let axis = |spacing: f64| {
             let t = half(config.target_m, spacing);
             let g = half(config.guard_m, spacing).max(t + 1);
@@ -111,7 +115,11 @@ impl Windows {
         };
         let (tx, gx, bx) = axis(spacing_m.0);
         let (ty, gy, by) = axis(spacing_m.1);
-        Windows { target: (tx, ty), guard: (gx, gy), background: (bx, by) }
+        Windows {
+            target: (tx, ty),
+            guard: (gx, gy),
+            background: (bx, by),
+        }
     }
 
     /// The halo a tile needs around it: the background half-width.
@@ -173,7 +181,10 @@ impl Thresholds {
             gamma: gamma_quantile(looks, pfa),
             k_table: (config.kind == CfarKind::K).then(|| KTable::get(looks, pfa)),
             looks,
-            min_ring: ((windows.ring_area() as f64) * config.min_background_fraction.clamp(0.0, 1.0)).ceil().max(2.0) as u64,
+            min_ring: ((windows.ring_area() as f64)
+                * config.min_background_fraction.clamp(0.0, 1.0))
+            .ceil()
+            .max(2.0) as u64,
         }
     }
 
@@ -196,7 +207,12 @@ impl Thresholds {
 /// `Φ⁻¹(1 − pfa)`.
 pub fn gaussian_quantile(pfa: f64) -> f64 {
     // Bisection on the tail: erfc is accurate far out where 1 − pfa is not.
-    bisect(|t| 0.5 * statrs::function::erf::erfc(t / std::f64::consts::SQRT_2), pfa, 0.0, 40.0)
+    bisect(
+        |t| 0.5 * statrs::function::erf::erfc(t / std::f64::consts::SQRT_2),
+        pfa,
+        0.0,
+        40.0,
+    )
 }
 
 /// The x with `P(I/μ > x) = pfa` for L-look gamma intensity.
@@ -235,16 +251,30 @@ impl KTable {
     fn get(looks: f64, pfa: f64) -> &'static KTable {
         static TABLES: OnceLock<Mutex<HashMap<(u64, u64), &'static KTable>>> = OnceLock::new();
         let key = (looks.to_bits(), pfa.to_bits());
-        let mut tables = TABLES.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
-        tables.entry(key).or_insert_with(|| Box::leak(Box::new(KTable::compute(looks, pfa))))
+        let mut tables = TABLES
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        tables
+            .entry(key)
+            .or_insert_with(|| Box::leak(Box::new(KTable::compute(looks, pfa))))
     }
 
     fn compute(looks: f64, pfa: f64) -> KTable {
         let n = 40;
         let (lo, hi) = (Self::NU_MIN.ln(), Self::NU_MAX.ln());
-        let ln_nu: Vec<f64> = (0..n).map(|i| lo + (hi - lo) * i as f64 / (n - 1) as f64).collect();
-        let factor = ln_nu.iter().map(|&l| bisect(|x| k_ccdf(looks, l.exp(), x), pfa, 0.0, 1e5)).collect();
-        KTable { ln_nu, factor, gamma: gamma_quantile(looks, pfa) }
+        let ln_nu: Vec<f64> = (0..n)
+            .map(|i| lo + (hi - lo) * i as f64 / (n - 1) as f64)
+            .collect();
+        let factor = ln_nu
+            .iter()
+            .map(|&l| bisect(|x| k_ccdf(looks, l.exp(), x), pfa, 0.0, 1e5))
+            .collect();
+        KTable {
+            ln_nu,
+            factor,
+            gamma: gamma_quantile(looks, pfa),
+        }
     }
 
     fn factor(&self, nu: f64) -> f64 {
@@ -289,7 +319,14 @@ pub fn k_ccdf(looks: f64, nu: f64, x: f64) -> f64 {
 }
 
 /// Accumulator of the window sums: exact `u64` for 16-bit samples, `f64` otherwise.
-trait Acc: Copy + Default + std::ops::Add<Output = Self> + std::ops::Sub<Output = Self> + std::ops::AddAssign + std::ops::SubAssign {
+trait Acc:
+    Copy
+    + Default
+    + std::ops::Add<Output = Self>
+    + std::ops::Sub<Output = Self>
+    + std::ops::AddAssign
+    + std::ops::SubAssign
+{
     fn f64(self) -> f64;
     /// `n·Σx² − (Σx)²`, i.e. n² times the variance.
     fn n2_var(n: u64, sum: Self, sq: Self) -> f64;
@@ -361,8 +398,16 @@ impl<A: Acc> Band<A> {
 
     fn accumulate(&mut self, rows: &impl Rows<A>, y: usize, add: bool) {
         let cols = self.pad..self.pad + self.width;
-        let q: &mut [A] = if self.squares { &mut self.q[cols.clone()] } else { &mut [] };
-        let n: &mut [u32] = if self.counts { &mut self.n[cols.clone()] } else { &mut [] };
+        let q: &mut [A] = if self.squares {
+            &mut self.q[cols.clone()]
+        } else {
+            &mut []
+        };
+        let n: &mut [u32] = if self.counts {
+            &mut self.n[cols.clone()]
+        } else {
+            &mut []
+        };
         rows.accumulate(y, add, n, &mut self.s[cols], q);
     }
 
@@ -451,7 +496,9 @@ impl Rows<u64> for U16Rows<'_> {
     }
 
     fn all_valid(&self) -> bool {
-        self.land.is_none_or(|l| l.iter().all(|&b| b == 0)) && (self.nodata > u16::MAX as u32 || self.samples.iter().all(|&v| v as u32 != self.nodata))
+        self.land.is_none_or(|l| l.iter().all(|&b| b == 0))
+            && (self.nodata > u16::MAX as u32
+                || self.samples.iter().all(|&v| v as u32 != self.nodata))
     }
 
     #[inline(always)]
@@ -539,7 +586,12 @@ const SUM_CAP_OVER_MEDIAN: f64 = 1e5;
 fn sum_cap(samples: &[f32]) -> f64 {
     // A strided sample of at most ~65,000 values is plenty for a median.
     let step = (samples.len() / 65_536).max(1);
-    let mut v: Vec<f32> = samples.iter().step_by(step).copied().filter(|&x| is_intensity(x) && x > 0.0).collect();
+    let mut v: Vec<f32> = samples
+        .iter()
+        .step_by(step)
+        .copied()
+        .filter(|&x| is_intensity(x) && x > 0.0)
+        .collect();
     if v.is_empty() {
         return f64::MAX;
     }
@@ -554,7 +606,11 @@ impl Rows<f64> for F32Rows<'_> {
         let row = &self.samples[y * w..(y + 1) * w];
         for (x, &v) in row.iter().enumerate() {
             let ok = is_intensity(v) && self.land.is_none_or(|l| l[y * w + x] == 0);
-            let (m, v) = if ok { (1u32, (v as f64).min(self.cap)) } else { (0, 0.0) };
+            let (m, v) = if ok {
+                (1u32, (v as f64).min(self.cap))
+            } else {
+                (0, 0.0)
+            };
             if add {
                 if let Some(n) = n.get_mut(x) {
                     *n += m;
@@ -581,7 +637,8 @@ impl Rows<f64> for F32Rows<'_> {
     }
 
     fn all_valid(&self) -> bool {
-        self.land.is_none_or(|l| l.iter().all(|&b| b == 0)) && self.samples.iter().all(|&v| is_intensity(v))
+        self.land.is_none_or(|l| l.iter().all(|&b| b == 0))
+            && self.samples.iter().all(|&v| is_intensity(v))
     }
 
     #[inline(always)]
@@ -604,21 +661,47 @@ pub fn detect_tile(
 ) -> TileStats {
     match intensity {
         Intensity::U16 { samples, nodata } => {
-            let rows = U16Rows { width: window.width, samples, nodata: nodata.map_or(65_536, u32::from), land };
+            let rows = U16Rows {
+                width: window.width,
+                samples,
+                nodata: nodata.map_or(65_536, u32::from),
+                land,
+            };
             match thresholds.kind {
-                CfarKind::TwoParameter if rows.all_valid() => run_two_parameter::<_, true>(&rows, window, core, windows, thresholds, hits),
-                CfarKind::TwoParameter => run_two_parameter::<_, false>(&rows, window, core, windows, thresholds, hits),
-                CfarKind::Gamma | CfarKind::K if rows.all_valid() => run_quantile::<_, true>(&rows, window, core, windows, thresholds, hits),
-                CfarKind::Gamma | CfarKind::K => run_quantile::<_, false>(&rows, window, core, windows, thresholds, hits),
+                CfarKind::TwoParameter if rows.all_valid() => {
+                    run_two_parameter::<_, true>(&rows, window, core, windows, thresholds, hits)
+                }
+                CfarKind::TwoParameter => {
+                    run_two_parameter::<_, false>(&rows, window, core, windows, thresholds, hits)
+                }
+                CfarKind::Gamma | CfarKind::K if rows.all_valid() => {
+                    run_quantile::<_, true>(&rows, window, core, windows, thresholds, hits)
+                }
+                CfarKind::Gamma | CfarKind::K => {
+                    run_quantile::<_, false>(&rows, window, core, windows, thresholds, hits)
+                }
             }
         }
         Intensity::F32(samples) => {
-            let rows = F32Rows { width: window.width, samples, land, cap: sum_cap(samples) };
+            let rows = F32Rows {
+                width: window.width,
+                samples,
+                land,
+                cap: sum_cap(samples),
+            };
             match thresholds.kind {
-                CfarKind::TwoParameter if rows.all_valid() => run_two_parameter::<_, true>(&rows, window, core, windows, thresholds, hits),
-                CfarKind::TwoParameter => run_two_parameter::<_, false>(&rows, window, core, windows, thresholds, hits),
-                CfarKind::Gamma | CfarKind::K if rows.all_valid() => run_quantile::<_, true>(&rows, window, core, windows, thresholds, hits),
-                CfarKind::Gamma | CfarKind::K => run_quantile::<_, false>(&rows, window, core, windows, thresholds, hits),
+                CfarKind::TwoParameter if rows.all_valid() => {
+                    run_two_parameter::<_, true>(&rows, window, core, windows, thresholds, hits)
+                }
+                CfarKind::TwoParameter => {
+                    run_two_parameter::<_, false>(&rows, window, core, windows, thresholds, hits)
+                }
+                CfarKind::Gamma | CfarKind::K if rows.all_valid() => {
+                    run_quantile::<_, true>(&rows, window, core, windows, thresholds, hits)
+                }
+                CfarKind::Gamma | CfarKind::K => {
+                    run_quantile::<_, false>(&rows, window, core, windows, thresholds, hits)
+                }
             }
         }
     }
@@ -645,7 +728,12 @@ fn run_two_parameter<A: Acc, const ALL_VALID: bool>(
 ) -> TileStats {
     let mut stats = TileStats::default();
     let (w, h) = (window.width, window.height);
-    let pad = windows.background.0.max(windows.guard.0).max(windows.target.0) + 1;
+    let pad = windows
+        .background
+        .0
+        .max(windows.guard.0)
+        .max(windows.target.0)
+        + 1;
     let mut target = Band::<A>::new(w, windows.target.1, pad, false, !ALL_VALID);
     let mut guard = Band::<A>::new(w, windows.guard.1, pad, true, !ALL_VALID);
     let mut background = Band::<A>::new(w, windows.background.1, pad, true, !ALL_VALID);
@@ -669,7 +757,11 @@ fn run_two_parameter<A: Acc, const ALL_VALID: bool>(
         let (mut gn, mut gs, mut gq) = guard.span(x_first, gx);
         let (mut bn, mut bs, mut bq) = background.span(x_first, bx);
         let band_rows = |half: usize| ((y + half + 1).min(h) - y.saturating_sub(half)) as u64;
-        let (t_rows, g_rows, b_rows) = (band_rows(windows.target.1), band_rows(windows.guard.1), band_rows(windows.background.1));
+        let (t_rows, g_rows, b_rows) = (
+            band_rows(windows.target.1),
+            band_rows(windows.guard.1),
+            band_rows(windows.background.1),
+        );
         let at = pad + x_first;
         let (tn_in, tn_out) = entering_leaving(&target.n, at, tx, cw);
         let (ts_in, ts_out) = entering_leaving(&target.s, at, tx, cw);
@@ -697,7 +789,10 @@ fn run_two_parameter<A: Acc, const ALL_VALID: bool>(
             let cols = |half: usize| ((x + half + 1).min(w) - x.saturating_sub(half)) as u64;
             let (n, tnf) = if ALL_VALID {
                 // Window areas clipped to the window (only at the scene's edges).
-                (cols(bx) * b_rows - cols(gx) * g_rows, (cols(tx) * t_rows) as f64)
+                (
+                    cols(bx) * b_rows - cols(gx) * g_rows,
+                    (cols(tx) * t_rows) as f64,
+                )
             } else {
                 if !rows.valid(i) {
                     continue;
@@ -727,7 +822,13 @@ fn run_two_parameter<A: Acc, const ALL_VALID: bool>(
                 }
                 sf / nf + t * n2_var.sqrt() / nf
             };
-            hits.push(Hit { x: (x + window.x0) as u32, y: (y + window.y0) as u32, value: value as f32, threshold: threshold as f32, background: (sf / nf) as f32 });
+            hits.push(Hit {
+                x: (x + window.x0) as u32,
+                y: (y + window.y0) as u32,
+                value: value as f32,
+                threshold: threshold as f32,
+                background: (sf / nf) as f32,
+            });
         }
     }
     stats
@@ -749,7 +850,13 @@ fn run_quantile<A: Acc, const ALL_VALID: bool>(
     let (w, h) = (window.width, window.height);
     let pad = windows.background.0.max(windows.guard.0) + 1;
     let mut guard = Band::<A>::new(w, windows.guard.1, pad, th.kind == CfarKind::K, !ALL_VALID);
-    let mut background = Band::<A>::new(w, windows.background.1, pad, th.kind == CfarKind::K, !ALL_VALID);
+    let mut background = Band::<A>::new(
+        w,
+        windows.background.1,
+        pad,
+        th.kind == CfarKind::K,
+        !ALL_VALID,
+    );
     let (gx, bx) = (windows.guard.0, windows.background.0);
     let inv_looks = 1.0 / th.looks;
     // Copied out of `th`: in registers for the loop rather than reloaded on every pixel.
@@ -811,7 +918,11 @@ fn run_quantile<A: Acc, const ALL_VALID: bool>(
                 let q = (background.span(x, bx).2 - guard.span(x, gx).2).f64();
                 let ratio = (nf * q) / (sf * sf);
                 let excess = ratio / (1.0 + inv_looks) - 1.0;
-                let nu = if excess > 0.0 { 1.0 / excess } else { f64::INFINITY };
+                let nu = if excess > 0.0 {
+                    1.0 / excess
+                } else {
+                    f64::INFINITY
+                };
                 let thr = mu * th.k_factor(nu);
                 if value <= thr {
                     continue;
@@ -820,7 +931,13 @@ fn run_quantile<A: Acc, const ALL_VALID: bool>(
             } else {
                 mu * gamma
             };
-            hits.push(Hit { x: (x + window.x0) as u32, y: (y + window.y0) as u32, value: value as f32, threshold: threshold as f32, background: mu as f32 });
+            hits.push(Hit {
+                x: (x + window.x0) as u32,
+                y: (y + window.y0) as u32,
+                value: value as f32,
+                threshold: threshold as f32,
+                background: mu as f32,
+            });
         }
     }
     stats
@@ -833,19 +950,34 @@ mod tests {
     #[test]
     fn snap_geometry_at_ten_metres() {
         let w = Windows::from_metres(&CfarConfig::default(), (10.0, 10.0));
-        assert_eq!(w, Windows { target: (3, 3), guard: (20, 20), background: (50, 50) });
+        assert_eq!(
+            w,
+            Windows {
+                target: (3, 3),
+                guard: (20, 20),
+                background: (50, 50)
+            }
+        );
         assert_eq!(w.ring_area(), 101 * 101 - 41 * 41);
     }
 
     #[test]
     fn quantiles() {
-        assert!((gaussian_quantile(10f64.powf(-6.5)) - 4.98103).abs() < 1e-4, "{}", gaussian_quantile(10f64.powf(-6.5)));
+        assert!(
+            (gaussian_quantile(10f64.powf(-6.5)) - 4.98103).abs() < 1e-4,
+            "{}",
+            gaussian_quantile(10f64.powf(-6.5))
+        );
         assert!((gaussian_quantile(0.025) - 1.95996).abs() < 1e-4);
         // One look: exponential intensity, P(I/μ > x) = e^{-x}.
         assert!((gamma_quantile(1.0, 1e-6) - 1e6f64.ln()).abs() < 1e-6);
         // K tails are heavier than gamma's, and tend to it as ν grows.
         let g = gamma_quantile(4.0, 1e-5);
-        assert!((k_ccdf(4.0, 1e4, g) - 1e-5).abs() < 2e-7, "{}", k_ccdf(4.0, 1e4, g));
+        assert!(
+            (k_ccdf(4.0, 1e4, g) - 1e-5).abs() < 2e-7,
+            "{}",
+            k_ccdf(4.0, 1e4, g)
+        );
         assert!(k_ccdf(4.0, 2.0, g) > 1e-4);
         let table = KTable::get(4.0, 1e-5);
         assert!(table.factor(1.0) > table.factor(10.0) && table.factor(10.0) > g);
@@ -861,7 +993,9 @@ mod tests {
         let mut samples = vec![0u16; w * h];
         let mut seed = 12345u64;
         for (i, s) in samples.iter_mut().enumerate() {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             *s = 90 + (seed >> 60) as u16 + (i % 3) as u16; // 90..108
         }
         for y in 99..102 {
@@ -873,7 +1007,19 @@ mod tests {
         land[..w * 20].fill(1);
         samples[..w * 20].fill(3000); // bright land must not be tested nor raise the sea's level
         samples[w * 150] = 0; // a nodata pixel
-        (Intensity::U16 { samples, nodata: Some(0) }, land, Window { x0: 0, y0: 0, width: w, height: h })
+        (
+            Intensity::U16 {
+                samples,
+                nodata: Some(0),
+            },
+            land,
+            Window {
+                x0: 0,
+                y0: 0,
+                width: w,
+                height: h,
+            },
+        )
     }
 
     #[test]
@@ -881,20 +1027,45 @@ mod tests {
         let (intensity, land, window) = tile();
         let windows = Windows::from_metres(&CfarConfig::default(), (10.0, 10.0));
         for kind in [CfarKind::TwoParameter, CfarKind::Gamma, CfarKind::K] {
-            let config = CfarConfig { kind, ..CfarConfig::default() };
+            let config = CfarConfig {
+                kind,
+                ..CfarConfig::default()
+            };
             let th = Thresholds::new(&config, &windows);
             let mut hits = Vec::new();
-            let stats = detect_tile(&intensity, Some(&land), window, window, &windows, &th, &mut hits);
+            let stats = detect_tile(
+                &intensity,
+                Some(&land),
+                window,
+                window,
+                &windows,
+                &th,
+                &mut hits,
+            );
             assert!(!hits.is_empty(), "{kind:?}");
             for h in &hits {
-                assert!((96..=104).contains(&h.x) && (96..=104).contains(&h.y), "{kind:?} {h:?}");
-                assert!(h.background > 90.0 && h.background < 110.0, "{kind:?} {h:?}");
+                assert!(
+                    (96..=104).contains(&h.x) && (96..=104).contains(&h.y),
+                    "{kind:?} {h:?}"
+                );
+                assert!(
+                    h.background > 90.0 && h.background < 110.0,
+                    "{kind:?} {h:?}"
+                );
             }
             assert!(stats.tested > 10_000 && stats.undecided > 0, "{stats:?}");
             // Without the land mask the bright land raises no alarm either: it is undecided or
             // tested against itself, but never below its own level.
             let mut without = Vec::new();
-            detect_tile(&intensity, None, window, window, &windows, &th, &mut without);
+            detect_tile(
+                &intensity,
+                None,
+                window,
+                window,
+                &windows,
+                &th,
+                &mut without,
+            );
             assert!(without.iter().all(|h| h.y >= 19), "{kind:?}");
         }
     }
@@ -902,18 +1073,43 @@ mod tests {
     #[test]
     fn the_all_valid_shortcut_changes_nothing() {
         let (intensity, _, window) = tile();
-        let Intensity::U16 { samples, .. } = &intensity else { unreachable!() };
-        let rows = U16Rows { width: window.width, samples, nodata: 65_536, land: None };
+        let Intensity::U16 { samples, .. } = &intensity else {
+            unreachable!()
+        };
+        let rows = U16Rows {
+            width: window.width,
+            samples,
+            nodata: 65_536,
+            land: None,
+        };
         assert!(rows.all_valid());
-        let core = Window { x0: 30, y0: 40, width: 150, height: 120 };
+        let core = Window {
+            x0: 30,
+            y0: 40,
+            width: 150,
+            height: 120,
+        };
         let windows = Windows::from_metres(&CfarConfig::default(), (10.0, 10.0));
         for kind in [CfarKind::Gamma, CfarKind::K, CfarKind::TwoParameter] {
-            let th = Thresholds::new(&CfarConfig { kind, pfa: 1e-3, ..CfarConfig::default() }, &windows);
+            let th = Thresholds::new(
+                &CfarConfig {
+                    kind,
+                    pfa: 1e-3,
+                    ..CfarConfig::default()
+                },
+                &windows,
+            );
             let (mut fast, mut general) = (Vec::new(), Vec::new());
             let (a, b) = if kind == CfarKind::TwoParameter {
-                (run_two_parameter::<_, true>(&rows, window, core, &windows, &th, &mut fast), run_two_parameter::<_, false>(&rows, window, core, &windows, &th, &mut general))
+                (
+                    run_two_parameter::<_, true>(&rows, window, core, &windows, &th, &mut fast),
+                    run_two_parameter::<_, false>(&rows, window, core, &windows, &th, &mut general),
+                )
             } else {
-                (run_quantile::<_, true>(&rows, window, core, &windows, &th, &mut fast), run_quantile::<_, false>(&rows, window, core, &windows, &th, &mut general))
+                (
+                    run_quantile::<_, true>(&rows, window, core, &windows, &th, &mut fast),
+                    run_quantile::<_, false>(&rows, window, core, &windows, &th, &mut general),
+                )
             };
             assert_eq!(a, b);
             assert_eq!(fast, general, "{kind:?}");
@@ -929,24 +1125,60 @@ mod tests {
         let mut seed = 7u64;
         let clean: Vec<f32> = (0..w * h)
             .map(|_| {
-                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 90.0 + (seed >> 59) as f32
             })
             .collect();
-        let window = Window { x0: 0, y0: 0, width: w, height: h };
+        let window = Window {
+            x0: 0,
+            y0: 0,
+            width: w,
+            height: h,
+        };
         let windows = Windows::from_metres(&CfarConfig::default(), (10.0, 10.0));
         for bad in [1e30f32, 3e38, 1e12, -1e30, -5.0] {
             let mut spiked = clean.clone();
             spiked[5 * w + 100] = bad;
             for kind in [CfarKind::TwoParameter, CfarKind::Gamma, CfarKind::K] {
-                let th = Thresholds::new(&CfarConfig { kind, ..CfarConfig::default() }, &windows);
+                let th = Thresholds::new(
+                    &CfarConfig {
+                        kind,
+                        ..CfarConfig::default()
+                    },
+                    &windows,
+                );
                 let (mut a, mut b) = (Vec::new(), Vec::new());
-                detect_tile(&Intensity::F32(clean.clone()), None, window, window, &windows, &th, &mut a);
-                detect_tile(&Intensity::F32(spiked.clone()), None, window, window, &windows, &th, &mut b);
+                detect_tile(
+                    &Intensity::F32(clean.clone()),
+                    None,
+                    window,
+                    window,
+                    &windows,
+                    &th,
+                    &mut a,
+                );
+                detect_tile(
+                    &Intensity::F32(spiked.clone()),
+                    None,
+                    window,
+                    window,
+                    &windows,
+                    &th,
+                    &mut b,
+                );
                 // At most the sample itself, tested at its own value (smeared over the target
                 // window by the two-parameter test).
-                let elsewhere = b.iter().filter(|h| h.x.abs_diff(100) > 3 || h.y.abs_diff(5) > 3).count();
-                assert!(a.is_empty() && elsewhere == 0, "{bad} {kind:?}: {} hits on clean sea, {elsewhere} around the bad sample", a.len());
+                let elsewhere = b
+                    .iter()
+                    .filter(|h| h.x.abs_diff(100) > 3 || h.y.abs_diff(5) > 3)
+                    .count();
+                assert!(
+                    a.is_empty() && elsewhere == 0,
+                    "{bad} {kind:?}: {} hits on clean sea, {elsewhere} around the bad sample",
+                    a.len()
+                );
             }
         }
     }
@@ -956,7 +1188,10 @@ mod tests {
         // Near-saturated samples with a tiny spread: f64 sums of squares would cancel.
         let v = |n: u64, s: u64, q: u64| <u64 as Acc>::n2_var(n, s, q);
         let xs = [65_000u64, 65_001, 65_002, 65_003];
-        let (s, q) = (xs.iter().sum::<u64>(), xs.iter().map(|x| x * x).sum::<u64>());
+        let (s, q) = (
+            xs.iter().sum::<u64>(),
+            xs.iter().map(|x| x * x).sum::<u64>(),
+        );
         assert_eq!(v(4, s, q), 20.0); // 4² · var, var = 1.25
     }
 }

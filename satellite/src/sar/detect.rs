@@ -59,9 +59,23 @@ impl DetectConfig {
     /// would make every pixel a detection, a huge `connect_px` hang the clustering, a huge
     /// thread count fail to spawn.
     pub fn validate(&self) -> Result<(), DetectConfigError> {
-        let bad = |field, problem: &str| Err(DetectConfigError { field, problem: problem.to_string() });
+        let bad = |field, problem: &str| {
+            Err(DetectConfigError {
+                field,
+                problem: problem.to_string(),
+            })
+        };
         let c = &self.cfar;
-        for (field, value) in [("cfar.target_m", c.target_m), ("cfar.guard_m", c.guard_m), ("cfar.background_m", c.background_m), ("shore_buffer_m", self.shore_buffer_m), ("discrimination.min_length_m", self.discrimination.min_length_m)] {
+        for (field, value) in [
+            ("cfar.target_m", c.target_m),
+            ("cfar.guard_m", c.guard_m),
+            ("cfar.background_m", c.background_m),
+            ("shore_buffer_m", self.shore_buffer_m),
+            (
+                "discrimination.min_length_m",
+                self.discrimination.min_length_m,
+            ),
+        ] {
             if !(value.is_finite() && value >= 0.0) {
                 return bad(field, "must be zero or a positive number of metres");
             }
@@ -79,10 +93,16 @@ impl DetectConfig {
             return bad("discrimination.max_length_m", "must be above min_length_m");
         }
         if self.discrimination.connect_px > MAX_CONNECT_PX {
-            return bad("discrimination.connect_px", &format!("must be at most {MAX_CONNECT_PX} pixels"));
+            return bad(
+                "discrimination.connect_px",
+                &format!("must be at most {MAX_CONNECT_PX} pixels"),
+            );
         }
         if self.threads > MAX_THREADS {
-            return bad("threads", &format!("must be at most {MAX_THREADS} (0 uses every core)"));
+            return bad(
+                "threads",
+                &format!("must be at most {MAX_THREADS} (0 uses every core)"),
+            );
         }
         Ok(())
     }
@@ -143,10 +163,22 @@ pub fn land_in_pixels(scene: &Scene, land: &LandMask, shore_buffer_m: f64) -> Mu
     let (min_lon, min_lat, max_lon, max_lat) = scene.georef.bounds();
     // A margin for the buffer and for polygons whose vertices all lie outside the scene.
     let margin = 0.05;
-    let around = geo::Rect::new(Coord { x: min_lon - margin, y: min_lat - margin }, Coord { x: max_lon + margin, y: max_lat + margin });
+    let around = geo::Rect::new(
+        Coord {
+            x: min_lon - margin,
+            y: min_lat - margin,
+        },
+        Coord {
+            x: max_lon + margin,
+            y: max_lat + margin,
+        },
+    );
     let near = land.intersecting(around);
     let to_px = |ls: &LineString<f64>| -> Option<LineString<f64>> {
-        ls.coords().map(|c| scene.georef.to_pixel(c.x, c.y).map(|(x, y)| Coord { x, y })).collect::<Option<Vec<_>>>().map(LineString::new)
+        ls.coords()
+            .map(|c| scene.georef.to_pixel(c.x, c.y).map(|(x, y)| Coord { x, y }))
+            .collect::<Option<Vec<_>>>()
+            .map(LineString::new)
     };
     // A large island's polygon (Honshu, a continent) reaches hundreds of kilometres beyond the
     // scene, where the pixel grid folds and no longer inverts: cut it to the box around the
@@ -156,7 +188,14 @@ pub fn land_in_pixels(scene: &Scene, land: &LandMask, shore_buffer_m: f64) -> Mu
         .0
         .iter()
         .flat_map(|p| match p.bounding_rect() {
-            Some(b) if b.min().x >= around.min().x && b.min().y >= around.min().y && b.max().x <= around.max().x && b.max().y <= around.max().y => vec![p.clone()],
+            Some(b)
+                if b.min().x >= around.min().x
+                    && b.min().y >= around.min().y
+                    && b.max().x <= around.max().x
+                    && b.max().y <= around.max().y =>
+            {
+                vec![p.clone()]
+            }
             _ => p.intersection(&around.to_polygon()).0,
         })
         .collect();
@@ -191,11 +230,18 @@ pub fn detect(
         let (sx, sy) = scene.spacing_m;
         let (bx, by) = windows.background;
         let problem = format!("{} m is {} × {} pixels at this scene's {sx:.2} × {sy:.2} m spacing, more than {} a side: every tile would read most of the scene", config.cfar.background_m, 2 * bx + 1, 2 * by + 1, 2 * MAX_HALO_PX + 1);
-        return Err(DetectConfigError { field: "cfar.background_m", problem }.into());
+        return Err(DetectConfigError {
+            field: "cfar.background_m",
+            problem,
+        }
+        .into());
     }
     let thresholds = Thresholds::new(&config.cfar, &windows);
-    let land_px = land.map(|l| land_in_pixels(scene, l, config.shore_buffer_m)).unwrap_or_else(|| MultiPolygon(Vec::new()));
-    let land_boxes: Vec<geo::Rect<f64>> = land_px.0.iter().filter_map(|p| p.bounding_rect()).collect();
+    let land_px = land
+        .map(|l| land_in_pixels(scene, l, config.shore_buffer_m))
+        .unwrap_or_else(|| MultiPolygon(Vec::new()));
+    let land_boxes: Vec<geo::Rect<f64>> =
+        land_px.0.iter().filter_map(|p| p.bounding_rect()).collect();
     let tile = config.tile_px.max(64);
     let (nx, ny) = (scene.width.div_ceil(tile), scene.height.div_ceil(tile));
     let total = nx * ny;
@@ -217,48 +263,58 @@ pub fn detect(
     let mut refused = None;
     std::thread::scope(|s| {
         for _ in 0..threads {
-            let spawned = std::thread::Builder::new().name("sar-detect".into()).spawn_scoped(s, || {
-                let mut hits = Vec::new();
-                let mut stats = TileStats::default();
-                let outcome = (|| -> Result<(), DetectError> {
-                    let reader = scene.reader()?;
-                    loop {
-                        let t = next.fetch_add(1, Ordering::Relaxed);
-                        if t >= total || failed.load(Ordering::Relaxed) {
-                            return Ok(());
+            let spawned = std::thread::Builder::new()
+                .name("sar-detect".into())
+                .spawn_scoped(s, || {
+                    let mut hits = Vec::new();
+                    let mut stats = TileStats::default();
+                    let outcome = (|| -> Result<(), DetectError> {
+                        let reader = scene.reader()?;
+                        loop {
+                            let t = next.fetch_add(1, Ordering::Relaxed);
+                            if t >= total || failed.load(Ordering::Relaxed) {
+                                return Ok(());
+                            }
+                            let (tx, ty) = (t % nx, t / nx);
+                            let core = Window {
+                                x0: tx * tile,
+                                y0: ty * tile,
+                                width: tile.min(scene.width - tx * tile),
+                                height: tile.min(scene.height - ty * tile),
+                            };
+                            let x0 = core.x0.saturating_sub(halo_x);
+                            let y0 = core.y0.saturating_sub(halo_y);
+                            let window = Window {
+                                x0,
+                                y0,
+                                width: (core.x0 + core.width + halo_x).min(scene.width) - x0,
+                                height: (core.y0 + core.height + halo_y).min(scene.height) - y0,
+                            };
+                            let intensity = reader.read(window)?;
+                            let mask = tile_land(&land_px, &land_boxes, window)?;
+                            let st = detect_tile(
+                                &intensity,
+                                mask.as_deref(),
+                                window,
+                                core,
+                                &windows,
+                                &thresholds,
+                                &mut hits,
+                            );
+                            stats.tested += st.tested;
+                            stats.undecided += st.undecided;
+                            progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
                         }
-                        let (tx, ty) = (t % nx, t / nx);
-                        let core = Window {
-                            x0: tx * tile,
-                            y0: ty * tile,
-                            width: tile.min(scene.width - tx * tile),
-                            height: tile.min(scene.height - ty * tile),
-                        };
-                        let x0 = core.x0.saturating_sub(halo_x);
-                        let y0 = core.y0.saturating_sub(halo_y);
-                        let window = Window {
-                            x0,
-                            y0,
-                            width: (core.x0 + core.width + halo_x).min(scene.width) - x0,
-                            height: (core.y0 + core.height + halo_y).min(scene.height) - y0,
-                        };
-                        let intensity = reader.read(window)?;
-                        let mask = tile_land(&land_px, &land_boxes, window)?;
-                        let st = detect_tile(&intensity, mask.as_deref(), window, core, &windows, &thresholds, &mut hits);
-                        stats.tested += st.tested;
-                        stats.undecided += st.undecided;
-                        progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
+                    })();
+                    let mut r = results.lock().unwrap_or_else(|e| e.into_inner());
+                    r.0.append(&mut hits);
+                    r.1.tested += stats.tested;
+                    r.1.undecided += stats.undecided;
+                    if let Err(e) = outcome {
+                        failed.store(true, Ordering::Relaxed);
+                        r.2.get_or_insert(e);
                     }
-                })();
-                let mut r = results.lock().unwrap_or_else(|e| e.into_inner());
-                r.0.append(&mut hits);
-                r.1.tested += stats.tested;
-                r.1.undecided += stats.undecided;
-                if let Err(e) = outcome {
-                    failed.store(true, Ordering::Relaxed);
-                    r.2.get_or_insert(e);
-                }
-            });
+                });
             match spawned {
                 Ok(_) => started += 1,
                 Err(e) => {
@@ -277,7 +333,12 @@ pub fn detect(
     }
     // Tiles finish in any order: sort so clusters and ids do not depend on thread timing.
     hits.sort_unstable_by_key(|h| (h.y, h.x));
-    let (detections, rejected) = discriminate(&hits, &scene.georef, scene.spacing_m, &config.discrimination);
+    let (detections, rejected) = discriminate(
+        &hits,
+        &scene.georef,
+        scene.spacing_m,
+        &config.discrimination,
+    );
     Ok(DetectionRun {
         detections,
         windows,
@@ -293,8 +354,17 @@ pub fn detect(
 }
 
 /// The land mask of a tile window, `None` when no land polygon comes near it.
-fn tile_land(land: &MultiPolygon<f64>, boxes: &[geo::Rect<f64>], w: Window) -> Result<Option<Vec<u8>>, DetectError> {
-    let (x0, y0, x1, y1) = (w.x0 as f64, w.y0 as f64, (w.x0 + w.width) as f64, (w.y0 + w.height) as f64);
+fn tile_land(
+    land: &MultiPolygon<f64>,
+    boxes: &[geo::Rect<f64>],
+    w: Window,
+) -> Result<Option<Vec<u8>>, DetectError> {
+    let (x0, y0, x1, y1) = (
+        w.x0 as f64,
+        w.y0 as f64,
+        (w.x0 + w.width) as f64,
+        (w.y0 + w.height) as f64,
+    );
     let near: Vec<Polygon<f64>> = land
         .0
         .iter()
@@ -305,12 +375,25 @@ fn tile_land(land: &MultiPolygon<f64>, boxes: &[geo::Rect<f64>], w: Window) -> R
     if near.is_empty() {
         return Ok(None);
     }
-    let window = PixelWindow { x0: w.x0, y0: w.y0, width: w.width, height: w.height };
-    Ok(Some(land::rasterize_pixels(&MultiPolygon(near), window, true)?))
+    let window = PixelWindow {
+        x0: w.x0,
+        y0: w.y0,
+        width: w.width,
+        height: w.height,
+    };
+    Ok(Some(land::rasterize_pixels(
+        &MultiPolygon(near),
+        window,
+        true,
+    )?))
 }
 
 /// The run's detections as a GeoJSON FeatureCollection (points, with every measured property).
-pub fn to_geojson(scene: &Scene, run: &DetectionRun, extra: impl Fn(&Detection) -> serde_json::Map<String, serde_json::Value>) -> serde_json::Value {
+pub fn to_geojson(
+    scene: &Scene,
+    run: &DetectionRun,
+    extra: impl Fn(&Detection) -> serde_json::Map<String, serde_json::Value>,
+) -> serde_json::Value {
     let features: Vec<serde_json::Value> = run
         .detections
         .iter()
@@ -379,14 +462,24 @@ mod tests {
         flood.cfar.pfa = f64::NAN; // every pixel a detection
         let mut hang = DetectConfig::default();
         hang.discrimination.connect_px = u32::MAX; // (2r + 1)² lookups per hit
-        let crash = DetectConfig { threads: 1_000_000, ..DetectConfig::default() }; // spawn fails
+        let crash = DetectConfig {
+            threads: 1_000_000,
+            ..DetectConfig::default()
+        }; // spawn fails
         let mut blind = DetectConfig::default();
         blind.cfar.background_m = f64::INFINITY;
         let mut shore = DetectConfig::default();
         shore.shore_buffer_m = f64::NAN;
         let mut sizes = DetectConfig::default();
         sizes.discrimination.max_length_m = 10.0;
-        for (config, field) in [(flood, "cfar.pfa"), (hang, "discrimination.connect_px"), (crash, "threads"), (blind, "cfar.background_m"), (shore, "shore_buffer_m"), (sizes, "discrimination.max_length_m")] {
+        for (config, field) in [
+            (flood, "cfar.pfa"),
+            (hang, "discrimination.connect_px"),
+            (crash, "threads"),
+            (blind, "cfar.background_m"),
+            (shore, "shore_buffer_m"),
+            (sizes, "discrimination.max_length_m"),
+        ] {
             let why = config.validate().expect_err(field);
             assert_eq!(why.field, field, "{why}");
             assert!(why.to_string().starts_with(field), "{why}");

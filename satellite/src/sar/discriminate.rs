@@ -33,7 +33,11 @@ pub struct DiscriminationConfig {
 
 impl Default for DiscriminationConfig {
     fn default() -> Self {
-        DiscriminationConfig { min_length_m: 50.0, max_length_m: 600.0, connect_px: 3 }
+        DiscriminationConfig {
+            min_length_m: 50.0,
+            max_length_m: 600.0,
+            connect_px: 3,
+        }
     }
 }
 
@@ -81,7 +85,11 @@ fn find(parent: &mut [u32], mut i: u32) -> u32 {
 
 /// Groups hits into clusters of indices (hits within `connect_px` in x and y of each other).
 pub fn clusters(hits: &[Hit], connect_px: u32) -> Vec<Vec<usize>> {
-    let at: HashMap<(u32, u32), u32> = hits.iter().enumerate().map(|(i, h)| ((h.x, h.y), i as u32)).collect();
+    let at: HashMap<(u32, u32), u32> = hits
+        .iter()
+        .enumerate()
+        .map(|(i, h)| ((h.x, h.y), i as u32))
+        .collect();
     let mut parent: Vec<u32> = (0..hits.len() as u32).collect();
     let r = connect_px.max(1) as i64;
     for (i, h) in hits.iter().enumerate() {
@@ -106,7 +114,10 @@ pub fn clusters(hits: &[Hit], connect_px: u32) -> Vec<Vec<usize>> {
     }
     let mut groups: HashMap<u32, Vec<usize>> = HashMap::new();
     for i in 0..hits.len() {
-        groups.entry(find(&mut parent, i as u32)).or_default().push(i);
+        groups
+            .entry(find(&mut parent, i as u32))
+            .or_default()
+            .push(i);
     }
     let mut out: Vec<Vec<usize>> = groups.into_values().collect();
     out.sort_by_key(|g| (hits[g[0]].y, hits[g[0]].x));
@@ -125,13 +136,25 @@ pub fn discriminate(
     let (sx, sy) = spacing_m;
     for group in clusters(hits, config.connect_px) {
         let members: Vec<&Hit> = group.iter().map(|&i| &hits[i]).collect();
-        let core: Vec<&Hit> = members.iter().copied().filter(|h| h.value > h.threshold).collect();
+        let core: Vec<&Hit> = members
+            .iter()
+            .copied()
+            .filter(|h| h.value > h.threshold)
+            .collect();
         let shape_of = if core.len() >= 2 { &core } else { &members };
         // Centroid weighted by intensity above the sea.
         let weight = |h: &Hit| ((h.value - h.background) as f64).max(1e-6);
         let wsum: f64 = members.iter().map(|h| weight(h)).sum();
-        let cx = members.iter().map(|h| weight(h) * (h.x as f64 + 0.5)).sum::<f64>() / wsum;
-        let cy = members.iter().map(|h| weight(h) * (h.y as f64 + 0.5)).sum::<f64>() / wsum;
+        let cx = members
+            .iter()
+            .map(|h| weight(h) * (h.x as f64 + 0.5))
+            .sum::<f64>()
+            / wsum;
+        let cy = members
+            .iter()
+            .map(|h| weight(h) * (h.y as f64 + 0.5))
+            .sum::<f64>()
+            / wsum;
         // Second moments of the core, in metres.
         let n = shape_of.len() as f64;
         let mx = shape_of.iter().map(|h| h.x as f64).sum::<f64>() / n;
@@ -162,10 +185,16 @@ pub fn discriminate(
         let angle = 0.5 * (2.0 * cxy).atan2(cxx - cyy);
         let (ex, ey) = (angle.cos() / sx, angle.sin() / sy);
         let heading_deg = georef.bearing_of(cx, cy, ex, ey) % 180.0;
-        let peak = members.iter().map(|h| h.value as f64).fold(f64::MIN, f64::max);
-        let background = members.iter().map(|h| h.background as f64).sum::<f64>() / members.len() as f64;
+        let peak = members
+            .iter()
+            .map(|h| h.value as f64)
+            .fold(f64::MIN, f64::max);
+        let background =
+            members.iter().map(|h| h.background as f64).sum::<f64>() / members.len() as f64;
         let (lon, lat) = georef.to_lonlat(cx, cy);
-        let bbox = members.iter().fold([u32::MAX, u32::MAX, 0, 0], |b, h| [b[0].min(h.x), b[1].min(h.y), b[2].max(h.x), b[3].max(h.y)]);
+        let bbox = members.iter().fold([u32::MAX, u32::MAX, 0, 0], |b, h| {
+            [b[0].min(h.x), b[1].min(h.y), b[2].max(h.x), b[3].max(h.y)]
+        });
         detections.push(Detection {
             id: detections.len() as u32,
             lon,
@@ -190,17 +219,32 @@ mod tests {
     use super::*;
 
     fn hit(x: u32, y: u32) -> Hit {
-        Hit { x, y, value: 1000.0, threshold: 500.0, background: 100.0 }
+        Hit {
+            x,
+            y,
+            value: 1000.0,
+            threshold: 500.0,
+            background: 100.0,
+        }
     }
 
     fn grid() -> TiePointGrid {
         // North-up, 10 m pixels near 34° N.
-        TiePointGrid::sample(1000, 1000, 5, |x, y| (129.0 + x * 10.0 / 92_300.0, 34.5 - y * 10.0 / 110_950.0)).unwrap()
+        TiePointGrid::sample(1000, 1000, 5, |x, y| {
+            (129.0 + x * 10.0 / 92_300.0, 34.5 - y * 10.0 / 110_950.0)
+        })
+        .unwrap()
     }
 
     #[test]
     fn clusters_are_eight_connected() {
-        let hits = vec![hit(10, 10), hit(11, 11), hit(12, 12), hit(14, 12), hit(30, 5)];
+        let hits = vec![
+            hit(10, 10),
+            hit(11, 11),
+            hit(12, 12),
+            hit(14, 12),
+            hit(30, 5),
+        ];
         let c = clusters(&hits, 1);
         let sizes: Vec<usize> = c.iter().map(Vec::len).collect();
         assert_eq!(sizes, vec![1, 3, 1]);
@@ -216,7 +260,12 @@ mod tests {
                 hits.push(hit(x, y));
             }
         }
-        let (d, rejected) = discriminate(&hits, &grid(), (10.0, 10.0), &DiscriminationConfig::default());
+        let (d, rejected) = discriminate(
+            &hits,
+            &grid(),
+            (10.0, 10.0),
+            &DiscriminationConfig::default(),
+        );
         assert_eq!(rejected, Rejections::default());
         assert_eq!(d.len(), 1);
         let d = &d[0];
@@ -227,10 +276,25 @@ mod tests {
         assert!((d.contrast_db - 10.0).abs() < 1e-9);
 
         // The same ship diagonal (north-east) keeps its length.
-        let diag: Vec<Hit> = (0..15).flat_map(|i| [hit(200 + i, 300 - i), hit(201 + i, 300 - i)]).collect();
-        let (d, _) = discriminate(&diag, &grid(), (10.0, 10.0), &DiscriminationConfig::default());
-        assert!((d[0].heading_deg - 45.0).abs() < 3.0, "{}", d[0].heading_deg);
-        assert!(d[0].length_m > 200.0 && d[0].length_m < 230.0, "{}", d[0].length_m);
+        let diag: Vec<Hit> = (0..15)
+            .flat_map(|i| [hit(200 + i, 300 - i), hit(201 + i, 300 - i)])
+            .collect();
+        let (d, _) = discriminate(
+            &diag,
+            &grid(),
+            (10.0, 10.0),
+            &DiscriminationConfig::default(),
+        );
+        assert!(
+            (d[0].heading_deg - 45.0).abs() < 3.0,
+            "{}",
+            d[0].heading_deg
+        );
+        assert!(
+            d[0].length_m > 200.0 && d[0].length_m < 230.0,
+            "{}",
+            d[0].length_m
+        );
     }
 
     #[test]
@@ -238,8 +302,19 @@ mod tests {
         let speck = vec![hit(5, 5), hit(6, 5)];
         let wall: Vec<Hit> = (0..80).map(|x| hit(x, 500)).collect();
         let all: Vec<Hit> = speck.into_iter().chain(wall).collect();
-        let (d, rejected) = discriminate(&all, &grid(), (10.0, 10.0), &DiscriminationConfig::default());
+        let (d, rejected) = discriminate(
+            &all,
+            &grid(),
+            (10.0, 10.0),
+            &DiscriminationConfig::default(),
+        );
         assert!(d.is_empty());
-        assert_eq!(rejected, Rejections { too_short: 1, too_long: 1 });
+        assert_eq!(
+            rejected,
+            Rejections {
+                too_short: 1,
+                too_long: 1
+            }
+        );
     }
 }

@@ -62,14 +62,21 @@ impl TiePointGrid {
     ) -> Result<TiePointGrid, GeorefError> {
         let n = n.max(2);
         let axis = |len: usize| -> Vec<f64> {
-            (0..n).map(|i| len as f64 * i as f64 / (n - 1) as f64).collect()
+            (0..n)
+                .map(|i| len as f64 * i as f64 / (n - 1) as f64)
+                .collect()
         };
         let (xs, ys) = (axis(width.max(1)), axis(height.max(1)));
         let mut points = Vec::with_capacity(n * n);
         for &y in &ys {
             for &x in &xs {
                 let (lon, lat) = to_lonlat(x, y);
-                points.push(TiePoint { pixel: x, line: y, lon, lat });
+                points.push(TiePoint {
+                    pixel: x,
+                    line: y,
+                    lon,
+                    lat,
+                });
             }
         }
         TiePointGrid::from_grid(xs, ys, &points)
@@ -77,11 +84,17 @@ impl TiePointGrid {
 
     /// A grid from ground control points: used as they are when they form a complete regular
     /// grid (Sentinel-1), otherwise fitted with a polynomial and sampled.
-    pub fn from_gcps(width: usize, height: usize, gcps: &[TiePoint]) -> Result<TiePointGrid, GeorefError> {
+    pub fn from_gcps(
+        width: usize,
+        height: usize,
+        gcps: &[TiePoint],
+    ) -> Result<TiePointGrid, GeorefError> {
         if gcps.len() < 3 {
             return Err(GeorefError::TooFewGcps(gcps.len()));
         }
-        if let Some(bad) = gcps.iter().find(|g| !(g.lon.is_finite() && g.lat.is_finite() && g.pixel.is_finite() && g.line.is_finite())) {
+        if let Some(bad) = gcps.iter().find(|g| {
+            !(g.lon.is_finite() && g.lat.is_finite() && g.pixel.is_finite() && g.line.is_finite())
+        }) {
             return Err(GeorefError::NotFinite(format!("{bad:?}")));
         }
         let mut xs: Vec<f64> = gcps.iter().map(|g| g.pixel).collect();
@@ -94,7 +107,8 @@ impl TiePointGrid {
             let mut ordered = gcps.to_vec();
             ordered.sort_by(|a, b| a.line.total_cmp(&b.line).then(a.pixel.total_cmp(&b.pixel)));
             let is_grid = ordered.iter().enumerate().all(|(i, g)| {
-                (g.pixel - xs[i % xs.len()]).abs() < 1e-6 && (g.line - ys[i / xs.len()]).abs() < 1e-6
+                (g.pixel - xs[i % xs.len()]).abs() < 1e-6
+                    && (g.line - ys[i / xs.len()]).abs() < 1e-6
             });
             if is_grid {
                 return TiePointGrid::from_grid(xs, ys, &ordered);
@@ -105,8 +119,15 @@ impl TiePointGrid {
         TiePointGrid::sample(width, height, 33, |x, y| fit.eval(x, y))
     }
 
-    fn from_grid(xs: Vec<f64>, ys: Vec<f64>, points: &[TiePoint]) -> Result<TiePointGrid, GeorefError> {
-        if let Some(bad) = points.iter().find(|p| !(p.lon.is_finite() && p.lat.is_finite())) {
+    fn from_grid(
+        xs: Vec<f64>,
+        ys: Vec<f64>,
+        points: &[TiePoint],
+    ) -> Result<TiePointGrid, GeorefError> {
+        if let Some(bad) = points
+            .iter()
+            .find(|p| !(p.lon.is_finite() && p.lat.is_finite()))
+        {
             return Err(GeorefError::NotFinite(format!("{bad:?}")));
         }
         let inverse = Polynomial::fit_inverse_affine(points).ok_or(GeorefError::DegenerateGcps)?;
@@ -137,7 +158,10 @@ impl TiePointGrid {
     /// (far outside the grid, where the mapping folds).
     pub fn to_pixel(&self, lon: f64, lat: f64) -> Option<(f64, f64)> {
         let g = &self.inverse_guess;
-        let (mut x, mut y) = (g[0] + g[1] * lon + g[2] * lat, g[3] + g[4] * lon + g[5] * lat);
+        let (mut x, mut y) = (
+            g[0] + g[1] * lon + g[2] * lat,
+            g[3] + g[4] * lon + g[5] * lat,
+        );
         for _ in 0..30 {
             let (lo, la) = self.to_lonlat(x, y);
             let (rlon, rlat) = (lon - lo, lat - la);
@@ -187,7 +211,10 @@ impl TiePointGrid {
 
     /// The lon/lat bounding box `(min_lon, min_lat, max_lon, max_lat)` of the grid.
     pub fn bounds(&self) -> (f64, f64, f64, f64) {
-        let fold = |v: &[f64]| v.iter().fold((f64::MAX, f64::MIN), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+        let fold = |v: &[f64]| {
+            v.iter()
+                .fold((f64::MAX, f64::MIN), |(lo, hi), &x| (lo.min(x), hi.max(x)))
+        };
         let (min_lon, max_lon) = fold(&self.lon);
         let (min_lat, max_lat) = fold(&self.lat);
         (min_lon, min_lat, max_lon, max_lat)
@@ -222,7 +249,10 @@ impl Polynomial {
 
     fn fit(points: &[TiePoint], order: usize) -> Option<Polynomial> {
         // Normalised coordinates keep the normal equations well conditioned.
-        let rows: Vec<Vec<f64>> = points.iter().map(|p| Self::terms(order, p.pixel / 1e4, p.line / 1e4)).collect();
+        let rows: Vec<Vec<f64>> = points
+            .iter()
+            .map(|p| Self::terms(order, p.pixel / 1e4, p.line / 1e4))
+            .collect();
         let lon = least_squares(&rows, &points.iter().map(|p| p.lon).collect::<Vec<_>>())?;
         let lat = least_squares(&rows, &points.iter().map(|p| p.lat).collect::<Vec<_>>())?;
         Some(Polynomial { order, lon, lat })
@@ -239,11 +269,24 @@ impl Polynomial {
         // Centred on the mean: a small scene's longitudes differ in the fifth decimal around
         // 130, which uncentred normal equations cannot tell from collinear.
         let n = points.len().max(1) as f64;
-        let (mlon, mlat) = (points.iter().map(|p| p.lon).sum::<f64>() / n, points.iter().map(|p| p.lat).sum::<f64>() / n);
-        let rows: Vec<Vec<f64>> = points.iter().map(|p| vec![1.0, p.lon - mlon, p.lat - mlat]).collect();
+        let (mlon, mlat) = (
+            points.iter().map(|p| p.lon).sum::<f64>() / n,
+            points.iter().map(|p| p.lat).sum::<f64>() / n,
+        );
+        let rows: Vec<Vec<f64>> = points
+            .iter()
+            .map(|p| vec![1.0, p.lon - mlon, p.lat - mlat])
+            .collect();
         let x = least_squares(&rows, &points.iter().map(|p| p.pixel).collect::<Vec<_>>())?;
         let y = least_squares(&rows, &points.iter().map(|p| p.line).collect::<Vec<_>>())?;
-        Some([x[0] - x[1] * mlon - x[2] * mlat, x[1], x[2], y[0] - y[1] * mlon - y[2] * mlat, y[1], y[2]])
+        Some([
+            x[0] - x[1] * mlon - x[2] * mlat,
+            x[1],
+            x[2],
+            y[0] - y[1] * mlon - y[2] * mlat,
+            y[1],
+            y[2],
+        ])
     }
 }
 
@@ -260,7 +303,10 @@ fn least_squares(rows: &[Vec<f64>], values: &[f64]) -> Option<Vec<f64>> {
             a[i][n] += row[i] * v;
         }
     }
-    let scale = a.iter().map(|r| r[..n].iter().fold(0.0f64, |m, v| m.max(v.abs()))).fold(0.0f64, f64::max);
+    let scale = a
+        .iter()
+        .map(|r| r[..n].iter().fold(0.0f64, |m, v| m.max(v.abs())))
+        .fold(0.0f64, f64::max);
     for col in 0..n {
         let pivot = (col..n).max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs()))?;
         if a[pivot][col].abs() <= scale * 1e-13 {
@@ -289,18 +335,29 @@ mod tests {
 
     /// A gently rotated and sheared mapping, like a descending pass.
     fn truth(x: f64, y: f64) -> (f64, f64) {
-        (129.0 + x * 1.1e-4 - y * 2.0e-5 + x * y * 1e-10, 34.5 - y * 9.0e-5 - x * 1.5e-5)
+        (
+            129.0 + x * 1.1e-4 - y * 2.0e-5 + x * y * 1e-10,
+            34.5 - y * 9.0e-5 - x * 1.5e-5,
+        )
     }
 
     #[test]
     fn a_sampled_grid_round_trips_pixels() {
         let grid = TiePointGrid::sample(4000, 3000, 33, truth).unwrap();
-        for &(x, y) in &[(0.5, 0.5), (1234.5, 987.5), (3999.5, 2999.5), (2000.0, 1500.0)] {
+        for &(x, y) in &[
+            (0.5, 0.5),
+            (1234.5, 987.5),
+            (3999.5, 2999.5),
+            (2000.0, 1500.0),
+        ] {
             let (lon, lat) = grid.to_lonlat(x, y);
             let (tl, ta) = truth(x, y);
             assert!((lon - tl).abs() < 1e-9 && (lat - ta).abs() < 1e-9);
             let (bx, by) = grid.to_pixel(lon, lat).unwrap();
-            assert!((bx - x).abs() < 1e-4 && (by - y).abs() < 1e-4, "{bx},{by} vs {x},{y}");
+            assert!(
+                (bx - x).abs() < 1e-4 && (by - y).abs() < 1e-4,
+                "{bx},{by} vs {x},{y}"
+            );
         }
         let (sx, sy) = grid.pixel_spacing_at(2000.0, 1500.0);
         assert!(sx > 9.0 && sx < 12.0 && sy > 9.0 && sy < 11.0, "{sx} {sy}");
@@ -311,11 +368,15 @@ mod tests {
         // A 1 × 1 scene spans 10 m: its longitudes differ by 1e-4 degrees around 129, which the
         // inverse fit must not take for collinear points.
         for (w, h) in [(1, 1), (3, 2), (1, 70), (70, 1)] {
-            let grid = TiePointGrid::sample(w, h, 33, truth).unwrap_or_else(|e| panic!("{w}×{h}: {e}"));
+            let grid =
+                TiePointGrid::sample(w, h, 33, truth).unwrap_or_else(|e| panic!("{w}×{h}: {e}"));
             let (x, y) = (w as f64 / 2.0, h as f64 / 2.0);
             let (lon, lat) = grid.to_lonlat(x, y);
             let (bx, by) = grid.to_pixel(lon, lat).unwrap();
-            assert!((bx - x).abs() < 1e-4 && (by - y).abs() < 1e-4, "{w}×{h}: {bx},{by} vs {x},{y}");
+            assert!(
+                (bx - x).abs() < 1e-4 && (by - y).abs() < 1e-4,
+                "{w}×{h}: {bx},{by} vs {x},{y}"
+            );
         }
     }
 
@@ -326,7 +387,12 @@ mod tests {
             for i in 0..7 {
                 let (x, y) = (i as f64 * 500.0, j as f64 * 600.0);
                 let (lon, lat) = truth(x, y);
-                gcps.push(TiePoint { pixel: x, line: y, lon, lat });
+                gcps.push(TiePoint {
+                    pixel: x,
+                    line: y,
+                    lon,
+                    lat,
+                });
             }
         }
         gcps.reverse();
@@ -336,13 +402,26 @@ mod tests {
         let (tl, ta) = truth(750.0, 900.0);
         assert!((lon - tl).abs() < 1e-7 && (lat - ta).abs() < 1e-7);
 
-        let scattered: Vec<TiePoint> = [(10.0, 20.0), (2900.0, 40.0), (1500.0, 1200.0), (30.0, 2300.0), (2950.0, 2390.0), (800.0, 1900.0), (2200.0, 700.0)]
-            .iter()
-            .map(|&(x, y)| {
-                let (lon, lat) = truth(x, y);
-                TiePoint { pixel: x, line: y, lon, lat }
-            })
-            .collect();
+        let scattered: Vec<TiePoint> = [
+            (10.0, 20.0),
+            (2900.0, 40.0),
+            (1500.0, 1200.0),
+            (30.0, 2300.0),
+            (2950.0, 2390.0),
+            (800.0, 1900.0),
+            (2200.0, 700.0),
+        ]
+        .iter()
+        .map(|&(x, y)| {
+            let (lon, lat) = truth(x, y);
+            TiePoint {
+                pixel: x,
+                line: y,
+                lon,
+                lat,
+            }
+        })
+        .collect();
         let fitted = TiePointGrid::from_gcps(3000, 2400, &scattered).unwrap();
         let (lon, lat) = fitted.to_lonlat(1000.0, 1000.0);
         let (tl, ta) = truth(1000.0, 1000.0);
@@ -351,10 +430,27 @@ mod tests {
 
     #[test]
     fn degenerate_or_too_few_gcps_are_errors() {
-        let p = |x: f64| TiePoint { pixel: x, line: x, lon: 129.0 + x * 1e-4, lat: 34.0 + x * 1e-4 };
-        assert_eq!(TiePointGrid::from_gcps(10, 10, &[p(0.0), p(1.0)]), Err(GeorefError::TooFewGcps(2)));
-        assert_eq!(TiePointGrid::from_gcps(10, 10, &[p(0.0), p(1.0), p(2.0)]), Err(GeorefError::DegenerateGcps));
-        let nan = TiePoint { lon: f64::NAN, ..p(3.0) };
-        assert!(matches!(TiePointGrid::from_gcps(10, 10, &[p(0.0), p(1.0), nan]), Err(GeorefError::NotFinite(_))));
+        let p = |x: f64| TiePoint {
+            pixel: x,
+            line: x,
+            lon: 129.0 + x * 1e-4,
+            lat: 34.0 + x * 1e-4,
+        };
+        assert_eq!(
+            TiePointGrid::from_gcps(10, 10, &[p(0.0), p(1.0)]),
+            Err(GeorefError::TooFewGcps(2))
+        );
+        assert_eq!(
+            TiePointGrid::from_gcps(10, 10, &[p(0.0), p(1.0), p(2.0)]),
+            Err(GeorefError::DegenerateGcps)
+        );
+        let nan = TiePoint {
+            lon: f64::NAN,
+            ..p(3.0)
+        };
+        assert!(matches!(
+            TiePointGrid::from_gcps(10, 10, &[p(0.0), p(1.0), nan]),
+            Err(GeorefError::NotFinite(_))
+        ));
     }
 }

@@ -12,8 +12,8 @@ pub mod detect;
 pub mod discriminate;
 pub mod georef;
 pub mod quicklook;
-pub mod score;
 pub mod scene;
+pub mod score;
 pub mod sentinel1;
 pub mod synth;
 

@@ -67,7 +67,10 @@ pub struct Window {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Intensity {
     /// 16-bit intensity; `nodata` marks invalid pixels.
-    U16 { samples: Vec<u16>, nodata: Option<u16> },
+    U16 {
+        samples: Vec<u16>,
+        nodata: Option<u16>,
+    },
     /// Floating-point intensity; `NaN` (and any negative or infinite value) marks invalid
     /// pixels.
     F32(Vec<f32>),
@@ -108,7 +111,10 @@ pub struct Scene {
 }
 
 fn open(path: &Path) -> Result<Dataset, SceneError> {
-    Dataset::open(path).map_err(|e| SceneError::Open { path: path.into(), message: e.to_string() })
+    Dataset::open(path).map_err(|e| SceneError::Open {
+        path: path.into(),
+        message: e.to_string(),
+    })
 }
 
 impl Scene {
@@ -118,43 +124,85 @@ impl Scene {
         let ds = open(path)?;
         let (width, height) = ds.raster_size();
         if ds.raster_count() < 1 || width == 0 || height == 0 {
-            return Err(SceneError::Open { path: path.into(), message: "no raster band".into() });
+            return Err(SceneError::Open {
+                path: path.into(),
+                message: "no raster band".into(),
+            });
         }
-        let band = ds.rasterband(1).map_err(|e| SceneError::Open { path: path.into(), message: e.to_string() })?;
+        let band = ds.rasterband(1).map_err(|e| SceneError::Open {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
         let band_type = band.band_type();
         let nodata = band.no_data_value();
         let georef = georeference(path, &ds, width, height)?;
         let (sx, sy) = georef.pixel_spacing_at(width as f64 / 2.0, height as f64 / 2.0);
         let item = |key: &str| ds.metadata_item(key, "");
         let description = item("TIFFTAG_IMAGEDESCRIPTION").unwrap_or_default();
-        let is_sentinel1 = description.starts_with("Sentinel-1") || path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("s1a-") || n.starts_with("s1b-") || n.starts_with("s1c-"));
+        let is_sentinel1 = description.starts_with("Sentinel-1")
+            || path.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                n.starts_with("s1a-") || n.starts_with("s1b-") || n.starts_with("s1c-")
+            });
         let annotation = sentinel1::annotation_paths(path);
         let integer = matches!(band_type, GdalDataType::UInt8 | GdalDataType::UInt16);
         let float = matches!(band_type, GdalDataType::Float32 | GdalDataType::Float64);
         if !(integer || float) {
-            return Err(SceneError::UnsupportedBand { path: path.into(), kind: format!("{band_type:?}") });
+            return Err(SceneError::UnsupportedBand {
+                path: path.into(),
+                kind: format!("{band_type:?}"),
+            });
         }
         let (samples, acquisition, product) = match (&annotation, is_sentinel1 && integer) {
             (Some((annotation, calibration)), _) if integer => {
                 let cal = Calibration::parse(calibration, &sentinel1::read(calibration)?)?;
-                let acq = sentinel1::parse_acquisition(annotation, &sentinel1::read(annotation)?, width)?;
-                (Samples::Sigma0(cal), Some(acq), "Sentinel-1 GRD (sigma0 from the SAFE calibration)".to_string())
+                let acq =
+                    sentinel1::parse_acquisition(annotation, &sentinel1::read(annotation)?, width)?;
+                (
+                    Samples::Sigma0(cal),
+                    Some(acq),
+                    "Sentinel-1 GRD (sigma0 from the SAFE calibration)".to_string(),
+                )
             }
-            (_, true) => (Samples::AmplitudeSquared, metadata_acquisition(&ds), "Sentinel-1 GRD (amplitude squared, no calibration annotation found)".to_string()),
-            _ if integer => (Samples::IntensityU16, metadata_acquisition(&ds), "intensity (unsigned integer)".to_string()),
-            _ => (Samples::IntensityF32, metadata_acquisition(&ds), "intensity (floating point)".to_string()),
+            (_, true) => (
+                Samples::AmplitudeSquared,
+                metadata_acquisition(&ds),
+                "Sentinel-1 GRD (amplitude squared, no calibration annotation found)".to_string(),
+            ),
+            _ if integer => (
+                Samples::IntensityU16,
+                metadata_acquisition(&ds),
+                "intensity (unsigned integer)".to_string(),
+            ),
+            _ => (
+                Samples::IntensityF32,
+                metadata_acquisition(&ds),
+                "intensity (floating point)".to_string(),
+            ),
         };
         // Products state their spacing more precisely than the geometry implies.
         let spacing_m = match item("PIXEL_SPACING_M").and_then(|s| s.trim().parse::<f64>().ok()) {
             Some(s) if s > 0.0 && s.is_finite() => (s, s),
             _ => (sx, sy),
         };
-        Ok(Scene { path: path.into(), width, height, georef, spacing_m, samples, nodata, acquisition, product })
+        Ok(Scene {
+            path: path.into(),
+            width,
+            height,
+            georef,
+            spacing_m,
+            samples,
+            nodata,
+            acquisition,
+            product,
+        })
     }
 
     /// A reader for this thread.
     pub fn reader(&self) -> Result<SceneReader<'_>, SceneError> {
-        Ok(SceneReader { scene: self, dataset: open(&self.path)? })
+        Ok(SceneReader {
+            scene: self,
+            dataset: open(&self.path)?,
+        })
     }
 
     /// Longitude/latitude of the centre of pixel `(x, y)` given in fractional pixel units.
@@ -168,8 +216,14 @@ impl Scene {
 /// when all are present.
 fn metadata_acquisition(ds: &Dataset) -> Option<Acquisition> {
     let item = |key: &str| ds.metadata_item(key, "");
-    let number = |key: &str| item(key).and_then(|s| s.trim().parse::<f64>().ok()).filter(|v| v.is_finite());
-    let time_ms = item("ACQUISITION_TIME_MS").and_then(|s| s.trim().parse::<i64>().ok()).or_else(|| item("ACQUISITION_TIME").and_then(|t| parse_utc_ms(&t)))?;
+    let number = |key: &str| {
+        item(key)
+            .and_then(|s| s.trim().parse::<f64>().ok())
+            .filter(|v| v.is_finite())
+    };
+    let time_ms = item("ACQUISITION_TIME_MS")
+        .and_then(|s| s.trim().parse::<i64>().ok())
+        .or_else(|| item("ACQUISITION_TIME").and_then(|t| parse_utc_ms(&t)))?;
     Some(Acquisition {
         time_ms,
         platform_heading_deg: number("PLATFORM_HEADING")?.rem_euclid(360.0),
@@ -185,8 +239,16 @@ fn metadata_acquisition(ds: &Dataset) -> Option<Acquisition> {
 
 /// The tie-point grid from the geotransform (through GDAL's coordinate transformation to WGS84)
 /// or from the GCPs.
-fn georeference(path: &Path, ds: &Dataset, width: usize, height: usize) -> Result<TiePointGrid, SceneError> {
-    let georef_err = |source| SceneError::Georef { path: path.into(), source };
+fn georeference(
+    path: &Path,
+    ds: &Dataset,
+    width: usize,
+    height: usize,
+) -> Result<TiePointGrid, SceneError> {
+    let georef_err = |source| SceneError::Georef {
+        path: path.into(),
+        source,
+    };
     let wgs84 = || -> Option<SpatialRef> {
         let mut srs = SpatialRef::from_epsg(4326).ok()?;
         srs.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
@@ -197,8 +259,14 @@ fn georeference(path: &Path, ds: &Dataset, width: usize, height: usize) -> Resul
         let to_wgs84 = match ds.gcp_spatial_ref() {
             Some(mut srs) => {
                 srs.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
-                let target = wgs84().ok_or_else(|| SceneError::NoGeoreference { path: path.into() })?;
-                Some(CoordTransform::new(&srs, &target).map_err(|e| SceneError::Read { path: path.into(), message: format!("GCP coordinate system: {e}") })?)
+                let target =
+                    wgs84().ok_or_else(|| SceneError::NoGeoreference { path: path.into() })?;
+                Some(
+                    CoordTransform::new(&srs, &target).map_err(|e| SceneError::Read {
+                        path: path.into(),
+                        message: format!("GCP coordinate system: {e}"),
+                    })?,
+                )
             }
             None => None,
         };
@@ -206,21 +274,37 @@ fn georeference(path: &Path, ds: &Dataset, width: usize, height: usize) -> Resul
         for g in gcps {
             let (mut x, mut y) = ([g.x()], [g.y()]);
             if let Some(t) = &to_wgs84 {
-                t.transform_coords(&mut x, &mut y, &mut []).map_err(|e| SceneError::Read { path: path.into(), message: format!("GCP outside its coordinate system: {e}") })?;
+                t.transform_coords(&mut x, &mut y, &mut [])
+                    .map_err(|e| SceneError::Read {
+                        path: path.into(),
+                        message: format!("GCP outside its coordinate system: {e}"),
+                    })?;
             }
-            points.push(TiePoint { pixel: g.pixel(), line: g.line(), lon: x[0], lat: y[0] });
+            points.push(TiePoint {
+                pixel: g.pixel(),
+                line: g.line(),
+                lon: x[0],
+                lat: y[0],
+            });
         }
         return TiePointGrid::from_gcps(width, height, &points).map_err(georef_err);
     }
-    let gt = ds.geo_transform().map_err(|_| SceneError::NoGeoreference { path: path.into() })?;
+    let gt = ds
+        .geo_transform()
+        .map_err(|_| SceneError::NoGeoreference { path: path.into() })?;
     // GDAL reports the default [0, 1, 0, 0, 0, 1] for files without one.
     if gt == [0.0, 1.0, 0.0, 0.0, 0.0, 1.0] {
         return Err(SceneError::NoGeoreference { path: path.into() });
     }
-    let mut srs = ds.spatial_ref().map_err(|_| SceneError::NoGeoreference { path: path.into() })?;
+    let mut srs = ds
+        .spatial_ref()
+        .map_err(|_| SceneError::NoGeoreference { path: path.into() })?;
     srs.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
     let target = wgs84().ok_or_else(|| SceneError::NoGeoreference { path: path.into() })?;
-    let transform = CoordTransform::new(&srs, &target).map_err(|e| SceneError::Read { path: path.into(), message: format!("coordinate system: {e}") })?;
+    let transform = CoordTransform::new(&srs, &target).map_err(|e| SceneError::Read {
+        path: path.into(),
+        message: format!("coordinate system: {e}"),
+    })?;
     let mut failed = None;
     let grid = TiePointGrid::sample(width, height, 33, |px, py| {
         let mut x = [gt[0] + px * gt[1] + py * gt[2]];
@@ -232,7 +316,10 @@ fn georeference(path: &Path, ds: &Dataset, width: usize, height: usize) -> Resul
     })
     .map_err(georef_err)?;
     match failed {
-        Some(message) => Err(SceneError::Read { path: path.into(), message: format!("cannot transform the geotransform to WGS84: {message}") }),
+        Some(message) => Err(SceneError::Read {
+            path: path.into(),
+            message: format!("cannot transform the geotransform to WGS84: {message}"),
+        }),
         None => Ok(grid),
     }
 }
@@ -247,35 +334,76 @@ impl SceneReader<'_> {
     /// The intensity of a window (which must lie inside the image).
     pub fn read(&self, w: Window) -> Result<Intensity, SceneError> {
         let scene = self.scene;
-        let err = |e: gdal::errors::GdalError| SceneError::Read { path: scene.path.clone(), message: format!("reading {w:?}: {e}") };
+        let err = |e: gdal::errors::GdalError| SceneError::Read {
+            path: scene.path.clone(),
+            message: format!("reading {w:?}: {e}"),
+        };
         if w.x0 + w.width > scene.width || w.y0 + w.height > scene.height {
-            return Err(SceneError::Read { path: scene.path.clone(), message: format!("window {w:?} outside the {}×{} image", scene.width, scene.height) });
+            return Err(SceneError::Read {
+                path: scene.path.clone(),
+                message: format!(
+                    "window {w:?} outside the {}×{} image",
+                    scene.width, scene.height
+                ),
+            });
         }
         let band = self.dataset.rasterband(1).map_err(err)?;
         let at = (w.x0 as isize, w.y0 as isize);
         let size = (w.width, w.height);
         Ok(match &scene.samples {
             Samples::IntensityU16 => {
-                let samples = band.read_as::<u16>(at, size, size, None).map_err(err)?.into_shape_and_vec().1;
-                let nodata = scene.nodata.filter(|v| v.fract() == 0.0 && (0.0..=65535.0).contains(v)).map(|v| v as u16);
+                let samples = band
+                    .read_as::<u16>(at, size, size, None)
+                    .map_err(err)?
+                    .into_shape_and_vec()
+                    .1;
+                let nodata = scene
+                    .nodata
+                    .filter(|v| v.fract() == 0.0 && (0.0..=65535.0).contains(v))
+                    .map(|v| v as u16);
                 Intensity::U16 { samples, nodata }
             }
             Samples::IntensityF32 => {
-                let mut v = band.read_as::<f32>(at, size, size, None).map_err(err)?.into_shape_and_vec().1;
+                let mut v = band
+                    .read_as::<f32>(at, size, size, None)
+                    .map_err(err)?
+                    .into_shape_and_vec()
+                    .1;
                 if let Some(nd) = scene.nodata {
                     let nd = nd as f32;
-                    v.iter_mut().filter(|x| **x == nd).for_each(|x| *x = f32::NAN);
+                    v.iter_mut()
+                        .filter(|x| **x == nd)
+                        .for_each(|x| *x = f32::NAN);
                 }
                 Intensity::F32(v)
             }
             Samples::AmplitudeSquared => {
-                let dn = band.read_as::<u16>(at, size, size, None).map_err(err)?.into_shape_and_vec().1;
-                Intensity::F32(dn.iter().map(|&d| if d == 0 { f32::NAN } else { (d as f32) * (d as f32) }).collect())
+                let dn = band
+                    .read_as::<u16>(at, size, size, None)
+                    .map_err(err)?
+                    .into_shape_and_vec()
+                    .1;
+                Intensity::F32(
+                    dn.iter()
+                        .map(|&d| {
+                            if d == 0 {
+                                f32::NAN
+                            } else {
+                                (d as f32) * (d as f32)
+                            }
+                        })
+                        .collect(),
+                )
             }
             Samples::Sigma0(cal) => {
-                let dn = band.read_as::<u16>(at, size, size, None).map_err(err)?.into_shape_and_vec().1;
+                let dn = band
+                    .read_as::<u16>(at, size, size, None)
+                    .map_err(err)?
+                    .into_shape_and_vec()
+                    .1;
                 let mut out = vec![0f32; dn.len()];
-                for (row, (dn, out)) in dn.chunks(w.width).zip(out.chunks_mut(w.width)).enumerate() {
+                for (row, (dn, out)) in dn.chunks(w.width).zip(out.chunks_mut(w.width)).enumerate()
+                {
                     cal.calibrate_row((w.y0 + row) as f64, w.x0, dn, out);
                 }
                 Intensity::F32(out)

@@ -31,13 +31,19 @@ pub struct Counts {
 
 impl Counts {
     pub fn precision(&self) -> f64 {
-        ratio(self.true_positives, self.true_positives + self.false_positives)
+        ratio(
+            self.true_positives,
+            self.true_positives + self.false_positives,
+        )
     }
     pub fn recall(&self) -> f64 {
         ratio(self.true_positives, self.true_positives + self.missed)
     }
     pub fn f1(&self) -> f64 {
-        ratio(2 * self.true_positives, 2 * self.true_positives + self.false_positives + self.missed)
+        ratio(
+            2 * self.true_positives,
+            2 * self.true_positives + self.false_positives + self.missed,
+        )
     }
 }
 
@@ -63,7 +69,11 @@ pub struct Score {
 /// Scores `detections` against `truth`.
 pub fn score(detections: &[ScorePoint], truth: &[ScorePoint], match_distance_m: f64) -> Score {
     let pos = |p: &ScorePoint| (p.lon, p.lat);
-    let pairs = assign(&detections.iter().map(pos).collect::<Vec<_>>(), &truth.iter().map(pos).collect::<Vec<_>>(), match_distance_m);
+    let pairs = assign(
+        &detections.iter().map(pos).collect::<Vec<_>>(),
+        &truth.iter().map(pos).collect::<Vec<_>>(),
+        match_distance_m,
+    );
     let mut det_matched = vec![false; detections.len()];
     let mut truth_matched = vec![false; truth.len()];
     for p in &pairs {
@@ -76,10 +86,20 @@ pub fn score(detections: &[ScorePoint], truth: &[ScorePoint], match_distance_m: 
         missed: truth_matched.iter().filter(|m| !**m).count(),
     };
     // xView3 matches the near-shore detections with the near-shore truth on their own.
-    let near = |points: &[ScorePoint]| points.iter().filter(|p| p.near_shore).map(pos).collect::<Vec<_>>();
+    let near = |points: &[ScorePoint]| {
+        points
+            .iter()
+            .filter(|p| p.near_shore)
+            .map(pos)
+            .collect::<Vec<_>>()
+    };
     let (near_det, near_truth) = (near(detections), near(truth));
     let near_pairs = assign(&near_det, &near_truth, match_distance_m).len();
-    let close_to_shore = Counts { true_positives: near_pairs, false_positives: near_det.len() - near_pairs, missed: near_truth.len() - near_pairs };
+    let close_to_shore = Counts {
+        true_positives: near_pairs,
+        false_positives: near_det.len() - near_pairs,
+        missed: near_truth.len() - near_pairs,
+    };
     let errors: Vec<f64> = pairs
         .iter()
         .filter_map(|p| match (detections[p.a].length_m, truth[p.b].length_m) {
@@ -87,8 +107,17 @@ pub fn score(detections: &[ScorePoint], truth: &[ScorePoint], match_distance_m: 
             _ => None,
         })
         .collect();
-    let length_score = if errors.is_empty() { 0.0 } else { 1.0 - (errors.iter().sum::<f64>() / errors.len() as f64).min(1.0) };
-    Score { all, close_to_shore, length_score, pairs }
+    let length_score = if errors.is_empty() {
+        0.0
+    } else {
+        1.0 - (errors.iter().sum::<f64>() / errors.len() as f64).min(1.0)
+    };
+    Score {
+        all,
+        close_to_shore,
+        length_score,
+        pairs,
+    }
 }
 
 #[cfg(test)]
@@ -96,17 +125,44 @@ mod tests {
     use super::*;
 
     fn p(east: f64, length: f64, near_shore: bool) -> ScorePoint {
-        ScorePoint { lon: 129.0 + east / 92_000.0, lat: 34.0, length_m: Some(length), near_shore }
+        ScorePoint {
+            lon: 129.0 + east / 92_000.0,
+            lat: 34.0,
+            length_m: Some(length),
+            near_shore,
+        }
     }
 
     #[test]
     fn counts_f1_and_length_score() {
-        let truth = [p(0.0, 100.0, false), p(5000.0, 200.0, true), p(10_000.0, 50.0, true)];
-        let det = [p(50.0, 110.0, false), p(5150.0, 150.0, true), p(20_000.0, 80.0, true)];
+        let truth = [
+            p(0.0, 100.0, false),
+            p(5000.0, 200.0, true),
+            p(10_000.0, 50.0, true),
+        ];
+        let det = [
+            p(50.0, 110.0, false),
+            p(5150.0, 150.0, true),
+            p(20_000.0, 80.0, true),
+        ];
         let s = score(&det, &truth, MATCH_DISTANCE_M);
-        assert_eq!(s.all, Counts { true_positives: 2, false_positives: 1, missed: 1 });
+        assert_eq!(
+            s.all,
+            Counts {
+                true_positives: 2,
+                false_positives: 1,
+                missed: 1
+            }
+        );
         assert!((s.all.f1() - 2.0 / 3.0).abs() < 1e-12);
-        assert_eq!(s.close_to_shore, Counts { true_positives: 1, false_positives: 1, missed: 1 });
+        assert_eq!(
+            s.close_to_shore,
+            Counts {
+                true_positives: 1,
+                false_positives: 1,
+                missed: 1
+            }
+        );
         // Errors 10% and 25%: score 1 − 0.175.
         assert!((s.length_score - 0.825).abs() < 1e-12);
         let perfect = score(&truth, &truth, MATCH_DISTANCE_M);
@@ -123,14 +179,42 @@ mod tests {
         let truth = [p(0.0, 100.0, true), p(5000.0, 100.0, false)];
         let det = [p(50.0, 100.0, false), p(5050.0, 100.0, true)];
         let s = score(&det, &truth, MATCH_DISTANCE_M);
-        assert_eq!(s.all, Counts { true_positives: 2, false_positives: 0, missed: 0 });
-        assert_eq!(s.close_to_shore, Counts { true_positives: 0, false_positives: 1, missed: 1 });
+        assert_eq!(
+            s.all,
+            Counts {
+                true_positives: 2,
+                false_positives: 0,
+                missed: 0
+            }
+        );
+        assert_eq!(
+            s.close_to_shore,
+            Counts {
+                true_positives: 0,
+                false_positives: 1,
+                missed: 1
+            }
+        );
         // The one-to-one matching is redone within the band: a near-shore detection that the
         // overall matching gave to a nearer ship outside the band finds the near-shore one.
         let truth = [p(0.0, 100.0, true), p(150.0, 100.0, false)];
         let det = [p(100.0, 100.0, true)];
         let s = score(&det, &truth, MATCH_DISTANCE_M);
-        assert_eq!(s.all, Counts { true_positives: 1, false_positives: 0, missed: 1 });
-        assert_eq!(s.close_to_shore, Counts { true_positives: 1, false_positives: 0, missed: 0 });
+        assert_eq!(
+            s.all,
+            Counts {
+                true_positives: 1,
+                false_positives: 0,
+                missed: 1
+            }
+        );
+        assert_eq!(
+            s.close_to_shore,
+            Counts {
+                true_positives: 1,
+                false_positives: 0,
+                missed: 0
+            }
+        );
     }
 }

@@ -18,7 +18,10 @@ use super::acquisition::{parse_utc_ms, Acquisition, LookSide};
 #[derive(Debug, thiserror::Error)]
 pub enum Sentinel1Error {
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path} is not well-formed XML: {message}")]
     Xml { path: PathBuf, message: String },
     #[error("{path}: {message}")]
@@ -43,11 +46,25 @@ pub struct Calibration {
 impl Calibration {
     /// Parses a `calibration-*.xml` annotation.
     pub fn parse(path: &Path, xml: &str) -> Result<Calibration, Sentinel1Error> {
-        let doc = roxmltree::Document::parse(xml).map_err(|e| Sentinel1Error::Xml { path: path.into(), message: e.to_string() })?;
-        let content = |message: String| Sentinel1Error::Content { path: path.into(), message };
+        let doc = roxmltree::Document::parse(xml).map_err(|e| Sentinel1Error::Xml {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
+        let content = |message: String| Sentinel1Error::Content {
+            path: path.into(),
+            message,
+        };
         let mut vectors = Vec::new();
-        for v in doc.descendants().filter(|n| n.has_tag_name("calibrationVector")) {
-            let text = |tag: &str| v.children().find(|c| c.has_tag_name(tag)).and_then(|c| c.text()).unwrap_or("");
+        for v in doc
+            .descendants()
+            .filter(|n| n.has_tag_name("calibrationVector"))
+        {
+            let text = |tag: &str| {
+                v.children()
+                    .find(|c| c.has_tag_name(tag))
+                    .and_then(|c| c.text())
+                    .unwrap_or("")
+            };
             let numbers = |tag: &str| -> Result<Vec<f64>, Sentinel1Error> {
                 text(tag)
                     .split_ascii_whitespace()
@@ -55,16 +72,29 @@ impl Calibration {
                     .collect::<Option<Vec<f64>>>()
                     .ok_or_else(|| content(format!("calibration vector has a bad <{tag}> list")))
             };
-            let line: f64 = text("line").trim().parse().ok().filter(|l: &f64| l.is_finite()).ok_or_else(|| content("calibration vector without a numeric <line>".into()))?;
+            let line: f64 = text("line")
+                .trim()
+                .parse()
+                .ok()
+                .filter(|l: &f64| l.is_finite())
+                .ok_or_else(|| content("calibration vector without a numeric <line>".into()))?;
             let pixels = numbers("pixel")?;
             let sigma_nought = numbers("sigmaNought")?;
             if pixels.is_empty() || pixels.len() != sigma_nought.len() {
-                return Err(content(format!("calibration vector at line {line}: {} pixels, {} sigmaNought values", pixels.len(), sigma_nought.len())));
+                return Err(content(format!(
+                    "calibration vector at line {line}: {} pixels, {} sigmaNought values",
+                    pixels.len(),
+                    sigma_nought.len()
+                )));
             }
             if pixels.windows(2).any(|w| w[1] <= w[0]) || sigma_nought.iter().any(|a| *a <= 0.0) {
                 return Err(content(format!("calibration vector at line {line}: pixels not increasing or a non-positive value")));
             }
-            vectors.push(CalibrationVector { line, pixels, sigma_nought });
+            vectors.push(CalibrationVector {
+                line,
+                pixels,
+                sigma_nought,
+            });
         }
         if vectors.is_empty() {
             return Err(content("no calibrationVector".into()));
@@ -100,7 +130,11 @@ impl Calibration {
             let a_next = self.sigma_nought_lut(x1, y);
             for (k, (&d, o)) in dn.iter().zip(out.iter_mut()).enumerate() {
                 let a = a_prev + (a_next - a_prev) * k as f64 / STEP as f64;
-                *o = if d == 0 { f32::NAN } else { ((d as f64 * d as f64) / (a * a)) as f32 };
+                *o = if d == 0 {
+                    f32::NAN
+                } else {
+                    ((d as f64 * d as f64) / (a * a)) as f32
+                };
             }
             a_prev = a_next;
         }
@@ -121,14 +155,36 @@ fn interpolate(xs: &[f64], ys: &[f64], x: f64) -> f64 {
 }
 
 /// Parses a product annotation (`annotation/<measurement>.xml`) into the acquisition geometry.
-pub fn parse_acquisition(path: &Path, xml: &str, width: usize) -> Result<Acquisition, Sentinel1Error> {
-    let doc = roxmltree::Document::parse(xml).map_err(|e| Sentinel1Error::Xml { path: path.into(), message: e.to_string() })?;
-    let content = |message: String| Sentinel1Error::Content { path: path.into(), message };
-    let first = |tag: &str| doc.descendants().find(|n| n.has_tag_name(tag)).and_then(|n| n.text()).map(str::trim);
-    let number = |tag: &str| -> Result<f64, Sentinel1Error> {
-        first(tag).and_then(|t| t.parse::<f64>().ok()).filter(|v| v.is_finite()).ok_or_else(|| content(format!("no numeric <{tag}>")))
+pub fn parse_acquisition(
+    path: &Path,
+    xml: &str,
+    width: usize,
+) -> Result<Acquisition, Sentinel1Error> {
+    let doc = roxmltree::Document::parse(xml).map_err(|e| Sentinel1Error::Xml {
+        path: path.into(),
+        message: e.to_string(),
+    })?;
+    let content = |message: String| Sentinel1Error::Content {
+        path: path.into(),
+        message,
     };
-    let time = |tag: &str| first(tag).and_then(parse_utc_ms).ok_or_else(|| content(format!("no time in <{tag}>")));
+    let first = |tag: &str| {
+        doc.descendants()
+            .find(|n| n.has_tag_name(tag))
+            .and_then(|n| n.text())
+            .map(str::trim)
+    };
+    let number = |tag: &str| -> Result<f64, Sentinel1Error> {
+        first(tag)
+            .and_then(|t| t.parse::<f64>().ok())
+            .filter(|v| v.is_finite())
+            .ok_or_else(|| content(format!("no numeric <{tag}>")))
+    };
+    let time = |tag: &str| {
+        first(tag)
+            .and_then(parse_utc_ms)
+            .ok_or_else(|| content(format!("no time in <{tag}>")))
+    };
     let start = time("productFirstLineUtcTime").or_else(|_| time("startTime"))?;
     let stop = time("productLastLineUtcTime").or_else(|_| time("stopTime"))?;
     let incidence = number("incidenceAngleMidSwath")?;
@@ -136,13 +192,27 @@ pub fn parse_acquisition(path: &Path, xml: &str, width: usize) -> Result<Acquisi
     let range_spacing = number("rangePixelSpacing")?;
     // Mid-swath slant range: the near range plus half the swath's ground range projected onto
     // the line of sight.
-    let slant_range = near_range + width as f64 / 2.0 * range_spacing * incidence.to_radians().sin();
-    let orbit = doc.descendants().find(|n| n.has_tag_name("orbit")).ok_or_else(|| content("no <orbit> in <orbitList>".into()))?;
-    let velocity = orbit.children().find(|n| n.has_tag_name("velocity")).ok_or_else(|| content("orbit without <velocity>".into()))?;
+    let slant_range =
+        near_range + width as f64 / 2.0 * range_spacing * incidence.to_radians().sin();
+    let orbit = doc
+        .descendants()
+        .find(|n| n.has_tag_name("orbit"))
+        .ok_or_else(|| content("no <orbit> in <orbitList>".into()))?;
+    let velocity = orbit
+        .children()
+        .find(|n| n.has_tag_name("velocity"))
+        .ok_or_else(|| content("orbit without <velocity>".into()))?;
     let component = |axis: &str| -> Result<f64, Sentinel1Error> {
-        velocity.children().find(|n| n.has_tag_name(axis)).and_then(|n| n.text()).and_then(|t| t.trim().parse::<f64>().ok()).filter(|v| v.is_finite()).ok_or_else(|| content(format!("orbit velocity without a numeric <{axis}>")))
+        velocity
+            .children()
+            .find(|n| n.has_tag_name(axis))
+            .and_then(|n| n.text())
+            .and_then(|t| t.trim().parse::<f64>().ok())
+            .filter(|v| v.is_finite())
+            .ok_or_else(|| content(format!("orbit velocity without a numeric <{axis}>")))
     };
-    let speed = (component("x")?.powi(2) + component("y")?.powi(2) + component("z")?.powi(2)).sqrt();
+    let speed =
+        (component("x")?.powi(2) + component("y")?.powi(2) + component("z")?.powi(2)).sqrt();
     Ok(Acquisition {
         time_ms: start + (stop - start) / 2,
         platform_heading_deg: number("platformHeading")?.rem_euclid(360.0),
@@ -160,13 +230,19 @@ pub fn annotation_paths(measurement: &Path) -> Option<(PathBuf, PathBuf)> {
     let stem = measurement.file_stem()?.to_str()?;
     let safe = measurement.parent()?.parent()?;
     let annotation = safe.join("annotation").join(format!("{stem}.xml"));
-    let calibration = safe.join("annotation").join("calibration").join(format!("calibration-{stem}.xml"));
+    let calibration = safe
+        .join("annotation")
+        .join("calibration")
+        .join(format!("calibration-{stem}.xml"));
     (annotation.is_file() && calibration.is_file()).then_some((annotation, calibration))
 }
 
 /// Reads a file of the SAFE folder.
 pub fn read(path: &Path) -> Result<String, Sentinel1Error> {
-    std::fs::read_to_string(path).map_err(|source| Sentinel1Error::Read { path: path.into(), source })
+    std::fs::read_to_string(path).map_err(|source| Sentinel1Error::Read {
+        path: path.into(),
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -193,7 +269,11 @@ mod tests {
         assert!(out[1].is_nan());
         // Two pixels further along, the look-up value has grown by 2 (1 per 100 pixels × 100).
         let want = (1120.0f64 / cal.sigma_nought_lut(52.0, 40.0)).powi(2);
-        assert!((out[2] as f64 - want).abs() < 1e-3 * want, "{} vs {want}", out[2]);
+        assert!(
+            (out[2] as f64 - want).abs() < 1e-3 * want,
+            "{} vs {want}",
+            out[2]
+        );
     }
 
     #[test]
@@ -224,13 +304,20 @@ mod tests {
         let acq = parse_acquisition(Path::new("a.xml"), xml, 25_000).unwrap();
         assert_eq!(acq.time_ms, parse_utc_ms("2026-11-20T21:15:42").unwrap());
         assert!((acq.platform_heading_deg - 192.5).abs() < 1e-9);
-        assert!(acq.slant_range_m > 870_000.0 && acq.slant_range_m < 880_000.0, "{}", acq.slant_range_m);
+        assert!(
+            acq.slant_range_m > 870_000.0 && acq.slant_range_m < 880_000.0,
+            "{}",
+            acq.slant_range_m
+        );
         assert!((acq.platform_velocity_ms - 7_566.4).abs() < 1.0);
         assert!(parse_acquisition(Path::new("a.xml"), "<product/>", 10).is_err());
         // A velocity that is not a number would move every AIS position to NaN (all dark).
         for bad in ["<x>NaN</x>", "<x>inf</x>"] {
             let broken = xml.replace("<x>3000</x>", bad);
-            assert!(parse_acquisition(Path::new("a.xml"), &broken, 25_000).is_err(), "{bad}");
+            assert!(
+                parse_acquisition(Path::new("a.xml"), &broken, 25_000).is_err(),
+                "{bad}"
+            );
         }
     }
 }

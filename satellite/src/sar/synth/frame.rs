@@ -46,7 +46,13 @@ pub(super) use crate::matching::metres_per_degree;
 impl Frame {
     /// The frame of a scene spec.
     pub fn of(spec: &super::SceneSpec) -> Result<Frame, SynthError> {
-        Frame::new(spec.width, spec.height, spec.pixel_spacing_m, spec.center_lon, spec.center_lat)
+        Frame::new(
+            spec.width,
+            spec.height,
+            spec.pixel_spacing_m,
+            spec.center_lon,
+            spec.center_lat,
+        )
     }
 
     /// The frame of a `width` × `height` scene of `spacing` metres centred on (lon, lat).
