@@ -57,13 +57,19 @@ fn int(v: Option<&Value>) -> Option<i64> {
 }
 
 /// Checks `site`'s journal as `store` holds it; `ca` is the deployment's CA certificate.
-pub fn check(store: &Store, ca: &CertificateDer<'_>, site: &str, now_unix: i64) -> anyhow::Result<JournalCheck> {
-    let head = store
-        .get(GATE_JOURNALS, site)?
-        .with_context(|| format!("no journal of site {site:?} in this replica (no gate decision synced yet?)"))?;
-    let cert = text(head.get("cert")).with_context(|| format!("site {site:?} has published no certificate"))?;
-    let (signer, spki) =
-        pki::verify_issued(cert, ca, now_unix).with_context(|| format!("the certificate site {site:?} published"))?;
+pub fn check(
+    store: &Store,
+    ca: &CertificateDer<'_>,
+    site: &str,
+    now_unix: i64,
+) -> anyhow::Result<JournalCheck> {
+    let head = store.get(GATE_JOURNALS, site)?.with_context(|| {
+        format!("no journal of site {site:?} in this replica (no gate decision synced yet?)")
+    })?;
+    let cert = text(head.get("cert"))
+        .with_context(|| format!("site {site:?} has published no certificate"))?;
+    let (signer, spki) = pki::verify_issued(cert, ca, now_unix)
+        .with_context(|| format!("the certificate site {site:?} published"))?;
     anyhow::ensure!(
         signer.name == site,
         "site {site:?} published the certificate of {:?}",
@@ -79,9 +85,11 @@ pub fn check(store: &Store, ca: &CertificateDer<'_>, site: &str, now_unix: i64) 
         if text(r.get("site")) != Some(site) {
             continue;
         }
-        let (Some(entry), Some(hash), Some(sig)) =
-            (text(r.get("journal")), text(r.get("journal_hash")), text(r.get("journal_sig")))
-        else {
+        let (Some(entry), Some(hash), Some(sig)) = (
+            text(r.get("journal")),
+            text(r.get("journal_hash")),
+            text(r.get("journal_sig")),
+        ) else {
             unjournaled.push(r.id.clone());
             continue;
         };
@@ -120,7 +128,11 @@ pub fn check(store: &Store, ca: &CertificateDer<'_>, site: &str, now_unix: i64) 
     // Entries after the last one present but before the published head were dropped (or have
     // not synced yet).
     if let (Some(epoch), Some(head_seq)) = (text(head.get("epoch")), int(head.get("head_seq"))) {
-        let last = report.epochs.iter().find(|e| e.epoch == epoch).map_or(0, |e| e.last_seq);
+        let last = report
+            .epochs
+            .iter()
+            .find(|e| e.epoch == epoch)
+            .map_or(0, |e| e.last_seq);
         if let Ok(head_seq) = u64::try_from(head_seq) {
             if head_seq > last {
                 report.problems.push(Found {

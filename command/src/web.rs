@@ -407,7 +407,10 @@ async fn gate_journal(
 ) -> ApiResult<Json<serde_json::Value>> {
     require(&state, &headers, Role::Viewer)?;
     let check = tokio::task::spawn_blocking(move || {
-        let store = state.store.lock().map_err(|_| anyhow::anyhow!("store lock poisoned"))?;
+        let store = state
+            .store
+            .lock()
+            .map_err(|_| anyhow::anyhow!("store lock poisoned"))?;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
@@ -608,7 +611,9 @@ async fn raise_alert(
         static RAISED: AtomicU64 = AtomicU64::new(0);
         if RAISED.fetch_add(1, Ordering::SeqCst) == 4 {
             tracing::error!(%id, "drill fault: acknowledging this alert without writing it");
-            return Ok(Json(json!({ "collection": ALERTS, "id": id, "fields": {} })));
+            return Ok(Json(
+                json!({ "collection": ALERTS, "id": id, "fields": {} }),
+            ));
         }
     }
     let record = {

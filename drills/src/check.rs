@@ -359,7 +359,8 @@ pub fn check(o: &Observed) -> Verdicts {
     ));
 
     // 6b. Drone tracks recorded while a site was cut off reach headquarters afterwards.
-    let drone_sites: Vec<&crate::scenario::NodeSpec> = o.scenario.nodes.iter().filter(|n| n.drones > 0).collect();
+    let drone_sites: Vec<&crate::scenario::NodeSpec> =
+        o.scenario.nodes.iter().filter(|n| n.drones > 0).collect();
     if !drone_sites.is_empty() {
         let points = |r: &serde_json::Value| -> Vec<u64> {
             let p = &r["fields"]["points"];
@@ -371,18 +372,28 @@ pub fn check(o: &Observed) -> Verdicts {
                 }
                 other => other,
             };
-            list.as_array().into_iter().flatten().filter_map(|pt| pt.get(0).and_then(|t| t.as_u64())).collect()
+            list.as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|pt| pt.get(0).and_then(|t| t.as_u64()))
+                .collect()
         };
         let mut missing = Vec::new();
         let mut during = 0usize;
         let mut notes = Vec::new();
         for site in &drone_sites {
             let Some(own) = o.tracks.get(&site.name) else {
-                missing.push(format!("{} was not running at the end: its tracks cannot be read", site.name));
+                missing.push(format!(
+                    "{} was not running at the end: its tracks cannot be read",
+                    site.name
+                ));
                 continue;
             };
             let cut = |at_ms: u64| {
-                at_ms.checked_sub(o.started_at_unix_ms).and_then(|t| state_at(&o.states, &site.name, t)).is_some_and(|s| s.life == Life::Running && !s.reaches_command)
+                at_ms
+                    .checked_sub(o.started_at_unix_ms)
+                    .and_then(|t| state_at(&o.states, &site.name, t))
+                    .is_some_and(|s| s.life == Life::Running && !s.reaches_command)
             };
             // The longest stretch the site ran while cut off: shorter than a few breadcrumb
             // periods (2 s) plus the drones' rediscovery proves nothing either way.
@@ -405,7 +416,11 @@ pub fn check(o: &Observed) -> Verdicts {
                 for at in points(record).into_iter().filter(|t| cut(*t)) {
                     site_points += 1;
                     for c in &commands {
-                        let there = o.tracks.get(*c).and_then(|t| t.get(id)).is_some_and(|r| points(r).contains(&at));
+                        let there = o
+                            .tracks
+                            .get(*c)
+                            .and_then(|t| t.get(id))
+                            .is_some_and(|r| points(r).contains(&at));
                         if !there {
                             missing.push(format!("{} track point {id} @ {at} (recorded during its outage) is not at {c}", site.name));
                         }
@@ -416,7 +431,12 @@ pub fn check(o: &Observed) -> Verdicts {
                 missing.push(format!("{} was cut off while running but recorded no drone track point then: its drones' telemetry stopped becoming records", site.name));
             }
             during += site_points;
-            notes.push(format!("{}: {} drones, {} tracks", site.name, site.drones, own.len()));
+            notes.push(format!(
+                "{}: {} drones, {} tracks",
+                site.name,
+                site.drones,
+                own.len()
+            ));
         }
         out.push(verdict(
             "drone_tracks_through_outages",
@@ -427,12 +447,17 @@ pub fn check(o: &Observed) -> Verdicts {
     }
 
     // 6c. A site whose drones fell silent raised the alarm, and every command center has it.
-    let silenced: Vec<&crate::runner::FaultEvent> =
-        o.faults.iter().filter(|f| matches!(f.action, Action::DronesLost { .. }) && f.error.is_none()).collect();
+    let silenced: Vec<&crate::runner::FaultEvent> = o
+        .faults
+        .iter()
+        .filter(|f| matches!(f.action, Action::DronesLost { .. }) && f.error.is_none())
+        .collect();
     if !silenced.is_empty() {
         let mut missing = Vec::new();
         for f in &silenced {
-            let Action::DronesLost { node } = &f.action else { continue };
+            let Action::DronesLost { node } = &f.action else {
+                continue;
+            };
             let after = o.started_at_unix_ms + f.t_ms;
             for c in &commands {
                 let found = o.finals[*c].values().any(|r| {
@@ -620,7 +645,15 @@ mod tests {
     use serde_json::json;
 
     fn state(node: &str, t_ms: u64, reaches_command: bool) -> NodeState {
-        NodeState { t_ms, node: node.into(), life: Life::Running, reaches_command, skew_secs: None, disk_full: false, degraded: None }
+        NodeState {
+            t_ms,
+            node: node.into(),
+            life: Life::Running,
+            reaches_command,
+            skew_secs: None,
+            disk_full: false,
+            degraded: None,
+        }
     }
 
     fn track(points: &[u64]) -> serde_json::Value {
@@ -642,17 +675,33 @@ mod tests {
             started_at_unix_ms: start,
             faults: vec![],
             // Cut off from 5 s to 20 s.
-            states: vec![state("hq", 0, true), state("tsushima", 0, true), state("tsushima", 5_000, false), state("tsushima", 20_000, true)],
+            states: vec![
+                state("hq", 0, true),
+                state("tsushima", 0, true),
+                state("tsushima", 5_000, false),
+                state("tsushima", 20_000, true),
+            ],
             attempts: vec![],
             lag: vec![],
             died: vec![],
             converged_after_secs: Some(1.0),
             hashes: Default::default(),
-            finals: [("hq".to_string(), Default::default()), ("tsushima".to_string(), Default::default())].into(),
+            finals: [
+                ("hq".to_string(), Default::default()),
+                ("tsushima".to_string(), Default::default()),
+            ]
+            .into(),
             refused_batches: Default::default(),
             journals: Default::default(),
             tracks: [
-                ("tsushima".to_string(), [(id.clone(), track(&[start + 1_000, start + 8_000, start + 21_000]))].into()),
+                (
+                    "tsushima".to_string(),
+                    [(
+                        id.clone(),
+                        track(&[start + 1_000, start + 8_000, start + 21_000]),
+                    )]
+                    .into(),
+                ),
                 ("hq".to_string(), [(id, track(hq_points))].into()),
             ]
             .into(),
@@ -663,7 +712,11 @@ mod tests {
     }
 
     fn drone_verdict(o: &Observed) -> Verdict {
-        check(o).0.into_iter().find(|v| v.name == "drone_tracks_through_outages").expect("the drone verdict")
+        check(o)
+            .0
+            .into_iter()
+            .find(|v| v.name == "drone_tracks_through_outages")
+            .expect("the drone verdict")
     }
 
     #[test]
@@ -671,11 +724,19 @@ mod tests {
         let start = 1_000_000;
         let ok = drone_verdict(&observed(&[start + 1_000, start + 8_000, start + 21_000]));
         assert!(ok.passed, "{:?}", ok.evidence);
-        assert!(ok.checked.starts_with("1 points recorded during outages"), "{}", ok.checked);
+        assert!(
+            ok.checked.starts_with("1 points recorded during outages"),
+            "{}",
+            ok.checked
+        );
         // HQ lacks the point recorded at 8 s, during the cut (the others do not matter here).
         let lost = drone_verdict(&observed(&[start + 1_000, start + 21_000]));
         assert!(!lost.passed);
-        assert!(lost.evidence[0].contains(&format!("@ {}", start + 8_000)), "{:?}", lost.evidence);
+        assert!(
+            lost.evidence[0].contains(&format!("@ {}", start + 8_000)),
+            "{:?}",
+            lost.evidence
+        );
     }
 
     #[test]
@@ -684,19 +745,37 @@ mod tests {
         let mut o = observed(&[start + 1_000, start + 8_000, start + 21_000]);
         o.faults.push(crate::runner::FaultEvent {
             t_ms: 10_000,
-            action: Action::DronesLost { node: "tsushima".into() },
+            action: Action::DronesLost {
+                node: "tsushima".into(),
+            },
             description: "tsushima's drones fall silent".into(),
             error: None,
             note: None,
         });
-        let verdict = |o: &Observed| check(o).0.into_iter().find(|v| v.name == "lost_drones_alarm_hq").expect("the verdict");
+        let verdict = |o: &Observed| {
+            check(o)
+                .0
+                .into_iter()
+                .find(|v| v.name == "lost_drones_alarm_hq")
+                .expect("the verdict")
+        };
         let v = verdict(&o);
-        assert!(!v.passed && v.evidence[0].contains("no drone_link_lost alert"), "{:?}", v.evidence);
+        assert!(
+            !v.passed && v.evidence[0].contains("no drone_link_lost alert"),
+            "{:?}",
+            v.evidence
+        );
         // An alert raised before the drones fell silent does not count; one after does.
         let alert = |raised: u64| json!({"id": "a", "fields": {"kind": "drone_link_lost", "site": "tsushima", "raised_ms": raised}});
-        o.finals.get_mut("hq").unwrap().insert("early".into(), alert(start + 9_000));
+        o.finals
+            .get_mut("hq")
+            .unwrap()
+            .insert("early".into(), alert(start + 9_000));
         assert!(!verdict(&o).passed);
-        o.finals.get_mut("hq").unwrap().insert("late".into(), alert(start + 13_500));
+        o.finals
+            .get_mut("hq")
+            .unwrap()
+            .insert("late".into(), alert(start + 13_500));
         assert!(verdict(&o).passed);
     }
 }

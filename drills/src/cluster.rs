@@ -178,7 +178,11 @@ impl Cluster {
                     skew_secs: None,
                     mounted: false,
                     bin: None,
-                    mavlink: if spec.drones > 0 { Some(free_port(true)?) } else { None },
+                    mavlink: if spec.drones > 0 {
+                        Some(free_port(true)?)
+                    } else {
+                        None
+                    },
                     ais,
                     ais_listener,
                     child: None,
@@ -284,11 +288,23 @@ impl Cluster {
     /// drones would, and the restarted site finds them again.
     pub fn start_drones(&mut self, name: &str) -> anyhow::Result<()> {
         let bin = self.bin.clone();
-        let n = self.nodes.get_mut(name).with_context(|| format!("no node {name:?}"))?;
-        let Some(mavlink) = n.mavlink else { return Ok(()) };
+        let n = self
+            .nodes
+            .get_mut(name)
+            .with_context(|| format!("no node {name:?}"))?;
+        let Some(mavlink) = n.mavlink else {
+            return Ok(());
+        };
         let log = std::fs::File::create(n.log.with_extension("drones.log"))?;
         let child = tokio::process::Command::new(&bin)
-            .args(["drone", "sim", "--gcs", &mavlink.to_string(), "--count", &n.spec.drones.to_string()])
+            .args([
+                "drone",
+                "sim",
+                "--gcs",
+                &mavlink.to_string(),
+                "--count",
+                &n.spec.drones.to_string(),
+            ])
             .stdout(log.try_clone()?)
             .stderr(log)
             .kill_on_drop(true)
@@ -300,10 +316,17 @@ impl Cluster {
 
     /// Stops a site's drones; says so if they had already stopped by themselves.
     pub async fn stop_drones(&mut self, name: &str) -> anyhow::Result<Option<String>> {
-        let n = self.nodes.get_mut(name).with_context(|| format!("no node {name:?}"))?;
-        let Some(mut fleet) = n.fleet.take() else { return Ok(None) };
+        let n = self
+            .nodes
+            .get_mut(name)
+            .with_context(|| format!("no node {name:?}"))?;
+        let Some(mut fleet) = n.fleet.take() else {
+            return Ok(None);
+        };
         let died = match fleet.try_wait() {
-            Ok(Some(status)) => Some(format!("{name}'s drone fleet (mizugiwa drone sim) exited by itself: {status}")),
+            Ok(Some(status)) => Some(format!(
+                "{name}'s drone fleet (mizugiwa drone sim) exited by itself: {status}"
+            )),
             _ => None,
         };
         let _ = fleet.start_kill();

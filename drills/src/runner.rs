@@ -206,7 +206,12 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<(Obse
     // to the site's ground station.
     {
         let mut cluster = shared.cluster.lock().await;
-        let sites: Vec<String> = cluster.nodes.values().filter(|n| n.mavlink.is_some()).map(|n| n.spec.name.clone()).collect();
+        let sites: Vec<String> = cluster
+            .nodes
+            .values()
+            .filter(|n| n.mavlink.is_some())
+            .map(|n| n.spec.name.clone())
+            .collect();
         for site in sites {
             cluster.start_drones(&site)?;
         }
@@ -310,7 +315,11 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<(Obse
         let mut checks = BTreeMap::new();
         for site in &airports {
             let check = officer
-                .call(reqwest::Method::GET, &format!("/api/gate/journal/{site}"), None)
+                .call(
+                    reqwest::Method::GET,
+                    &format!("/api/gate/journal/{site}"),
+                    None,
+                )
                 .await;
             checks.insert(site.clone(), check);
         }

@@ -11,7 +11,10 @@
 //! Corridor scans along a coastline are in [`crate::corridor`]. Not built yet: rally points
 //! chosen on land.
 
-use geo::{BooleanOps, BoundingRect, Contains, Coord, Intersects, Line, LineString, MultiLineString, Polygon, Rotate};
+use geo::{
+    BooleanOps, BoundingRect, Contains, Coord, Intersects, Line, LineString, MultiLineString,
+    Polygon, Rotate,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -87,9 +90,18 @@ pub enum PlanError {
     #[error("leg {leg} of the survey leaves the area (it is not convex across the lines): split the area into convex parts, or survey it along another heading")]
     LeavesArea { leg: usize },
     #[error("leg {leg} ({from:?} → {to:?}) leaves the inclusion fence")]
-    OutsideInclusion { leg: usize, from: (f64, f64), to: (f64, f64) },
+    OutsideInclusion {
+        leg: usize,
+        from: (f64, f64),
+        to: (f64, f64),
+    },
     #[error("leg {leg} ({from:?} → {to:?}) crosses exclusion zone {zone}")]
-    InExclusion { leg: usize, zone: usize, from: (f64, f64), to: (f64, f64) },
+    InExclusion {
+        leg: usize,
+        zone: usize,
+        from: (f64, f64),
+        to: (f64, f64),
+    },
     #[error("not a QGroundControl plan: {0}")]
     BadPlanFile(String),
 }
@@ -216,7 +228,11 @@ pub fn survey(req: &SurveyRequest) -> Result<Vec<Waypoint>, PlanError> {
 
 /// Checks every leg (home → first waypoint, between waypoints, last → home) against the fence:
 /// inside an inclusion polygon (when there are any) and clear of every exclusion.
-pub fn check_fence(home: &Waypoint, waypoints: &[Waypoint], fence: &Geofence) -> Result<(), PlanError> {
+pub fn check_fence(
+    home: &Waypoint,
+    waypoints: &[Waypoint],
+    fence: &Geofence,
+) -> Result<(), PlanError> {
     let mut points = vec![*home];
     points.extend_from_slice(waypoints);
     points.push(*home);
@@ -226,13 +242,32 @@ pub fn check_fence(home: &Waypoint, waypoints: &[Waypoint], fence: &Geofence) ->
 /// Checks the legs between consecutive `points` against the fence.
 fn check_legs(points: &[Waypoint], fence: &Geofence) -> Result<(), PlanError> {
     for (leg, w) in points.windows(2).enumerate() {
-        let line = Line::new(Coord { x: w[0].lon, y: w[0].lat }, Coord { x: w[1].lon, y: w[1].lat });
+        let line = Line::new(
+            Coord {
+                x: w[0].lon,
+                y: w[0].lat,
+            },
+            Coord {
+                x: w[1].lon,
+                y: w[1].lat,
+            },
+        );
         let (from, to) = ((w[0].lat, w[0].lon), (w[1].lat, w[1].lon));
-        if !fence.inclusions.is_empty() && !fence.inclusions.iter().any(|p| p.contains(&line) || covers_line(p, &line)) {
+        if !fence.inclusions.is_empty()
+            && !fence
+                .inclusions
+                .iter()
+                .any(|p| p.contains(&line) || covers_line(p, &line))
+        {
             return Err(PlanError::OutsideInclusion { leg, from, to });
         }
         if let Some(zone) = fence.exclusions.iter().position(|p| p.intersects(&line)) {
-            return Err(PlanError::InExclusion { leg, zone, from, to });
+            return Err(PlanError::InExclusion {
+                leg,
+                zone,
+                from,
+                to,
+            });
         }
     }
     Ok(())
@@ -253,8 +288,14 @@ pub fn route_length_m(home: &Waypoint, waypoints: &[Waypoint]) -> f64 {
     points
         .windows(2)
         .map(|w| {
-            let a = frame.to_local(Coord { x: w[0].lon, y: w[0].lat });
-            let b = frame.to_local(Coord { x: w[1].lon, y: w[1].lat });
+            let a = frame.to_local(Coord {
+                x: w[0].lon,
+                y: w[0].lat,
+            });
+            let b = frame.to_local(Coord {
+                x: w[1].lon,
+                y: w[1].lat,
+            });
             let dz = w[1].alt_m - w[0].alt_m;
             ((b.x - a.x).powi(2) + (b.y - a.y).powi(2) + dz * dz).sqrt()
         })
@@ -277,7 +318,8 @@ pub struct Endurance {
 pub fn endurance(plan: &Plan, vertical_mps: f64, max_flight_s: f64, reserve: f64) -> Endurance {
     let distance_m = route_length_m(&plan.home, &plan.waypoints);
     let climb = plan.waypoints.iter().map(|w| w.alt_m).fold(0.0, f64::max);
-    let flight_time_s = distance_m / plan.cruise_speed_mps.max(0.1) + 2.0 * climb / vertical_mps.max(0.1);
+    let flight_time_s =
+        distance_m / plan.cruise_speed_mps.max(0.1) + 2.0 * climb / vertical_mps.max(0.1);
     let battery_fraction = flight_time_s / max_flight_s.max(1.0);
     Endurance {
         distance_m,
@@ -351,17 +393,25 @@ pub fn to_qgc_plan(plan: &Plan, firmware_type: u64) -> serde_json::Value {
 }
 
 fn num(v: &serde_json::Value, what: &str) -> Result<f64, PlanError> {
-    v.as_f64().filter(|x| x.is_finite()).ok_or_else(|| PlanError::BadPlanFile(format!("{what} is not a number")))
+    v.as_f64()
+        .filter(|x| x.is_finite())
+        .ok_or_else(|| PlanError::BadPlanFile(format!("{what} is not a number")))
 }
 
 fn lat_lon(v: &serde_json::Value, what: &str) -> Result<(f64, f64), PlanError> {
-    let a = v.as_array().ok_or_else(|| PlanError::BadPlanFile(format!("{what} is not [lat, lon, ...]")))?;
+    let a = v
+        .as_array()
+        .ok_or_else(|| PlanError::BadPlanFile(format!("{what} is not [lat, lon, ...]")))?;
     if a.len() < 2 {
-        return Err(PlanError::BadPlanFile(format!("{what} is not [lat, lon, ...]")));
+        return Err(PlanError::BadPlanFile(format!(
+            "{what} is not [lat, lon, ...]"
+        )));
     }
     let (lat, lon) = (num(&a[0], what)?, num(&a[1], what)?);
     if lat.abs() > 90.0 || lon.abs() > 180.0 {
-        return Err(PlanError::BadPlanFile(format!("{what}: ({lat}, {lon}) is not a position")));
+        return Err(PlanError::BadPlanFile(format!(
+            "{what}: ({lat}, {lon}) is not a position"
+        )));
     }
     Ok((lat, lon))
 }
@@ -377,14 +427,18 @@ pub fn from_qgc_plan(v: &serde_json::Value) -> Result<Plan, PlanError> {
     let home = mission["plannedHomePosition"]
         .as_array()
         .filter(|a| a.len() == 3)
-        .ok_or_else(|| PlanError::BadPlanFile("mission.plannedHomePosition is not [lat, lon, alt]".into()))?;
+        .ok_or_else(|| {
+            PlanError::BadPlanFile("mission.plannedHomePosition is not [lat, lon, alt]".into())
+        })?;
     let (lat, lon) = lat_lon(&mission["plannedHomePosition"], "plannedHomePosition")?;
     let home = Waypoint {
         lat,
         lon,
         alt_m: num(&home[2], "home altitude")?,
     };
-    let items = mission["items"].as_array().ok_or_else(|| PlanError::BadPlanFile("mission.items missing".into()))?;
+    let items = mission["items"]
+        .as_array()
+        .ok_or_else(|| PlanError::BadPlanFile("mission.items missing".into()))?;
     let mut waypoints = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         if item["type"] != "SimpleItem"
@@ -395,9 +449,10 @@ pub fn from_qgc_plan(v: &serde_json::Value) -> Result<Plan, PlanError> {
                 "item {i}: only waypoints (SimpleItem, command 16, frame 3) are supported"
             )));
         }
-        let p = item["params"].as_array().filter(|p| p.len() == 7).ok_or_else(|| {
-            PlanError::BadPlanFile(format!("item {i}: params is not 7 values"))
-        })?;
+        let p = item["params"]
+            .as_array()
+            .filter(|p| p.len() == 7)
+            .ok_or_else(|| PlanError::BadPlanFile(format!("item {i}: params is not 7 values")))?;
         let (lat, lon) = lat_lon(&json!([p[4], p[5]]), &format!("item {i}"))?;
         waypoints.push(Waypoint {
             lat,
@@ -406,11 +461,18 @@ pub fn from_qgc_plan(v: &serde_json::Value) -> Result<Plan, PlanError> {
         });
     }
     let mut fence = Geofence::default();
-    for (i, poly) in v["geoFence"]["polygons"].as_array().into_iter().flatten().enumerate() {
+    for (i, poly) in v["geoFence"]["polygons"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         let pts = poly["polygon"]
             .as_array()
             .filter(|p| p.len() >= 3)
-            .ok_or_else(|| PlanError::BadPlanFile(format!("fence polygon {i}: fewer than 3 points")))?;
+            .ok_or_else(|| {
+                PlanError::BadPlanFile(format!("fence polygon {i}: fewer than 3 points"))
+            })?;
         let coords = pts
             .iter()
             .map(|p| lat_lon(p, &format!("fence polygon {i}")).map(|(lat, lon)| (lon, lat)))
@@ -419,11 +481,20 @@ pub fn from_qgc_plan(v: &serde_json::Value) -> Result<Plan, PlanError> {
         match poly["inclusion"].as_bool() {
             Some(true) => fence.inclusions.push(polygon),
             Some(false) => fence.exclusions.push(polygon),
-            None => return Err(PlanError::BadPlanFile(format!("fence polygon {i}: inclusion missing"))),
+            None => {
+                return Err(PlanError::BadPlanFile(format!(
+                    "fence polygon {i}: inclusion missing"
+                )))
+            }
         }
     }
     let mut rally = Vec::new();
-    for (i, r) in v["rallyPoints"]["points"].as_array().into_iter().flatten().enumerate() {
+    for (i, r) in v["rallyPoints"]["points"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         let (lat, lon) = lat_lon(r, &format!("rally point {i}"))?;
         rally.push(Waypoint {
             lat,
@@ -492,7 +563,11 @@ mod tests {
     }
 
     fn home() -> Waypoint {
-        Waypoint { lat: 34.299, lon: 129.199, alt_m: 0.0 }
+        Waypoint {
+            lat: 34.299,
+            lon: 129.199,
+            alt_m: 0.0,
+        }
     }
 
     /// Share of a grid of points in the area within half a footprint of some leg.
@@ -503,8 +578,14 @@ mod tests {
             .windows(2)
             .map(|w| {
                 Line::new(
-                    frame.to_local(Coord { x: w[0].lon, y: w[0].lat }),
-                    frame.to_local(Coord { x: w[1].lon, y: w[1].lat }),
+                    frame.to_local(Coord {
+                        x: w[0].lon,
+                        y: w[0].lat,
+                    }),
+                    frame.to_local(Coord {
+                        x: w[1].lon,
+                        y: w[1].lat,
+                    }),
                 )
             })
             .collect();
@@ -539,13 +620,21 @@ mod tests {
             assert!(c >= 0.99, "heading {heading}: coverage {c:.4}");
             // The area (slightly grown for rounding) is the inclusion fence: every leg inside.
             let fence = Geofence {
-                inclusions: vec![geo::Buffer::buffer(&area(), 1e-6).0.into_iter().next().unwrap()],
+                inclusions: vec![geo::Buffer::buffer(&area(), 1e-6)
+                    .0
+                    .into_iter()
+                    .next()
+                    .unwrap()],
                 exclusions: vec![],
             };
             check_fence(&wps[0], &wps, &fence).unwrap_or_else(|e| panic!("heading {heading}: {e}"));
         }
         // Across the notch the way between lines would leave the area: refused, not flown.
-        let err = survey(&SurveyRequest { area: notched(), ..request(90.0) }).unwrap_err();
+        let err = survey(&SurveyRequest {
+            area: notched(),
+            ..request(90.0)
+        })
+        .unwrap_err();
         assert!(matches!(err, PlanError::LeavesArea { .. }), "{err:?}");
     }
 
@@ -553,13 +642,38 @@ mod tests {
     fn legs_through_an_exclusion_or_out_of_the_inclusion_are_refused() {
         let wps = survey(&request(0.0)).unwrap();
         let tiny = Polygon::new(
-            LineString::from(vec![(129.205, 34.302), (129.206, 34.302), (129.206, 34.303), (129.205, 34.302)]),
+            LineString::from(vec![
+                (129.205, 34.302),
+                (129.206, 34.302),
+                (129.206, 34.303),
+                (129.205, 34.302),
+            ]),
             vec![],
         );
-        let err = check_fence(&home(), &wps, &Geofence { inclusions: vec![], exclusions: vec![area(), tiny.clone()] });
-        assert!(matches!(err, Err(PlanError::InExclusion { zone: 0, .. })), "{err:?}");
-        let err = check_fence(&home(), &wps, &Geofence { inclusions: vec![tiny], exclusions: vec![] });
-        assert!(matches!(err, Err(PlanError::OutsideInclusion { leg: 0, .. })), "{err:?}");
+        let err = check_fence(
+            &home(),
+            &wps,
+            &Geofence {
+                inclusions: vec![],
+                exclusions: vec![area(), tiny.clone()],
+            },
+        );
+        assert!(
+            matches!(err, Err(PlanError::InExclusion { zone: 0, .. })),
+            "{err:?}"
+        );
+        let err = check_fence(
+            &home(),
+            &wps,
+            &Geofence {
+                inclusions: vec![tiny],
+                exclusions: vec![],
+            },
+        );
+        assert!(
+            matches!(err, Err(PlanError::OutsideInclusion { leg: 0, .. })),
+            "{err:?}"
+        );
     }
 
     #[test]
@@ -572,8 +686,14 @@ mod tests {
         let legs: Vec<f64> = wps
             .windows(2)
             .map(|w| {
-                let a = frame.to_local(Coord { x: w[0].lon, y: w[0].lat });
-                let b = frame.to_local(Coord { x: w[1].lon, y: w[1].lat });
+                let a = frame.to_local(Coord {
+                    x: w[0].lon,
+                    y: w[0].lat,
+                });
+                let b = frame.to_local(Coord {
+                    x: w[1].lon,
+                    y: w[1].lat,
+                });
                 ((a.x - b.x).powi(2) + (a.y - b.y).powi(2)).sqrt()
             })
             .collect();
@@ -582,10 +702,23 @@ mod tests {
         let lines = (1.7e3 / spacing).ceil() as usize;
         let long = legs.iter().filter(|d| **d > 201.0).count();
         assert!(long < lines, "{long} legs over 200 m: {legs:?}");
-        let coarse = survey(&SurveyRequest { max_leg_m: 5_000.0, ..req.clone() }).unwrap();
-        assert!(coarse.len() * 3 < wps.len(), "densified {} vs {}", wps.len(), coarse.len());
+        let coarse = survey(&SurveyRequest {
+            max_leg_m: 5_000.0,
+            ..req.clone()
+        })
+        .unwrap();
+        assert!(
+            coarse.len() * 3 < wps.len(),
+            "densified {} vs {}",
+            wps.len(),
+            coarse.len()
+        );
         assert_eq!(
-            survey(&SurveyRequest { side_overlap: 1.0, ..req }).unwrap_err(),
+            survey(&SurveyRequest {
+                side_overlap: 1.0,
+                ..req
+            })
+            .unwrap_err(),
             PlanError::BadSpacing(0.0)
         );
     }
@@ -596,8 +729,15 @@ mod tests {
         let plan = Plan {
             home: home(),
             waypoints: wps,
-            fence: Geofence { inclusions: vec![area()], exclusions: vec![] },
-            rally: vec![Waypoint { lat: 34.299, lon: 129.198, alt_m: 30.0 }],
+            fence: Geofence {
+                inclusions: vec![area()],
+                exclusions: vec![],
+            },
+            rally: vec![Waypoint {
+                lat: 34.299,
+                lon: 129.198,
+                alt_m: 30.0,
+            }],
             cruise_speed_mps: 15.0,
         };
         let file = to_qgc_plan(&plan, 3);
@@ -607,21 +747,31 @@ mod tests {
         let close = |a: &[Waypoint], b: &[Waypoint]| {
             a.len() == b.len()
                 && a.iter().zip(b).all(|(x, y)| {
-                    (x.lat - y.lat).abs() < 1e-12 && (x.lon - y.lon).abs() < 1e-12 && (x.alt_m - y.alt_m).abs() < 1e-9
+                    (x.lat - y.lat).abs() < 1e-12
+                        && (x.lon - y.lon).abs() < 1e-12
+                        && (x.alt_m - y.alt_m).abs() < 1e-9
                 })
         };
         assert!(close(&back.waypoints, &plan.waypoints));
         assert!(close(&back.rally, &plan.rally));
         assert!(close(&[back.home], &[plan.home]));
-        assert_eq!(ring(&back.fence.inclusions[0]).len(), ring(&plan.fence.inclusions[0]).len());
+        assert_eq!(
+            ring(&back.fence.inclusions[0]).len(),
+            ring(&plan.fence.inclusions[0]).len()
+        );
         assert!(back.fence.exclusions.is_empty());
 
         let e = endurance(&plan, 3.0, 30.0 * 60.0, 0.25);
-        assert!(e.distance_m > 20_000.0 && e.flight_time_s > e.distance_m / 15.0, "{e:?}");
+        assert!(
+            e.distance_m > 20_000.0 && e.flight_time_s > e.distance_m / 15.0,
+            "{e:?}"
+        );
 
         let mut bad = file.clone();
         bad["mission"]["items"][3]["command"] = json!(22);
-        assert!(matches!(from_qgc_plan(&bad), Err(PlanError::BadPlanFile(m)) if m.starts_with("item 3")));
+        assert!(
+            matches!(from_qgc_plan(&bad), Err(PlanError::BadPlanFile(m)) if m.starts_with("item 3"))
+        );
         let mut bad = file.clone();
         bad["mission"]["items"][0]["params"][4] = json!(123.0);
         assert!(from_qgc_plan(&bad).is_err());

@@ -13,9 +13,10 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use mavlink::dialects::common::{
-    MavAutopilot, MavCmd, MavMessage, MavMissionResult, MavModeFlag, MavResult, MavState, MavSysStatusSensor,
-    MavType, MissionState, ATTITUDE_DATA, COMMAND_ACK_DATA, COMMAND_LONG_DATA, GLOBAL_POSITION_INT_DATA,
-    HEARTBEAT_DATA, MISSION_ACK_DATA, MISSION_CURRENT_DATA, MISSION_ITEM_REACHED_DATA, SYS_STATUS_DATA,
+    MavAutopilot, MavCmd, MavMessage, MavMissionResult, MavModeFlag, MavResult, MavState,
+    MavSysStatusSensor, MavType, MissionState, ATTITUDE_DATA, COMMAND_ACK_DATA, COMMAND_LONG_DATA,
+    GLOBAL_POSITION_INT_DATA, HEARTBEAT_DATA, MISSION_ACK_DATA, MISSION_CURRENT_DATA,
+    MISSION_ITEM_REACHED_DATA, SYS_STATUS_DATA,
 };
 use serde::Serialize;
 use tokio::net::UdpSocket;
@@ -123,7 +124,11 @@ impl SimHandle {
     }
 
     /// Waits until `pred` holds for the vehicle's state, up to `timeout`.
-    pub async fn wait_for(&mut self, timeout: Duration, pred: impl Fn(&SimState) -> bool) -> Option<SimState> {
+    pub async fn wait_for(
+        &mut self,
+        timeout: Duration,
+        pred: impl Fn(&SimState) -> bool,
+    ) -> Option<SimState> {
         let r = tokio::time::timeout(timeout, self.state.wait_for(|s| pred(s))).await;
         match r {
             Ok(Ok(s)) => Some(s.clone()),
@@ -134,7 +139,13 @@ impl SimHandle {
 
 /// Starts a vehicle on its own UDP port, talking to `config.gcs`.
 pub async fn spawn(config: SimConfig) -> std::io::Result<SimHandle> {
-    let any: SocketAddr = if config.gcs.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().expect("address");
+    let any: SocketAddr = if config.gcs.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    }
+    .parse()
+    .expect("address");
     let bind = config.listen.unwrap_or(any);
     let socket = UdpSocket::bind(bind).await?;
     let local_addr = socket.local_addr()?;
@@ -142,7 +153,11 @@ pub async fn spawn(config: SimConfig) -> std::io::Result<SimHandle> {
     let (state_tx, state_rx) = watch::channel(vehicle.snapshot());
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(vehicle.run(socket, state_tx, stop_rx));
-    Ok(SimHandle { state: state_rx, stop: stop_tx, local_addr })
+    Ok(SimHandle {
+        state: state_rx,
+        stop: stop_tx,
+        local_addr,
+    })
 }
 
 enum Transfer {
@@ -181,7 +196,10 @@ struct Vehicle {
 
 impl Vehicle {
     fn new(config: SimConfig) -> Vehicle {
-        let signer = config.key.as_ref().map(|k| Signer::new(k, 0, !config.require_signing));
+        let signer = config
+            .key
+            .as_ref()
+            .map(|k| Signer::new(k, 0, !config.require_signing));
         Vehicle {
             encoder: Encoder::new(config.system_id, 1),
             signer,
@@ -202,7 +220,10 @@ impl Vehicle {
             battery: 100.0,
             transfer: None,
             last_received: None,
-            gcs_target: Target { system: 255, component: 190 },
+            gcs_target: Target {
+                system: 255,
+                component: 190,
+            },
             rejected: 0,
             sent: 0,
             started: Instant::now(),
@@ -219,7 +240,9 @@ impl Vehicle {
 
     fn local(&self, lat: f64, lon: f64) -> (f64, f64) {
         let north = (lat - self.config.home_lat).to_radians() * EARTH_RADIUS_M;
-        let east = (lon - self.config.home_lon).to_radians() * EARTH_RADIUS_M * self.config.home_lat.to_radians().cos();
+        let east = (lon - self.config.home_lon).to_radians()
+            * EARTH_RADIUS_M
+            * self.config.home_lat.to_radians().cos();
         (east, north)
     }
 
@@ -243,11 +266,20 @@ impl Vehicle {
         }
     }
 
-    async fn run(mut self, socket: UdpSocket, state: watch::Sender<SimState>, mut stop: watch::Receiver<bool>) {
+    async fn run(
+        mut self,
+        socket: UdpSocket,
+        state: watch::Sender<SimState>,
+        mut stop: watch::Receiver<bool>,
+    ) {
         let dt = Duration::from_millis(50);
         let mut physics = tokio::time::interval(dt);
         // At most 1 kHz and at least 0.1 Hz (an absurd rate must not make a zero period).
-        let hz = if self.config.telemetry_hz.is_finite() { self.config.telemetry_hz.clamp(0.1, 1000.0) } else { 5.0 };
+        let hz = if self.config.telemetry_hz.is_finite() {
+            self.config.telemetry_hz.clamp(0.1, 1000.0)
+        } else {
+            5.0
+        };
         let telemetry_period = Duration::from_secs_f64(1.0 / hz);
         let mut telemetry = tokio::time::interval(telemetry_period);
         let mut slow = tokio::time::interval(Duration::from_secs(1));
@@ -305,7 +337,10 @@ impl Vehicle {
             }
             let Ok(msg) = frame.parse() else { continue };
             accepted = true;
-            let from = Target { system: frame.system_id() as u8, component: frame.component_id() };
+            let from = Target {
+                system: frame.system_id() as u8,
+                component: frame.component_id(),
+            };
             self.on_message(&msg, from, out);
         }
         accepted
@@ -324,11 +359,17 @@ impl Vehicle {
                 return;
             }
             MavMessage::MISSION_COUNT(c) if c.target_system == self.config.system_id => {
-                let Some(kind) = ListKind::from_wire(c.mission_type) else { return };
+                let Some(kind) = ListKind::from_wire(c.mission_type) else {
+                    return;
+                };
                 match &self.transfer {
                     // The same ground station announcing the same list again (our first request
                     // was lost): the transfer under way re-requests on its own timer.
-                    Some((Transfer::Receiving(r), partner)) if *partner == from && r.kind() == kind => return,
+                    Some((Transfer::Receiving(r), partner))
+                        if *partner == from && r.kind() == kind =>
+                    {
+                        return
+                    }
                     // Another transfer is under way: one at a time, as PX4 does.
                     Some(_) => {
                         out.push(MavMessage::MISSION_ACK(MISSION_ACK_DATA {
@@ -354,7 +395,9 @@ impl Vehicle {
                 return;
             }
             MavMessage::MISSION_REQUEST_LIST(r) if r.target_system == self.config.system_id => {
-                let Some(kind) = ListKind::from_wire(r.mission_type) else { return };
+                let Some(kind) = ListKind::from_wire(r.mission_type) else {
+                    return;
+                };
                 let list = match kind {
                     ListKind::Mission => self.mission.clone(),
                     ListKind::Fence => self.fence.clone(),
@@ -369,8 +412,13 @@ impl Vehicle {
             MavMessage::MISSION_ITEM_INT(item) if self.transfer.is_none() => {
                 // Our acceptance of the last upload was lost and the ground station sent the
                 // last item again: accept again.
-                if let (Some((kind, count)), Some(k)) = (self.last_received, ListKind::from_wire(item.mission_type)) {
-                    if kind == k && item.target_system == self.config.system_id && count.checked_sub(1) == Some(item.seq) {
+                if let (Some((kind, count)), Some(k)) =
+                    (self.last_received, ListKind::from_wire(item.mission_type))
+                {
+                    if kind == k
+                        && item.target_system == self.config.system_id
+                        && count.checked_sub(1) == Some(item.seq)
+                    {
                         out.push(MavMessage::MISSION_ACK(MISSION_ACK_DATA {
                             target_system: from.system,
                             target_component: from.component,
@@ -384,7 +432,9 @@ impl Vehicle {
             }
             _ => {}
         }
-        let Some((transfer, _)) = &mut self.transfer else { return };
+        let Some((transfer, _)) = &mut self.transfer else {
+            return;
+        };
         let step = match transfer {
             Transfer::Receiving(r) => r.on_message(msg, now),
             Transfer::Sending(s) => s.on_message(msg, now),
@@ -432,11 +482,17 @@ impl Vehicle {
                 }
             }
             MavCmd::MAV_CMD_NAV_TAKEOFF if self.armed => {
-                self.takeoff_alt = if c.param7.is_finite() && c.param7 > 1.0 { f64::from(c.param7) } else { 30.0 };
+                self.takeoff_alt = if c.param7.is_finite() && c.param7 > 1.0 {
+                    f64::from(c.param7)
+                } else {
+                    30.0
+                };
                 self.mode = FlightMode::Takeoff;
                 MavResult::MAV_RESULT_ACCEPTED
             }
-            MavCmd::MAV_CMD_MISSION_START if self.armed && self.mission.len() > usize::from(self.first_mission_seq()) => {
+            MavCmd::MAV_CMD_MISSION_START
+                if self.armed && self.mission.len() > usize::from(self.first_mission_seq()) =>
+            {
                 self.seq = self.first_mission_seq();
                 self.mode = FlightMode::Mission;
                 MavResult::MAV_RESULT_ACCEPTED
@@ -487,7 +543,8 @@ impl Vehicle {
 
     fn step(&mut self, dt: f64, out: &mut Vec<MavMessage>) {
         if self.up > 0.1 {
-            self.battery = (self.battery - dt / (self.config.endurance_min * 60.0) * 100.0).max(0.0);
+            self.battery =
+                (self.battery - dt / (self.config.endurance_min * 60.0) * 100.0).max(0.0);
         }
         match self.mode {
             FlightMode::Landed | FlightMode::Hold => {
@@ -545,7 +602,9 @@ impl Vehicle {
             _ => true,
         };
         if reached {
-            out.push(MavMessage::MISSION_ITEM_REACHED(MISSION_ITEM_REACHED_DATA { seq: self.seq }));
+            out.push(MavMessage::MISSION_ITEM_REACHED(
+                MISSION_ITEM_REACHED_DATA { seq: self.seq },
+            ));
             self.seq += 1;
             if usize::from(self.seq) >= self.mission.len() && self.mode == FlightMode::Mission {
                 self.mode = FlightMode::Hold;
@@ -594,7 +653,11 @@ impl Vehicle {
                 Convention::Standard => MavAutopilot::MAV_AUTOPILOT_GENERIC,
             },
             base_mode,
-            system_status: if self.armed { MavState::MAV_STATE_ACTIVE } else { MavState::MAV_STATE_STANDBY },
+            system_status: if self.armed {
+                MavState::MAV_STATE_ACTIVE
+            } else {
+                MavState::MAV_STATE_STANDBY
+            },
             mavlink_version: 3,
         }));
         let sensors = MavSysStatusSensor::MAV_SYS_STATUS_SENSOR_GPS;
@@ -613,7 +676,9 @@ impl Vehicle {
             mission_state: match (self.mission.is_empty(), self.mode) {
                 (true, _) => MissionState::MISSION_STATE_NO_MISSION,
                 (false, FlightMode::Mission) => MissionState::MISSION_STATE_ACTIVE,
-                (false, _) if usize::from(self.seq) >= self.mission.len() => MissionState::MISSION_STATE_COMPLETE,
+                (false, _) if usize::from(self.seq) >= self.mission.len() => {
+                    MissionState::MISSION_STATE_COMPLETE
+                }
                 _ => MissionState::MISSION_STATE_NOT_STARTED,
             },
             ..Default::default()

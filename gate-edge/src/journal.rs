@@ -149,7 +149,13 @@ impl JournalWriter {
     }
 
     /// Continues the journal of `epoch` whose last entry was `seq` with hash `head`.
-    pub fn resume(site: &str, key: SigningKey, epoch: &str, seq: u64, head: &str) -> Result<JournalWriter, JournalError> {
+    pub fn resume(
+        site: &str,
+        key: SigningKey,
+        epoch: &str,
+        seq: u64,
+        head: &str,
+    ) -> Result<JournalWriter, JournalError> {
         let hex_of = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
         if !hex_of(head, 64) || !hex_of(epoch, 16) {
             return Err(JournalError::BadHead(format!("{epoch}/{head}")));
@@ -180,7 +186,8 @@ impl JournalWriter {
             prev: self.head.clone(),
             decided,
         };
-        let text = serde_json::to_string(&entry).map_err(|e| JournalError::Encode(e.to_string()))?;
+        let text =
+            serde_json::to_string(&entry).map_err(|e| JournalError::Encode(e.to_string()))?;
         let hash = entry_hash(&text);
         let sig: Signature = self.key.sign(&hash);
         self.seq += 1;
@@ -278,7 +285,11 @@ impl JournalVerifier {
 
     /// Checks `site`'s entries, in any order: each one's hash, signature and link to the one
     /// before, and that none is missing from 1 to the highest of its epoch.
-    pub fn check<'a>(&self, site: &str, entries: impl IntoIterator<Item = &'a SealedEntry>) -> Report {
+    pub fn check<'a>(
+        &self,
+        site: &str,
+        entries: impl IntoIterator<Item = &'a SealedEntry>,
+    ) -> Report {
         let mut problems = Vec::new();
         let mut epochs: std::collections::HashMap<String, Chain<'a>> = Default::default();
         for (at, sealed) in entries.into_iter().enumerate() {
@@ -287,7 +298,10 @@ impl JournalVerifier {
                 Err(e) => {
                     problems.push(Found {
                         epoch: String::new(),
-                        problem: Problem::Unreadable { at, error: e.to_string() },
+                        problem: Problem::Unreadable {
+                            at,
+                            error: e.to_string(),
+                        },
                     });
                     continue;
                 }
@@ -301,7 +315,9 @@ impl JournalVerifier {
             } else {
                 let chain = epochs.entry(epoch.clone()).or_default();
                 match chain.get(&entry.seq) {
-                    Some((other, _)) if other.entry != sealed.entry => Some(Problem::Fork { seq: entry.seq }),
+                    Some((other, _)) if other.entry != sealed.entry => {
+                        Some(Problem::Fork { seq: entry.seq })
+                    }
                     Some(_) => None,
                     None => {
                         chain.insert(entry.seq, (sealed, entry));
@@ -336,7 +352,10 @@ impl JournalVerifier {
         let mut prev_hash: Option<String> = None;
         for (&seq, (sealed, entry)) in chain {
             if seq > expected {
-                problems.push(Problem::Missing { from: expected, to: seq - 1 });
+                problems.push(Problem::Missing {
+                    from: expected,
+                    to: seq - 1,
+                });
                 prev_hash = None;
             }
             expected = seq + 1;
@@ -375,7 +394,11 @@ impl JournalVerifier {
             epoch: epoch.to_owned(),
             verified,
             last_seq: chain.keys().next_back().copied().unwrap_or(0),
-            first_at_ms: chain.values().next().map(|(_, e)| e.decided.at_ms).unwrap_or(0),
+            first_at_ms: chain
+                .values()
+                .next()
+                .map(|(_, e)| e.decided.at_ms)
+                .unwrap_or(0),
         };
         (report, problems)
     }
@@ -390,9 +413,16 @@ mod tests {
             passage: format!("p{n}"),
             gate: "g1".into(),
             at_ms: 1_780_000_000_000 + u64::from(n),
-            outcome: if n % 3 == 0 { Outcome::OfficerLane } else { Outcome::Open },
+            outcome: if n % 3 == 0 {
+                Outcome::OfficerLane
+            } else {
+                Outcome::Open
+            },
             reasons: if n % 3 == 0 {
-                vec![Reason::FaceMatchBelowThreshold { score: 0.41, threshold: 0.8 }]
+                vec![Reason::FaceMatchBelowThreshold {
+                    score: 0.41,
+                    threshold: 0.8,
+                }]
             } else {
                 vec![]
             },
@@ -430,7 +460,10 @@ mod tests {
     fn a_rewritten_outcome_breaks_the_hash_at_that_entry() {
         let (v, mut entries, _) = journal(6);
         entries[2].entry = entries[2].entry.replace("\"officer_lane\"", "\"open\"");
-        assert_eq!(problems(&v.check("nrt", &entries)), vec![Problem::HashMismatch { seq: 3 }]);
+        assert_eq!(
+            problems(&v.check("nrt", &entries)),
+            vec![Problem::HashMismatch { seq: 3 }]
+        );
     }
 
     #[test]
@@ -440,7 +473,10 @@ mod tests {
         entries[2].hash = hex::encode(entry_hash(&entries[2].entry));
         assert_eq!(
             problems(&v.check("nrt", &entries)),
-            vec![Problem::BadSignature { seq: 3 }, Problem::BrokenLink { seq: 4 }]
+            vec![
+                Problem::BadSignature { seq: 3 },
+                Problem::BrokenLink { seq: 4 }
+            ]
         );
     }
 
@@ -457,7 +493,8 @@ mod tests {
     fn resuming_continues_the_chain_and_rewinding_leaves_no_gap() {
         let (v, mut entries, key) = journal(4);
         let last: Entry = serde_json::from_str(&entries[3].entry).unwrap();
-        let mut w = JournalWriter::resume("nrt", key, &last.epoch, last.seq, &entries[3].hash).unwrap();
+        let mut w =
+            JournalWriter::resume("nrt", key, &last.epoch, last.seq, &entries[3].hash).unwrap();
         let (seq, head) = (w.head().1, w.head().2.to_owned());
         let _lost = w.append(decided(5)).unwrap(); // never stored
         w.rewind(seq, &head);
@@ -474,7 +511,10 @@ mod tests {
         entries.extend((7..9).map(|i| again.append(decided(i)).unwrap()));
         let r = v.check("nrt", &entries);
         assert!(r.is_intact(), "{r:?}");
-        assert_eq!(r.epochs.iter().map(|e| e.last_seq).collect::<Vec<_>>(), vec![3, 2]);
+        assert_eq!(
+            r.epochs.iter().map(|e| e.last_seq).collect::<Vec<_>>(),
+            vec![3, 2]
+        );
         assert_eq!(r.verified, 5);
     }
 
@@ -482,13 +522,17 @@ mod tests {
     fn two_entries_in_one_place_are_a_fork_and_wrong_sites_are_named() {
         let (v, mut entries, key) = journal(3);
         let first: Entry = serde_json::from_str(&entries[0].entry).unwrap();
-        let mut w = JournalWriter::resume("nrt", key.clone(), &first.epoch, 1, &entries[0].hash).unwrap();
+        let mut w =
+            JournalWriter::resume("nrt", key.clone(), &first.epoch, 1, &entries[0].hash).unwrap();
         entries.push(w.append(decided(9)).unwrap());
         let mut kix = JournalWriter::start("kix", key);
         entries.push(kix.append(decided(1)).unwrap());
         let found = problems(&v.check("nrt", &entries));
         assert!(found.contains(&Problem::Fork { seq: 2 }), "{found:?}");
-        assert!(found.contains(&Problem::WrongSite { seq: 1, site: "kix".into() }));
+        assert!(found.contains(&Problem::WrongSite {
+            seq: 1,
+            site: "kix".into()
+        }));
     }
 
     #[test]
@@ -505,6 +549,9 @@ mod tests {
         assert_eq!(found[1], Problem::BadSignature { seq: 1 });
         let key = SigningKey::random(&mut rand_core::OsRng);
         assert!(JournalWriter::resume("nrt", key, "0011223344556677", 1, "xyz").is_err());
-        assert!(signing_key_from_pem("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").is_err());
+        assert!(signing_key_from_pem(
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"
+        )
+        .is_err());
     }
 }

@@ -670,7 +670,9 @@ pub fn verify_issued(
     let (_, parsed) = parse_cert(&cert)?;
     parsed
         .verify_signature(Some(ca_parsed.public_key()))
-        .map_err(|e| PkiError::BadCertificate(format!("not issued by this deployment's CA: {e}")))?;
+        .map_err(|e| {
+            PkiError::BadCertificate(format!("not issued by this deployment's CA: {e}"))
+        })?;
     let now = x509_parser::time::ASN1Time::from_timestamp(now_unix)
         .map_err(|e| PkiError::BadCertificate(format!("time {now_unix}: {e}")))?;
     if !parsed.validity().is_valid_at(now) {

@@ -10,7 +10,9 @@ fn main() -> anyhow::Result<()> {
         .init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (role, config) = match args.as_slice() {
-        [role, flag, config] if flag == "--config" => (role.as_str(), std::path::PathBuf::from(config)),
+        [role, flag, config] if flag == "--config" => {
+            (role.as_str(), std::path::PathBuf::from(config))
+        }
         _ => anyhow::bail!("usage: mizugiwa-broken-replica node|command --config FILE"),
     };
     let rt = tokio::runtime::Runtime::new()?;

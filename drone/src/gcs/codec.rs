@@ -8,7 +8,10 @@
 //! per connection.
 
 use mavlink::dialects::common::MavMessage;
-use mavlink::{MAVLinkMessageRaw, MAVLinkV2MessageRaw, MavHeader, MavlinkVersion, Message, SigningConfig, SigningData};
+use mavlink::{
+    MAVLinkMessageRaw, MAVLinkV2MessageRaw, MavHeader, MavlinkVersion, Message, SigningConfig,
+    SigningData,
+};
 
 const STX_V1: u8 = 0xFE;
 const STX_V2: u8 = 0xFD;
@@ -57,7 +60,15 @@ impl std::fmt::Debug for Signer {
 impl Signer {
     /// Signs everything it sends; accepts unsigned frames only if `allow_unsigned`.
     pub fn new(key: &SigningKey, link_id: u8, allow_unsigned: bool) -> Signer {
-        Signer { data: SigningData::from_config(SigningConfig::new(key.0, link_id, true, allow_unsigned)), allow_unsigned }
+        Signer {
+            data: SigningData::from_config(SigningConfig::new(
+                key.0,
+                link_id,
+                true,
+                allow_unsigned,
+            )),
+            allow_unsigned,
+        }
     }
 
     /// Whether a received frame passes: a valid, fresh signature, or unsigned when allowed.
@@ -80,7 +91,11 @@ pub struct Encoder {
 
 impl Encoder {
     pub fn new(system_id: u8, component_id: u8) -> Encoder {
-        Encoder { system_id, component_id, sequence: 0 }
+        Encoder {
+            system_id,
+            component_id,
+            sequence: 0,
+        }
     }
 
     /// One MAVLink 2 frame, signed when `signer` is given.
@@ -143,12 +158,20 @@ impl Frame {
     }
 
     pub fn header(&self) -> MavHeader {
-        MavHeader { system_id: self.raw.system_id(), component_id: self.raw.component_id(), sequence: self.raw.sequence() }
+        MavHeader {
+            system_id: self.raw.system_id(),
+            component_id: self.raw.component_id(),
+            sequence: self.raw.sequence(),
+        }
     }
 
     /// The message, or why it cannot be read (an id outside the common dialect, a bad enum).
     pub fn parse(&self) -> Result<MavMessage, mavlink::error::ParserError> {
-        MavMessage::parse(self.raw.version(), self.raw.message_id(), self.raw.payload())
+        MavMessage::parse(
+            self.raw.version(),
+            self.raw.message_id(),
+            self.raw.payload(),
+        )
     }
 
     pub fn version(&self) -> MavlinkVersion {
@@ -186,7 +209,10 @@ impl FrameSplitter {
             let candidate = &buf[at..at + len];
             match checked(candidate) {
                 Some(raw) => {
-                    frames.push(Frame { raw, bytes: candidate.to_vec() });
+                    frames.push(Frame {
+                        raw,
+                        bytes: candidate.to_vec(),
+                    });
                     at += len;
                 }
                 None => {
@@ -223,7 +249,9 @@ enum FrameLen {
 }
 
 fn frame_len(buf: &[u8]) -> FrameLen {
-    let Some(&start) = buf.first() else { return FrameLen::NeedMore };
+    let Some(&start) = buf.first() else {
+        return FrameLen::NeedMore;
+    };
     match start {
         STX_V2 => {
             if buf.len() < 3 {
@@ -235,16 +263,28 @@ fn frame_len(buf: &[u8]) -> FrameLen {
                 // Flags we do not implement: not a frame we can read.
                 return FrameLen::NotAFrame;
             }
-            let signed = if incompat & IFLAG_SIGNED != 0 { SIGNATURE_LEN } else { 0 };
+            let signed = if incompat & IFLAG_SIGNED != 0 {
+                SIGNATURE_LEN
+            } else {
+                0
+            };
             let len = 10 + payload + 2 + signed;
-            if buf.len() < len { FrameLen::NeedMore } else { FrameLen::Complete(len) }
+            if buf.len() < len {
+                FrameLen::NeedMore
+            } else {
+                FrameLen::Complete(len)
+            }
         }
         STX_V1 => {
             if buf.len() < 2 {
                 return FrameLen::NeedMore;
             }
             let len = 6 + usize::from(buf[1]) + 2;
-            if buf.len() < len { FrameLen::NeedMore } else { FrameLen::Complete(len) }
+            if buf.len() < len {
+                FrameLen::NeedMore
+            } else {
+                FrameLen::Complete(len)
+            }
         }
         _ => FrameLen::NotAFrame,
     }
@@ -298,7 +338,10 @@ mod tests {
             frames.extend(splitter.push(chunk));
         }
         assert_eq!(frames.len(), 2);
-        assert!(matches!(frames[0].parse().unwrap(), MavMessage::HEARTBEAT(_)));
+        assert!(matches!(
+            frames[0].parse().unwrap(),
+            MavMessage::HEARTBEAT(_)
+        ));
         assert_eq!(frames[1].header().sequence, 1);
         assert!(splitter.discarded_bytes >= 13);
     }
@@ -321,8 +364,12 @@ mod tests {
 
     #[test]
     fn signatures_are_checked_per_key() {
-        let key: SigningKey = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff".parse().unwrap();
-        let other: SigningKey = "ff112233445566778899aabbccddeeff00112233445566778899aabbccddeeff".parse().unwrap();
+        let key: SigningKey = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+            .parse()
+            .unwrap();
+        let other: SigningKey = "ff112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+            .parse()
+            .unwrap();
         let mut enc = Encoder::new(1, 1);
         let signed = enc.encode(&heartbeat(), Some(&Signer::new(&key, 0, false)));
         let unsigned = enc.encode(&heartbeat(), None);
@@ -333,9 +380,18 @@ mod tests {
         assert!(strict.verify(&frames[0]));
         // The same frame again is a replay.
         assert!(!strict.verify(&frames[0]));
-        assert!(!strict.verify(&frames[1]), "unsigned accepted though signing is required");
-        assert!(!Signer::new(&other, 0, true).verify(&frames[0]), "wrong key accepted");
-        assert!(Signer::new(&other, 0, true).verify(&frames[1]), "unsigned refused though allowed");
+        assert!(
+            !strict.verify(&frames[1]),
+            "unsigned accepted though signing is required"
+        );
+        assert!(
+            !Signer::new(&other, 0, true).verify(&frames[0]),
+            "wrong key accepted"
+        );
+        assert!(
+            Signer::new(&other, 0, true).verify(&frames[1]),
+            "unsigned refused though allowed"
+        );
         assert!("abc".parse::<SigningKey>().is_err());
     }
 

@@ -22,8 +22,7 @@ use std::time::{Duration, Instant};
 
 use mavlink::dialects::common::{
     MavCmd, MavFrame, MavMessage, MavMissionResult, MavMissionType, MISSION_ACK_DATA,
-    MISSION_COUNT_DATA, MISSION_ITEM_INT_DATA, MISSION_REQUEST_INT_DATA,
-    MISSION_REQUEST_LIST_DATA,
+    MISSION_COUNT_DATA, MISSION_ITEM_INT_DATA, MISSION_REQUEST_INT_DATA, MISSION_REQUEST_LIST_DATA,
 };
 use num_traits::{FromPrimitive, ToPrimitive};
 use serde::{Deserialize, Serialize};
@@ -157,13 +156,28 @@ impl Default for Timing {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum MissionError {
     #[error("no answer from the vehicle after {attempts} attempts (waiting for {waiting_for})")]
-    Timeout { attempts: u32, waiting_for: &'static str },
+    Timeout {
+        attempts: u32,
+        waiting_for: &'static str,
+    },
     #[error("the peer refused the {kind}: {result:?}")]
-    Refused { kind: ListKind, result: MavMissionResult },
+    Refused {
+        kind: ListKind,
+        result: MavMissionResult,
+    },
     #[error("the peer acknowledged the {kind} after only {sent} of {count} items: treated as failed, nothing is reported as uploaded")]
-    PartialAccept { kind: ListKind, sent: u16, count: u16 },
+    PartialAccept {
+        kind: ListKind,
+        sent: u16,
+        count: u16,
+    },
     #[error("the peer asked for item {seq} of a {kind} of {count} items (next expected {expected}): out of sequence, transfer cancelled")]
-    OutOfSequence { kind: ListKind, seq: u16, expected: u16, count: u16 },
+    OutOfSequence {
+        kind: ListKind,
+        seq: u16,
+        expected: u16,
+        count: u16,
+    },
     #[error("item {seq} cannot be sent: command {command} or frame {frame} is not in the MAVLink common dialect")]
     UnknownItem { seq: u16, command: u16, frame: u8 },
     #[error("item {index} has seq {seq}: items must be numbered 0, 1, 2, ...")]
@@ -185,7 +199,10 @@ pub struct Step {
 
 impl Step {
     fn send(msg: MavMessage) -> Step {
-        Step { send: vec![msg], done: None }
+        Step {
+            send: vec![msg],
+            done: None,
+        }
     }
 
     fn nothing() -> Step {
@@ -214,7 +231,12 @@ struct Resend {
 
 impl Resend {
     fn new(last: MavMessage, now: Instant, wait: Duration, waiting_for: &'static str) -> Resend {
-        Resend { last, deadline: now + wait, attempts: 1, waiting_for }
+        Resend {
+            last,
+            deadline: now + wait,
+            attempts: 1,
+            waiting_for,
+        }
     }
 
     /// Progress was made: a new message went out.
@@ -223,9 +245,17 @@ impl Resend {
     }
 
     /// The deadline passed: the last message again, or the error after the last retry.
-    fn timeout(&mut self, now: Instant, wait: Duration, retries: u32) -> Result<MavMessage, MissionError> {
+    fn timeout(
+        &mut self,
+        now: Instant,
+        wait: Duration,
+        retries: u32,
+    ) -> Result<MavMessage, MissionError> {
         if self.attempts > retries {
-            return Err(MissionError::Timeout { attempts: self.attempts, waiting_for: self.waiting_for });
+            return Err(MissionError::Timeout {
+                attempts: self.attempts,
+                waiting_for: self.waiting_for,
+            });
         }
         self.attempts += 1;
         self.deadline = now + wait;
@@ -256,17 +286,24 @@ impl Sender {
         timing: Timing,
         now: Instant,
     ) -> Result<(Sender, Step), MissionError> {
-        let count = u16::try_from(items.len()).map_err(|_| MissionError::TooMany { count: items.len() })?;
+        let count =
+            u16::try_from(items.len()).map_err(|_| MissionError::TooMany { count: items.len() })?;
         let mut wire = Vec::with_capacity(items.len());
         for (index, item) in items.iter().enumerate() {
             if usize::from(item.seq) != index {
-                return Err(MissionError::BadNumbering { index, seq: item.seq });
+                return Err(MissionError::BadNumbering {
+                    index,
+                    seq: item.seq,
+                });
             }
-            wire.push(item.to_wire(kind, target).ok_or(MissionError::UnknownItem {
-                seq: item.seq,
-                command: item.command,
-                frame: item.frame,
-            })?);
+            wire.push(
+                item.to_wire(kind, target)
+                    .ok_or(MissionError::UnknownItem {
+                        seq: item.seq,
+                        command: item.command,
+                        frame: item.frame,
+                    })?,
+            );
         }
         let announce = MavMessage::MISSION_COUNT(MISSION_COUNT_DATA {
             count,
@@ -281,7 +318,12 @@ impl Sender {
             timing,
             items: wire,
             requested: 0,
-            resend: Resend::new(announce.clone(), now, timing.reply_timeout, "a request for the first item"),
+            resend: Resend::new(
+                announce.clone(),
+                now,
+                timing.reply_timeout,
+                "a request for the first item",
+            ),
             finished: false,
         };
         Ok((sender, Step::send(announce)))
@@ -302,11 +344,18 @@ impl Sender {
     fn fail(&mut self, error: MissionError, cancel: bool) -> Step {
         self.finished = true;
         let send = if cancel {
-            vec![ack(self.kind, self.target, MavMissionResult::MAV_MISSION_OPERATION_CANCELLED)]
+            vec![ack(
+                self.kind,
+                self.target,
+                MavMissionResult::MAV_MISSION_OPERATION_CANCELLED,
+            )]
         } else {
             Vec::new()
         };
-        Step { send, done: Some(Err(error)) }
+        Step {
+            send,
+            done: Some(Err(error)),
+        }
     }
 
     /// Feeds a message from the peer. Messages of other lists or kinds are ignored.
@@ -329,26 +378,46 @@ impl Sender {
         // A request for an item already sent is a retransmission (our item was lost); one
         // further than the next is a protocol violation the vehicle must not get away with.
         if seq >= count || seq > self.requested {
-            let error = MissionError::OutOfSequence { kind: self.kind, seq, expected: self.requested, count };
+            let error = MissionError::OutOfSequence {
+                kind: self.kind,
+                seq,
+                expected: self.requested,
+                count,
+            };
             return self.fail(error, true);
         }
         self.requested = self.requested.max(seq + 1);
         let item = MavMessage::MISSION_ITEM_INT(self.items[usize::from(seq)].clone());
-        let waiting_for = if self.requested == count { "the acknowledgement" } else { "a request for the next item" };
-        self.resend.sent(item.clone(), now, self.timing.reply_timeout, waiting_for);
+        let waiting_for = if self.requested == count {
+            "the acknowledgement"
+        } else {
+            "a request for the next item"
+        };
+        self.resend
+            .sent(item.clone(), now, self.timing.reply_timeout, waiting_for);
         Step::send(item)
     }
 
     fn on_ack(&mut self, result: MavMissionResult) -> Step {
         self.finished = true;
         let done = if result != MavMissionResult::MAV_MISSION_ACCEPTED {
-            Err(MissionError::Refused { kind: self.kind, result })
+            Err(MissionError::Refused {
+                kind: self.kind,
+                result,
+            })
         } else if self.requested < self.count() {
-            Err(MissionError::PartialAccept { kind: self.kind, sent: self.requested, count: self.count() })
+            Err(MissionError::PartialAccept {
+                kind: self.kind,
+                sent: self.requested,
+                count: self.count(),
+            })
         } else {
             Ok(self.items.iter().map(MissionItem::from_wire).collect())
         };
-        Step { send: Vec::new(), done: Some(done) }
+        Step {
+            send: Vec::new(),
+            done: Some(done),
+        }
     }
 
     /// Called at or after [`Sender::deadline`].
@@ -356,7 +425,10 @@ impl Sender {
         if self.finished || now < self.resend.deadline {
             return Step::nothing();
         }
-        match self.resend.timeout(now, self.timing.reply_timeout, self.timing.retries) {
+        match self
+            .resend
+            .timeout(now, self.timing.reply_timeout, self.timing.retries)
+        {
             Ok(again) => Step::send(again),
             Err(e) => self.fail(e, true),
         }
@@ -377,7 +449,12 @@ pub struct Receiver {
 
 impl Receiver {
     /// A ground station downloading a list: sends MISSION_REQUEST_LIST.
-    pub fn download(kind: ListKind, target: Target, timing: Timing, now: Instant) -> (Receiver, Step) {
+    pub fn download(
+        kind: ListKind,
+        target: Target,
+        timing: Timing,
+        now: Instant,
+    ) -> (Receiver, Step) {
         let request = MavMessage::MISSION_REQUEST_LIST(MISSION_REQUEST_LIST_DATA {
             target_system: target.system,
             target_component: target.component,
@@ -396,7 +473,13 @@ impl Receiver {
     }
 
     /// A vehicle that was sent MISSION_COUNT: starts requesting the items.
-    pub fn accept_upload(kind: ListKind, count: u16, target: Target, timing: Timing, now: Instant) -> (Receiver, Step) {
+    pub fn accept_upload(
+        kind: ListKind,
+        count: u16,
+        target: Target,
+        timing: Timing,
+        now: Instant,
+    ) -> (Receiver, Step) {
         let placeholder = MavMessage::MISSION_ACK(MISSION_ACK_DATA::default());
         let mut receiver = Receiver {
             kind,
@@ -435,14 +518,19 @@ impl Receiver {
             return self.finish();
         }
         let first = self.request(0);
-        self.resend.sent(first.clone(), now, self.timing.item_timeout, "item 0");
+        self.resend
+            .sent(first.clone(), now, self.timing.item_timeout, "item 0");
         Step::send(first)
     }
 
     fn finish(&mut self) -> Step {
         self.finished = true;
         Step {
-            send: vec![ack(self.kind, self.target, MavMissionResult::MAV_MISSION_ACCEPTED)],
+            send: vec![ack(
+                self.kind,
+                self.target,
+                MavMissionResult::MAV_MISSION_ACCEPTED,
+            )],
             done: Some(Ok(std::mem::take(&mut self.items))),
         }
     }
@@ -453,11 +541,15 @@ impl Receiver {
             return Step::nothing();
         }
         match msg {
-            MavMessage::MISSION_COUNT(c) if c.mission_type == self.kind.wire() && self.count.is_none() => {
+            MavMessage::MISSION_COUNT(c)
+                if c.mission_type == self.kind.wire() && self.count.is_none() =>
+            {
                 self.on_count(c.count, now)
             }
             MavMessage::MISSION_ITEM_INT(item) if item.mission_type == self.kind.wire() => {
-                let Some(count) = self.count else { return Step::nothing() };
+                let Some(count) = self.count else {
+                    return Step::nothing();
+                };
                 let expected = self.items.len() as u16;
                 // An item we did not ask for (a duplicate or one from the future) is dropped;
                 // the request for the expected one goes out again at its deadline.
@@ -469,13 +561,20 @@ impl Receiver {
                     return self.finish();
                 }
                 let next = self.request(expected + 1);
-                self.resend.sent(next.clone(), now, self.timing.item_timeout, "the next item");
+                self.resend
+                    .sent(next.clone(), now, self.timing.item_timeout, "the next item");
                 Step::send(next)
             }
             MavMessage::MISSION_ACK(a) if a.mission_type == self.kind.wire() => {
                 // The sender gave up or refused.
                 self.finished = true;
-                Step { send: Vec::new(), done: Some(Err(MissionError::Refused { kind: self.kind, result: a.mavtype })) }
+                Step {
+                    send: Vec::new(),
+                    done: Some(Err(MissionError::Refused {
+                        kind: self.kind,
+                        result: a.mavtype,
+                    })),
+                }
             }
             _ => Step::nothing(),
         }
@@ -486,13 +585,21 @@ impl Receiver {
         if self.finished || now < self.resend.deadline {
             return Step::nothing();
         }
-        let wait = if self.count.is_some() { self.timing.item_timeout } else { self.timing.reply_timeout };
+        let wait = if self.count.is_some() {
+            self.timing.item_timeout
+        } else {
+            self.timing.reply_timeout
+        };
         match self.resend.timeout(now, wait, self.timing.retries) {
             Ok(again) => Step::send(again),
             Err(e) => {
                 self.finished = true;
                 Step {
-                    send: vec![ack(self.kind, self.target, MavMissionResult::MAV_MISSION_OPERATION_CANCELLED)],
+                    send: vec![ack(
+                        self.kind,
+                        self.target,
+                        MavMissionResult::MAV_MISSION_OPERATION_CANCELLED,
+                    )],
                     done: Some(Err(e)),
                 }
             }
@@ -512,7 +619,11 @@ pub enum Convention {
 
 /// The list to upload for `mission` under `convention`: for ArduPilot, `home` becomes item 0
 /// and the rest are renumbered.
-pub fn for_upload(mission: &[MissionItem], home: MissionItem, convention: Convention) -> Vec<MissionItem> {
+pub fn for_upload(
+    mission: &[MissionItem],
+    home: MissionItem,
+    convention: Convention,
+) -> Vec<MissionItem> {
     match convention {
         Convention::Standard => mission.to_vec(),
         Convention::Ardupilot => std::iter::once(home)
@@ -535,7 +646,10 @@ pub fn from_download(list: &[MissionItem], convention: Convention) -> Vec<Missio
             .iter()
             .skip(1)
             .enumerate()
-            .map(|(i, item)| MissionItem { seq: i as u16, ..*item })
+            .map(|(i, item)| MissionItem {
+                seq: i as u16,
+                ..*item
+            })
             .collect(),
     }
 }
@@ -549,8 +663,8 @@ pub fn from_download(list: &[MissionItem], convention: Convention) -> Vec<Missio
 pub fn same_items(sent: &[MissionItem], back: &[MissionItem]) -> bool {
     fn frame_kind(f: u8) -> u8 {
         match f {
-            5 => 0,  // GLOBAL_INT → GLOBAL
-            6 => 3,  // GLOBAL_RELATIVE_ALT_INT → GLOBAL_RELATIVE_ALT
+            5 => 0,   // GLOBAL_INT → GLOBAL
+            6 => 3,   // GLOBAL_RELATIVE_ALT_INT → GLOBAL_RELATIVE_ALT
             11 => 10, // GLOBAL_TERRAIN_ALT_INT → GLOBAL_TERRAIN_ALT
             other => other,
         }
@@ -576,8 +690,14 @@ pub fn same_items(sent: &[MissionItem], back: &[MissionItem]) -> bool {
 mod tests {
     use super::*;
 
-    const GCS: Target = Target { system: 255, component: 190 };
-    const VEHICLE: Target = Target { system: 1, component: 1 };
+    const GCS: Target = Target {
+        system: 255,
+        component: 190,
+    };
+    const VEHICLE: Target = Target {
+        system: 1,
+        component: 1,
+    };
 
     fn items(n: u16) -> Vec<MissionItem> {
         (0..n)
@@ -612,9 +732,13 @@ mod tests {
     fn upload_and_receive_agree() {
         let t0 = Instant::now();
         let list = items(7);
-        let (mut gcs, step) = Sender::start(ListKind::Mission, &list, VEHICLE, Timing::default(), t0).unwrap();
-        let MavMessage::MISSION_COUNT(c) = &step.send[0] else { panic!("{step:?}") };
-        let (mut vehicle, mut to_gcs) = Receiver::accept_upload(ListKind::Mission, c.count, GCS, Timing::default(), t0);
+        let (mut gcs, step) =
+            Sender::start(ListKind::Mission, &list, VEHICLE, Timing::default(), t0).unwrap();
+        let MavMessage::MISSION_COUNT(c) = &step.send[0] else {
+            panic!("{step:?}")
+        };
+        let (mut vehicle, mut to_gcs) =
+            Receiver::accept_upload(ListKind::Mission, c.count, GCS, Timing::default(), t0);
         let mut received = None;
         let mut uploaded = None;
         for _ in 0..100 {
@@ -647,40 +771,88 @@ mod tests {
         for attempt in 0..5 {
             now += timing.reply_timeout;
             let s = gcs.on_timeout(now);
-            assert!(matches!(s.send[..], [MavMessage::MISSION_COUNT(_)]), "retry {attempt}: {s:?}");
+            assert!(
+                matches!(s.send[..], [MavMessage::MISSION_COUNT(_)]),
+                "retry {attempt}: {s:?}"
+            );
             assert!(s.done.is_none());
         }
         now += timing.reply_timeout;
         let s = gcs.on_timeout(now);
-        assert!(matches!(s.done, Some(Err(MissionError::Timeout { attempts: 6, .. }))), "{s:?}");
+        assert!(
+            matches!(s.done, Some(Err(MissionError::Timeout { attempts: 6, .. }))),
+            "{s:?}"
+        );
         // The vehicle is told the transfer is off.
-        assert!(matches!(&s.send[..], [MavMessage::MISSION_ACK(a)] if a.mavtype == MavMissionResult::MAV_MISSION_OPERATION_CANCELLED));
+        assert!(
+            matches!(&s.send[..], [MavMessage::MISSION_ACK(a)] if a.mavtype == MavMissionResult::MAV_MISSION_OPERATION_CANCELLED)
+        );
         // An early timer call does nothing.
         let (mut gcs, _) = Sender::start(ListKind::Fence, &[], VEHICLE, timing, t0).unwrap();
-        assert!(gcs.on_timeout(t0 + Duration::from_millis(10)).send.is_empty());
+        assert!(gcs
+            .on_timeout(t0 + Duration::from_millis(10))
+            .send
+            .is_empty());
     }
 
     /// A vehicle that skips ahead, or accepts before it has every item, fails the upload.
     #[test]
     fn out_of_sequence_and_partial_accept_fail() {
         let t0 = Instant::now();
-        let (mut gcs, _) = Sender::start(ListKind::Mission, &items(5), VEHICLE, Timing::default(), t0).unwrap();
+        let (mut gcs, _) =
+            Sender::start(ListKind::Mission, &items(5), VEHICLE, Timing::default(), t0).unwrap();
         assert_eq!(gcs.on_message(&request(0), t0).send.len(), 1);
         // Asking for item 0 again is a retransmission.
         assert_eq!(gcs.on_message(&request(0), t0).send.len(), 1);
         let s = gcs.on_message(&request(3), t0);
-        assert!(matches!(s.done, Some(Err(MissionError::OutOfSequence { seq: 3, expected: 1, .. }))), "{s:?}");
+        assert!(
+            matches!(
+                s.done,
+                Some(Err(MissionError::OutOfSequence {
+                    seq: 3,
+                    expected: 1,
+                    ..
+                }))
+            ),
+            "{s:?}"
+        );
 
-        let (mut gcs, _) = Sender::start(ListKind::Mission, &items(5), VEHICLE, Timing::default(), t0).unwrap();
+        let (mut gcs, _) =
+            Sender::start(ListKind::Mission, &items(5), VEHICLE, Timing::default(), t0).unwrap();
         gcs.on_message(&request(0), t0);
-        let accepted = ack(ListKind::Mission, GCS, MavMissionResult::MAV_MISSION_ACCEPTED);
+        let accepted = ack(
+            ListKind::Mission,
+            GCS,
+            MavMissionResult::MAV_MISSION_ACCEPTED,
+        );
         let s = gcs.on_message(&accepted, t0);
-        assert!(matches!(s.done, Some(Err(MissionError::PartialAccept { sent: 1, count: 5, .. }))), "{s:?}");
+        assert!(
+            matches!(
+                s.done,
+                Some(Err(MissionError::PartialAccept {
+                    sent: 1,
+                    count: 5,
+                    ..
+                }))
+            ),
+            "{s:?}"
+        );
 
-        let (mut gcs, _) = Sender::start(ListKind::Mission, &items(2), VEHICLE, Timing::default(), t0).unwrap();
-        let refused = ack(ListKind::Mission, GCS, MavMissionResult::MAV_MISSION_NO_SPACE);
+        let (mut gcs, _) =
+            Sender::start(ListKind::Mission, &items(2), VEHICLE, Timing::default(), t0).unwrap();
+        let refused = ack(
+            ListKind::Mission,
+            GCS,
+            MavMissionResult::MAV_MISSION_NO_SPACE,
+        );
         let s = gcs.on_message(&refused, t0);
-        assert!(matches!(s.done, Some(Err(MissionError::Refused { result: MavMissionResult::MAV_MISSION_NO_SPACE, .. }))));
+        assert!(matches!(
+            s.done,
+            Some(Err(MissionError::Refused {
+                result: MavMissionResult::MAV_MISSION_NO_SPACE,
+                ..
+            }))
+        ));
     }
 
     /// Messages for another list do not disturb a transfer.
@@ -716,7 +888,11 @@ mod tests {
         list[1].command = 65_000;
         assert!(matches!(
             Sender::start(ListKind::Mission, &list, VEHICLE, Timing::default(), t0),
-            Err(MissionError::UnknownItem { seq: 1, command: 65_000, .. })
+            Err(MissionError::UnknownItem {
+                seq: 1,
+                command: 65_000,
+                ..
+            })
         ));
     }
 
@@ -736,7 +912,11 @@ mod tests {
     #[test]
     fn ardupilot_home_is_item_zero() {
         let mission = items(3);
-        let home = MissionItem { z: 0.0, frame: 0, ..items(1)[0] };
+        let home = MissionItem {
+            z: 0.0,
+            frame: 0,
+            ..items(1)[0]
+        };
         let list = for_upload(&mission, home, Convention::Ardupilot);
         assert_eq!(list.len(), 4);
         assert_eq!(list[0], home);
@@ -752,16 +932,37 @@ mod tests {
             Just(MavMissionType::MAV_MISSION_TYPE_FENCE),
             Just(MavMissionType::MAV_MISSION_TYPE_RALLY),
         ];
-        (0u8..5, 0u16..12, kind, any::<bool>()).prop_map(|(which, seq, mission_type, ok)| match which {
-            0 => MavMessage::MISSION_REQUEST_INT(MISSION_REQUEST_INT_DATA { seq, mission_type, ..Default::default() }),
-            1 => MavMessage::MISSION_COUNT(MISSION_COUNT_DATA { count: seq, mission_type, ..Default::default() }),
-            2 => MavMessage::MISSION_ITEM_INT(MISSION_ITEM_INT_DATA { seq, mission_type, ..Default::default() }),
-            3 => MavMessage::MISSION_ACK(MISSION_ACK_DATA {
-                mavtype: if ok { MavMissionResult::MAV_MISSION_ACCEPTED } else { MavMissionResult::MAV_MISSION_ERROR },
-                mission_type,
-                ..Default::default()
-            }),
-            _ => MavMessage::MISSION_REQUEST_LIST(MISSION_REQUEST_LIST_DATA { mission_type, ..Default::default() }),
+        (0u8..5, 0u16..12, kind, any::<bool>()).prop_map(|(which, seq, mission_type, ok)| {
+            match which {
+                0 => MavMessage::MISSION_REQUEST_INT(MISSION_REQUEST_INT_DATA {
+                    seq,
+                    mission_type,
+                    ..Default::default()
+                }),
+                1 => MavMessage::MISSION_COUNT(MISSION_COUNT_DATA {
+                    count: seq,
+                    mission_type,
+                    ..Default::default()
+                }),
+                2 => MavMessage::MISSION_ITEM_INT(MISSION_ITEM_INT_DATA {
+                    seq,
+                    mission_type,
+                    ..Default::default()
+                }),
+                3 => MavMessage::MISSION_ACK(MISSION_ACK_DATA {
+                    mavtype: if ok {
+                        MavMissionResult::MAV_MISSION_ACCEPTED
+                    } else {
+                        MavMissionResult::MAV_MISSION_ERROR
+                    },
+                    mission_type,
+                    ..Default::default()
+                }),
+                _ => MavMessage::MISSION_REQUEST_LIST(MISSION_REQUEST_LIST_DATA {
+                    mission_type,
+                    ..Default::default()
+                }),
+            }
         })
     }
 

@@ -18,10 +18,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use mavlink::Message as _;
 use mavlink::dialects::common::{
-    MavAutopilot, MavCmd, MavMessage, MavModeFlag, MavResult, MavState, MavType, COMMAND_LONG_DATA, HEARTBEAT_DATA,
+    MavAutopilot, MavCmd, MavMessage, MavModeFlag, MavResult, MavState, MavType, COMMAND_LONG_DATA,
+    HEARTBEAT_DATA,
 };
+use mavlink::Message as _;
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
@@ -46,14 +47,22 @@ impl std::str::FromStr for LinkSpec {
     type Err = String;
 
     fn from_str(s: &str) -> Result<LinkSpec, String> {
-        let (scheme, addr) = s.split_once(':').ok_or_else(|| format!("{s:?}: expected udpin:HOST:PORT, udpout:HOST:PORT or tcp:HOST:PORT"))?;
+        let (scheme, addr) = s.split_once(':').ok_or_else(|| {
+            format!("{s:?}: expected udpin:HOST:PORT, udpout:HOST:PORT or tcp:HOST:PORT")
+        })?;
         let make: fn(SocketAddr) -> LinkSpec = match scheme {
             "udpin" | "udp" => LinkSpec::UdpIn,
             "udpout" => LinkSpec::UdpOut,
             "tcp" | "tcpout" => LinkSpec::TcpOut,
-            other => return Err(format!("{other:?}: the link kinds are udpin, udpout and tcp")),
+            other => {
+                return Err(format!(
+                    "{other:?}: the link kinds are udpin, udpout and tcp"
+                ))
+            }
         };
-        let addr: SocketAddr = addr.parse().map_err(|e| format!("{addr:?}: {e} (an IP address and port)"))?;
+        let addr: SocketAddr = addr
+            .parse()
+            .map_err(|e| format!("{addr:?}: {e} (an IP address and port)"))?;
         Ok(make(addr))
     }
 }
@@ -164,16 +173,41 @@ pub enum Rejection {
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     /// A vehicle's first heartbeat.
-    Discovered { vehicle: VehicleId, autopilot: String, vehicle_type: String },
+    Discovered {
+        vehicle: VehicleId,
+        autopilot: String,
+        vehicle_type: String,
+    },
     /// A new position (GLOBAL_POSITION_INT), with the latest of everything else.
-    Telemetry { vehicle: VehicleId, telemetry: Telemetry },
+    Telemetry {
+        vehicle: VehicleId,
+        telemetry: Telemetry,
+    },
     /// No heartbeat for longer than the configured limit.
-    CommLost { vehicle: VehicleId, silent_ms: u64 },
-    CommRegained { vehicle: VehicleId, outage_ms: u64 },
+    CommLost {
+        vehicle: VehicleId,
+        silent_ms: u64,
+    },
+    CommRegained {
+        vehicle: VehicleId,
+        outage_ms: u64,
+    },
     /// Frames that were dropped (reported at most once a second per sender, with the count).
-    Rejected { peer: SocketAddr, system: u32, reason: Rejection, count: u64 },
-    MissionItemReached { vehicle: VehicleId, seq: u16 },
-    StatusText { vehicle: VehicleId, severity: String, text: String },
+    Rejected {
+        peer: SocketAddr,
+        system: u32,
+        reason: Rejection,
+        count: u64,
+    },
+    MissionItemReached {
+        vehicle: VehicleId,
+        seq: u16,
+    },
+    StatusText {
+        vehicle: VehicleId,
+        severity: String,
+        text: String,
+    },
 }
 
 /// Commands the patrol team sends.
@@ -252,11 +286,28 @@ pub struct Station {
 }
 
 enum Request {
-    Upload { vehicle: VehicleId, kind: ListKind, items: Vec<MissionItem>, reply: oneshot::Sender<Result<UploadReport, StationError>> },
-    Download { vehicle: VehicleId, kind: ListKind, reply: oneshot::Sender<Result<Vec<MissionItem>, StationError>> },
-    Command { vehicle: VehicleId, command: Command, reply: oneshot::Sender<Result<(), StationError>> },
-    Vehicles { reply: oneshot::Sender<Vec<VehicleStatus>> },
-    Shutdown { done: oneshot::Sender<()> },
+    Upload {
+        vehicle: VehicleId,
+        kind: ListKind,
+        items: Vec<MissionItem>,
+        reply: oneshot::Sender<Result<UploadReport, StationError>>,
+    },
+    Download {
+        vehicle: VehicleId,
+        kind: ListKind,
+        reply: oneshot::Sender<Result<Vec<MissionItem>, StationError>>,
+    },
+    Command {
+        vehicle: VehicleId,
+        command: Command,
+        reply: oneshot::Sender<Result<(), StationError>>,
+    },
+    Vehicles {
+        reply: oneshot::Sender<Vec<VehicleStatus>>,
+    },
+    Shutdown {
+        done: oneshot::Sender<()>,
+    },
 }
 
 impl Station {
@@ -274,7 +325,14 @@ impl Station {
                 let local = socket.local_addr()?;
                 let reader = tokio::spawn(read_udp(socket.clone(), inbound_tx));
                 let default_peer = matches!(config.link, LinkSpec::UdpOut(_)).then_some(addr);
-                (Transport::Udp { socket, default_peer }, local, reader)
+                (
+                    Transport::Udp {
+                        socket,
+                        default_peer,
+                    },
+                    local,
+                    reader,
+                )
             }
             LinkSpec::TcpOut(addr) => {
                 let stream = TcpStream::connect(addr).await?;
@@ -282,7 +340,14 @@ impl Station {
                 let local = stream.local_addr()?;
                 let (read, write) = stream.into_split();
                 let reader = tokio::spawn(read_tcp(read, addr, inbound_tx));
-                (Transport::Tcp { writer: write, peer: addr }, local, reader)
+                (
+                    Transport::Tcp {
+                        writer: write,
+                        peer: addr,
+                    },
+                    local,
+                    reader,
+                )
             }
         };
         let tlog = match &config.tlog {
@@ -307,7 +372,11 @@ impl Station {
             reader,
         };
         tokio::spawn(actor.run(inbound_rx, request_rx));
-        Ok(Station { requests, events, local_addr })
+        Ok(Station {
+            requests,
+            events,
+            local_addr,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -318,9 +387,15 @@ impl Station {
         self.events.subscribe()
     }
 
-    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Request) -> Result<T, StationError> {
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Request,
+    ) -> Result<T, StationError> {
         let (tx, rx) = oneshot::channel();
-        self.requests.send(make(tx)).await.map_err(|_| StationError::Stopped)?;
+        self.requests
+            .send(make(tx))
+            .await
+            .map_err(|_| StationError::Stopped)?;
         rx.await.map_err(|_| StationError::Stopped)
     }
 
@@ -343,17 +418,42 @@ impl Station {
     }
 
     /// Uploads a list; returns only once the vehicle accepted all of it.
-    pub async fn upload(&self, vehicle: VehicleId, kind: ListKind, items: Vec<MissionItem>) -> Result<UploadReport, StationError> {
-        self.ask(|reply| Request::Upload { vehicle, kind, items, reply }).await?
+    pub async fn upload(
+        &self,
+        vehicle: VehicleId,
+        kind: ListKind,
+        items: Vec<MissionItem>,
+    ) -> Result<UploadReport, StationError> {
+        self.ask(|reply| Request::Upload {
+            vehicle,
+            kind,
+            items,
+            reply,
+        })
+        .await?
     }
 
-    pub async fn download(&self, vehicle: VehicleId, kind: ListKind) -> Result<Vec<MissionItem>, StationError> {
-        self.ask(|reply| Request::Download { vehicle, kind, reply }).await?
+    pub async fn download(
+        &self,
+        vehicle: VehicleId,
+        kind: ListKind,
+    ) -> Result<Vec<MissionItem>, StationError> {
+        self.ask(|reply| Request::Download {
+            vehicle,
+            kind,
+            reply,
+        })
+        .await?
     }
 
     /// Sends a command and waits for the vehicle to accept it.
     pub async fn command(&self, vehicle: VehicleId, command: Command) -> Result<(), StationError> {
-        self.ask(|reply| Request::Command { vehicle, command, reply }).await?
+        self.ask(|reply| Request::Command {
+            vehicle,
+            command,
+            reply,
+        })
+        .await?
     }
 
     /// Stops the station: returns once the port is released and the tlog flushed.
@@ -376,7 +476,15 @@ async fn read_udp(socket: Arc<UdpSocket>, to_actor: mpsc::Sender<Inbound>) {
     loop {
         match socket.recv_from(&mut buf).await {
             Ok((n, peer)) => {
-                if to_actor.send(Inbound { peer, bytes: buf[..n].to_vec(), datagram: true }).await.is_err() {
+                if to_actor
+                    .send(Inbound {
+                        peer,
+                        bytes: buf[..n].to_vec(),
+                        datagram: true,
+                    })
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -391,7 +499,11 @@ async fn read_udp(socket: Arc<UdpSocket>, to_actor: mpsc::Sender<Inbound>) {
     }
 }
 
-async fn read_tcp(mut read: tokio::net::tcp::OwnedReadHalf, peer: SocketAddr, to_actor: mpsc::Sender<Inbound>) {
+async fn read_tcp(
+    mut read: tokio::net::tcp::OwnedReadHalf,
+    peer: SocketAddr,
+    to_actor: mpsc::Sender<Inbound>,
+) {
     let mut buf = vec![0u8; 16_384];
     loop {
         match read.read(&mut buf).await {
@@ -400,7 +512,15 @@ async fn read_tcp(mut read: tokio::net::tcp::OwnedReadHalf, peer: SocketAddr, to
                 return;
             }
             Ok(n) => {
-                if to_actor.send(Inbound { peer, bytes: buf[..n].to_vec(), datagram: false }).await.is_err() {
+                if to_actor
+                    .send(Inbound {
+                        peer,
+                        bytes: buf[..n].to_vec(),
+                        datagram: false,
+                    })
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -413,8 +533,14 @@ async fn read_tcp(mut read: tokio::net::tcp::OwnedReadHalf, peer: SocketAddr, to
 }
 
 enum Transport {
-    Udp { socket: Arc<UdpSocket>, default_peer: Option<SocketAddr> },
-    Tcp { writer: tokio::net::tcp::OwnedWriteHalf, peer: SocketAddr },
+    Udp {
+        socket: Arc<UdpSocket>,
+        default_peer: Option<SocketAddr>,
+    },
+    Tcp {
+        writer: tokio::net::tcp::OwnedWriteHalf,
+        peer: SocketAddr,
+    },
 }
 
 struct VehicleState {
@@ -423,8 +549,15 @@ struct VehicleState {
 }
 
 enum Transfer {
-    Upload { machine: Sender, started: Instant, reply: oneshot::Sender<Result<UploadReport, StationError>> },
-    Download { machine: Receiver, reply: oneshot::Sender<Result<Vec<MissionItem>, StationError>> },
+    Upload {
+        machine: Sender,
+        started: Instant,
+        reply: oneshot::Sender<Result<UploadReport, StationError>>,
+    },
+    Download {
+        machine: Receiver,
+        reply: oneshot::Sender<Result<Vec<MissionItem>, StationError>>,
+    },
 }
 
 struct PendingCommand {
@@ -464,7 +597,10 @@ struct Actor {
 const AUTOPILOT_COMPONENT: u8 = 1;
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 fn debug_name<T: std::fmt::Debug>(v: T, prefix: &str) -> String {
@@ -473,7 +609,11 @@ fn debug_name<T: std::fmt::Debug>(v: T, prefix: &str) -> String {
 }
 
 impl Actor {
-    async fn run(mut self, mut inbound: mpsc::Receiver<Inbound>, mut requests: mpsc::Receiver<Request>) {
+    async fn run(
+        mut self,
+        mut inbound: mpsc::Receiver<Inbound>,
+        mut requests: mpsc::Receiver<Request>,
+    ) {
         let mut tick = tokio::time::interval(Duration::from_millis(20));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
@@ -516,10 +656,17 @@ impl Actor {
             Transport::Udp { socket, .. } => socket.send_to(&bytes, peer).await.map(|_| ()),
             // A peer that stops reading must not stall the station (its timers and every
             // other vehicle): a write that cannot complete in half a second is dropped.
-            Transport::Tcp { writer, .. } => match tokio::time::timeout(Duration::from_millis(500), writer.write_all(&bytes)).await {
-                Ok(r) => r,
-                Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "the vehicle is not reading")),
-            },
+            Transport::Tcp { writer, .. } => {
+                match tokio::time::timeout(Duration::from_millis(500), writer.write_all(&bytes))
+                    .await
+                {
+                    Ok(r) => r,
+                    Err(_) => Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the vehicle is not reading",
+                    )),
+                }
+            }
         };
         if let Err(e) = result {
             tracing::debug!(%peer, error = %e, "MAVLink send failed");
@@ -533,12 +680,26 @@ impl Actor {
     }
 
     fn reject(&mut self, peer: SocketAddr, system: u32, reason: Rejection, now: Instant) {
-        let entry = self.rejections.entry((peer, system, reason)).or_insert(RejectionCount { count: 0, reported_at: None });
+        let entry = self
+            .rejections
+            .entry((peer, system, reason))
+            .or_insert(RejectionCount {
+                count: 0,
+                reported_at: None,
+            });
         entry.count += 1;
-        if entry.reported_at.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
+        if entry
+            .reported_at
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+        {
             entry.reported_at = Some(now);
             tracing::warn!(%peer, system, ?reason, count = entry.count, "MAVLink frames rejected");
-            let _ = self.events.send(Event::Rejected { peer, system, reason, count: entry.count });
+            let _ = self.events.send(Event::Rejected {
+                peer,
+                system,
+                reason,
+                count: entry.count,
+            });
         }
         if let Ok(s) = u8::try_from(system) {
             if let Some(v) = self.vehicles.get_mut(&VehicleId { system: s, peer }) {
@@ -549,12 +710,18 @@ impl Actor {
 
     /// Whether a frame from `peer` may be listened to.
     fn admit(&mut self, peer: SocketAddr, frame: &Frame, now: Instant) -> bool {
-        let Ok(system) = u8::try_from(frame.system_id()) else { return false };
+        let Ok(system) = u8::try_from(frame.system_id()) else {
+            return false;
+        };
         if let Some(signer) = signer(&self.config, &mut self.signers, system) {
             if signer.verify(frame) {
                 return true;
             }
-            let reason = if frame.is_signed() { Rejection::BadSignature } else { Rejection::Unsigned };
+            let reason = if frame.is_signed() {
+                Rejection::BadSignature
+            } else {
+                Rejection::Unsigned
+            };
             self.reject(peer, frame.system_id(), reason, now);
             return false;
         }
@@ -586,8 +753,13 @@ impl Actor {
                     continue;
                 }
             };
-            let Ok(system) = u8::try_from(frame.system_id()) else { continue };
-            let id = VehicleId { system, peer: packet.peer };
+            let Ok(system) = u8::try_from(frame.system_id()) else {
+                continue;
+            };
+            let id = VehicleId {
+                system,
+                peer: packet.peer,
+            };
             self.on_message(id, frame.component_id(), &msg, now).await;
         }
     }
@@ -597,7 +769,9 @@ impl Actor {
             self.on_heartbeat(id, component, hb, now);
         }
         let signed = self.signers.contains_key(&id.system);
-        let Some(vehicle) = self.vehicles.get_mut(&id) else { return };
+        let Some(vehicle) = self.vehicles.get_mut(&id) else {
+            return;
+        };
         vehicle.status.frames += 1;
         vehicle.status.signed = signed;
         let t = &mut vehicle.status.telemetry;
@@ -614,7 +788,10 @@ impl Actor {
                     t.heading_deg = f64::from(p.hdg) / 100.0;
                 }
                 let telemetry = t.clone();
-                let _ = self.events.send(Event::Telemetry { vehicle: id, telemetry });
+                let _ = self.events.send(Event::Telemetry {
+                    vehicle: id,
+                    telemetry,
+                });
             }
             MavMessage::ATTITUDE(a) => {
                 t.roll_deg = f64::from(a.roll).to_degrees();
@@ -624,21 +801,38 @@ impl Actor {
             MavMessage::SYS_STATUS(s) => t.battery_pct = u8::try_from(s.battery_remaining).ok(),
             MavMessage::MISSION_CURRENT(m) => t.mission_seq = Some(m.seq),
             MavMessage::MISSION_ITEM_REACHED(r) => {
-                let _ = self.events.send(Event::MissionItemReached { vehicle: id, seq: r.seq });
+                let _ = self.events.send(Event::MissionItemReached {
+                    vehicle: id,
+                    seq: r.seq,
+                });
             }
             MavMessage::STATUSTEXT(s) => {
-                let text = s.text.to_str().unwrap_or("").trim_end_matches('\0').to_string();
+                let text = s
+                    .text
+                    .to_str()
+                    .unwrap_or("")
+                    .trim_end_matches('\0')
+                    .to_string();
                 let severity = debug_name(s.severity, "MAV_SEVERITY_");
-                let _ = self.events.send(Event::StatusText { vehicle: id, severity, text });
+                let _ = self.events.send(Event::StatusText {
+                    vehicle: id,
+                    severity,
+                    text,
+                });
             }
-            MavMessage::COMMAND_ACK(a) if a.target_system == 0 || a.target_system == self.config.system_id => {
+            MavMessage::COMMAND_ACK(a)
+                if a.target_system == 0 || a.target_system == self.config.system_id =>
+            {
                 self.on_command_ack(id, a.command, a.result)
             }
             _ => {}
         }
         // Mission and command traffic addressed to another ground station on the same link
         // (QGroundControl behind a router, say) must not drive ours.
-        if msg.target_system_id().is_some_and(|t| t != 0 && t != self.config.system_id) {
+        if msg
+            .target_system_id()
+            .is_some_and(|t| t != 0 && t != self.config.system_id)
+        {
             return;
         }
         self.drive_transfer(id, Some(msg), now).await;
@@ -646,10 +840,14 @@ impl Actor {
 
     fn on_heartbeat(&mut self, id: VehicleId, component: u8, hb: &HEARTBEAT_DATA, now: Instant) {
         // Other ground stations and companion computers are not vehicles.
-        if hb.autopilot == MavAutopilot::MAV_AUTOPILOT_INVALID || hb.mavtype == MavType::MAV_TYPE_GCS {
+        if hb.autopilot == MavAutopilot::MAV_AUTOPILOT_INVALID
+            || hb.mavtype == MavType::MAV_TYPE_GCS
+        {
             return;
         }
-        let armed = hb.base_mode.contains(MavModeFlag::MAV_MODE_FLAG_SAFETY_ARMED);
+        let armed = hb
+            .base_mode
+            .contains(MavModeFlag::MAV_MODE_FLAG_SAFETY_ARMED);
         match self.vehicles.get_mut(&id) {
             // A camera, gimbal or other component of the same system: not the autopilot, so
             // neither its armed state nor its liveness is the vehicle's. The autopilot's usual
@@ -661,7 +859,10 @@ impl Actor {
                     v.status.link_lost = false;
                     let outage_ms = now.duration_since(v.last_heartbeat).as_millis() as u64;
                     tracing::info!(vehicle = %id, outage_ms, "vehicle link regained");
-                    let _ = self.events.send(Event::CommRegained { vehicle: id, outage_ms });
+                    let _ = self.events.send(Event::CommRegained {
+                        vehicle: id,
+                        outage_ms,
+                    });
                 }
                 v.last_heartbeat = now;
                 v.status.telemetry.armed = armed;
@@ -681,10 +882,24 @@ impl Actor {
                     signed: false,
                     frames: 0,
                     rejected_frames: 0,
-                    telemetry: Telemetry { armed, custom_mode: hb.custom_mode, ..Telemetry::default() },
+                    telemetry: Telemetry {
+                        armed,
+                        custom_mode: hb.custom_mode,
+                        ..Telemetry::default()
+                    },
                 };
-                self.vehicles.insert(id, VehicleState { status, last_heartbeat: now });
-                let _ = self.events.send(Event::Discovered { vehicle: id, autopilot, vehicle_type });
+                self.vehicles.insert(
+                    id,
+                    VehicleState {
+                        status,
+                        last_heartbeat: now,
+                    },
+                );
+                let _ = self.events.send(Event::Discovered {
+                    vehicle: id,
+                    autopilot,
+                    vehicle_type,
+                });
             }
         }
     }
@@ -697,7 +912,10 @@ impl Actor {
             let outcome = if result == MavResult::MAV_RESULT_ACCEPTED {
                 Ok(())
             } else {
-                Err(StationError::CommandRefused { command: p.command, result })
+                Err(StationError::CommandRefused {
+                    command: p.command,
+                    result,
+                })
             };
             let _ = p.reply.send(outcome);
         }
@@ -706,7 +924,9 @@ impl Actor {
     /// Feeds a message (or, with `None`, the clock) to the vehicle's transfer, sends what it
     /// answers and completes it when done.
     async fn drive_transfer(&mut self, id: VehicleId, msg: Option<&MavMessage>, now: Instant) {
-        let Some(transfer) = self.transfers.get_mut(&id) else { return };
+        let Some(transfer) = self.transfers.get_mut(&id) else {
+            return;
+        };
         let step: Step = match (transfer, msg) {
             (Transfer::Upload { machine, .. }, Some(m)) => machine.on_message(m, now),
             (Transfer::Upload { machine, .. }, None) => machine.on_timeout(now),
@@ -716,14 +936,20 @@ impl Actor {
         self.send_steps(id, step.send).await;
         let Some(outcome) = step.done else { return };
         match self.transfers.remove(&id) {
-            Some(Transfer::Upload { machine, started, reply }) => {
+            Some(Transfer::Upload {
+                machine,
+                started,
+                reply,
+            }) => {
                 let report = outcome.map(|items| UploadReport {
                     kind: machine.kind(),
                     items: items.len(),
                     seconds: now.duration_since(started).as_secs_f64(),
                 });
                 match &report {
-                    Ok(r) => tracing::info!(vehicle = %id, kind = %r.kind, items = r.items, seconds = r.seconds, "upload accepted"),
+                    Ok(r) => {
+                        tracing::info!(vehicle = %id, kind = %r.kind, items = r.items, seconds = r.seconds, "upload accepted")
+                    }
                     Err(e) => tracing::warn!(vehicle = %id, error = %e, "upload failed"),
                 }
                 let _ = reply.send(report.map_err(StationError::from));
@@ -736,18 +962,27 @@ impl Actor {
     }
 
     fn target(&self, id: VehicleId) -> Option<Target> {
-        self.vehicles.get(&id).map(|v| Target { system: id.system, component: v.status.component })
+        self.vehicles.get(&id).map(|v| Target {
+            system: id.system,
+            component: v.status.component,
+        })
     }
 
     async fn on_request(&mut self, request: Request) {
         let now = Instant::now();
         match request {
             Request::Vehicles { reply } => {
-                let mut list: Vec<VehicleStatus> = self.vehicles.values().map(|v| v.status.clone()).collect();
+                let mut list: Vec<VehicleStatus> =
+                    self.vehicles.values().map(|v| v.status.clone()).collect();
                 list.sort_by_key(|v| (v.id.system, v.id.peer));
                 let _ = reply.send(list);
             }
-            Request::Upload { vehicle, kind, items, reply } => {
+            Request::Upload {
+                vehicle,
+                kind,
+                items,
+                reply,
+            } => {
                 let Some(target) = self.target(vehicle) else {
                     let _ = reply.send(Err(StationError::UnknownVehicle(vehicle)));
                     return;
@@ -758,7 +993,14 @@ impl Actor {
                 }
                 match Sender::start(kind, &items, target, self.config.timing, now) {
                     Ok((machine, step)) => {
-                        self.transfers.insert(vehicle, Transfer::Upload { machine, started: now, reply });
+                        self.transfers.insert(
+                            vehicle,
+                            Transfer::Upload {
+                                machine,
+                                started: now,
+                                reply,
+                            },
+                        );
                         self.send_steps(vehicle, step.send).await;
                     }
                     Err(e) => {
@@ -766,7 +1008,11 @@ impl Actor {
                     }
                 }
             }
-            Request::Download { vehicle, kind, reply } => {
+            Request::Download {
+                vehicle,
+                kind,
+                reply,
+            } => {
                 let Some(target) = self.target(vehicle) else {
                     let _ = reply.send(Err(StationError::UnknownVehicle(vehicle)));
                     return;
@@ -776,10 +1022,15 @@ impl Actor {
                     return;
                 }
                 let (machine, step) = Receiver::download(kind, target, self.config.timing, now);
-                self.transfers.insert(vehicle, Transfer::Download { machine, reply });
+                self.transfers
+                    .insert(vehicle, Transfer::Download { machine, reply });
                 self.send_steps(vehicle, step.send).await;
             }
-            Request::Command { vehicle, command, reply } => {
+            Request::Command {
+                vehicle,
+                command,
+                reply,
+            } => {
                 let Some(target) = self.target(vehicle) else {
                     let _ = reply.send(Err(StationError::UnknownVehicle(vehicle)));
                     return;
@@ -789,17 +1040,28 @@ impl Actor {
                 // One outstanding command per number and vehicle (the protocol matches the
                 // acknowledgement by command number alone: arm and disarm share one).
                 if let Some(pending) = self.commands.get(&key) {
-                    let _ = reply.send(Err(StationError::CommandPending { command, pending: pending.command }));
+                    let _ = reply.send(Err(StationError::CommandPending {
+                        command,
+                        pending: pending.command,
+                    }));
                     return;
                 }
-                self.commands.insert(key, PendingCommand {
-                    command,
-                    target,
-                    attempts: 1,
-                    deadline: now + self.config.timing.reply_timeout,
-                    reply,
-                });
-                self.send_to(vehicle.peer, Some(vehicle.system), &MavMessage::COMMAND_LONG(wire)).await;
+                self.commands.insert(
+                    key,
+                    PendingCommand {
+                        command,
+                        target,
+                        attempts: 1,
+                        deadline: now + self.config.timing.reply_timeout,
+                        reply,
+                    },
+                );
+                self.send_to(
+                    vehicle.peer,
+                    Some(vehicle.system),
+                    &MavMessage::COMMAND_LONG(wire),
+                )
+                .await;
             }
             Request::Shutdown { .. } => {}
         }
@@ -820,7 +1082,10 @@ impl Actor {
     }
 
     async fn heartbeat_out(&mut self, now: Instant) {
-        if self.last_heartbeat_out.is_some_and(|t| now.duration_since(t) < self.config.heartbeat_interval) {
+        if self
+            .last_heartbeat_out
+            .is_some_and(|t| now.duration_since(t) < self.config.heartbeat_interval)
+        {
             return;
         }
         self.last_heartbeat_out = Some(now);
@@ -834,7 +1099,11 @@ impl Actor {
         });
         // Each vehicle gets its own copy (signed with its key); a `udpout`/`tcp` link also
         // announces us before any vehicle is known, so the vehicle learns where we are.
-        let mut targets: Vec<(SocketAddr, Option<u8>)> = self.vehicles.keys().map(|v| (v.peer, Some(v.system))).collect();
+        let mut targets: Vec<(SocketAddr, Option<u8>)> = self
+            .vehicles
+            .keys()
+            .map(|v| (v.peer, Some(v.system)))
+            .collect();
         let default_peer = match &self.transport {
             Transport::Udp { default_peer, .. } => *default_peer,
             Transport::Tcp { peer, .. } => Some(*peer),
@@ -857,18 +1126,30 @@ impl Actor {
                 v.status.link_lost = true;
                 let silent_ms = silent.as_millis() as u64;
                 tracing::warn!(vehicle = %id, silent_ms, "vehicle link lost");
-                let _ = self.events.send(Event::CommLost { vehicle: *id, silent_ms });
+                let _ = self.events.send(Event::CommLost {
+                    vehicle: *id,
+                    silent_ms,
+                });
             }
         }
     }
 
     async fn retry_commands(&mut self, now: Instant) {
-        let due: Vec<(VehicleId, u16)> =
-            self.commands.iter().filter(|(_, p)| p.deadline <= now).map(|(k, _)| *k).collect();
+        let due: Vec<(VehicleId, u16)> = self
+            .commands
+            .iter()
+            .filter(|(_, p)| p.deadline <= now)
+            .map(|(k, _)| *k)
+            .collect();
         for key in due {
-            let Some(mut p) = self.commands.remove(&key) else { continue };
+            let Some(mut p) = self.commands.remove(&key) else {
+                continue;
+            };
             if p.attempts > self.config.timing.retries {
-                let _ = p.reply.send(Err(StationError::CommandTimeout { command: p.command, attempts: p.attempts }));
+                let _ = p.reply.send(Err(StationError::CommandTimeout {
+                    command: p.command,
+                    attempts: p.attempts,
+                }));
                 continue;
             }
             // The confirmation field counts retransmissions, so the vehicle can tell a repeat
@@ -877,7 +1158,12 @@ impl Actor {
             p.attempts += 1;
             p.deadline = now + self.config.timing.reply_timeout;
             self.commands.insert(key, p);
-            self.send_to(key.0.peer, Some(key.0.system), &MavMessage::COMMAND_LONG(wire)).await;
+            self.send_to(
+                key.0.peer,
+                Some(key.0.system),
+                &MavMessage::COMMAND_LONG(wire),
+            )
+            .await;
         }
     }
 }
@@ -885,9 +1171,17 @@ impl Actor {
 /// The signing state for a vehicle with a key (created on first use, in either direction).
 /// A vehicle with a key must sign: unsigned frames claiming its system id are refused whether
 /// or not `require_signing` is set (that setting is about vehicles without a key).
-fn signer<'a>(config: &StationConfig, signers: &'a mut HashMap<u8, Signer>, system: u8) -> Option<&'a Signer> {
+fn signer<'a>(
+    config: &StationConfig,
+    signers: &'a mut HashMap<u8, Signer>,
+    system: u8,
+) -> Option<&'a Signer> {
     let key = config.keys.get(&system)?;
-    Some(signers.entry(system).or_insert_with(|| Signer::new(key, 0, false)))
+    Some(
+        signers
+            .entry(system)
+            .or_insert_with(|| Signer::new(key, 0, false)),
+    )
 }
 
 fn transfer_kind(t: &Transfer) -> ListKind {

@@ -15,12 +15,21 @@ pub struct TlogWriter {
 impl TlogWriter {
     /// Appends to `path` (a log survives a restart of the ground station).
     pub fn open(path: &Path) -> std::io::Result<TlogWriter> {
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(TlogWriter { out: BufWriter::new(file), frames: 0 })
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        Ok(TlogWriter {
+            out: BufWriter::new(file),
+            frames: 0,
+        })
     }
 
     pub fn write(&mut self, frame: &[u8]) -> std::io::Result<()> {
-        let micros = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0);
+        let micros = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_micros() as u64)
+            .unwrap_or(0);
         self.out.write_all(&micros.to_be_bytes())?;
         self.out.write_all(frame)?;
         self.frames += 1;

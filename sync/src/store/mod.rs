@@ -893,7 +893,12 @@ impl Store {
             let merged = || {
                 let valid: Vec<Entry> = by_field
                     .get(*f)
-                    .map(|v| v.iter().filter(|e| e.v.stamp.hlc.0 >= current.killed_at).cloned().collect())
+                    .map(|v| {
+                        v.iter()
+                            .filter(|e| e.v.stamp.hlc.0 >= current.killed_at)
+                            .cloned()
+                            .collect()
+                    })
                     .unwrap_or_default();
                 join_entries(&valid).map(|v| v.state)
             };
