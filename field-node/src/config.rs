@@ -217,30 +217,67 @@ mod tests {
         );
     }
 
-    #[test]
-    fn the_documented_ais_and_sar_sources_parse() {
-        // The indented examples ("#   ...") of docs/site.toml.
-        use crate::pipeline::SourceConfig;
+    /// Every commented `[[sources]]` example of docs/site.toml, uncommented: both the `# ` and
+    /// the indented `#   ` style, with their `[sources.*]` sub-tables; prose between examples
+    /// and other commented sections (e.g. `[gates]`) end an example.
+    fn documented_source_examples() -> Vec<crate::pipeline::SourceConfig> {
         let doc = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/site.toml");
         let text = std::fs::read_to_string(doc).unwrap();
+        // A table header is a whole line (`[sources.detect] and ...` is prose).
+        let header = |l: &str| {
+            let l = l.split(" #").next().unwrap_or(l).trim_end();
+            l.starts_with('[') && l.ends_with(']') && !l.contains(' ')
+        };
+        let mut in_source = false;
         let examples: String = text
             .lines()
-            .filter_map(|l| l.strip_prefix("#   "))
+            .filter_map(|l| l.strip_prefix("#   ").or_else(|| l.strip_prefix("# ")))
+            .filter(|l| {
+                if l.starts_with('[') {
+                    in_source = header(l)
+                        && (l.starts_with("[[sources]]")
+                            || (in_source && l.starts_with("[sources.")));
+                }
+                in_source
+            })
+            .filter(|l| {
+                header(l)
+                    || l.split_once(" = ").is_some_and(|(k, _)| {
+                        !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                    })
+            })
             .map(|l| format!("{l}\n"))
             .collect();
         #[derive(serde::Deserialize)]
         struct Doc {
-            sources: Vec<SourceConfig>,
+            sources: Vec<crate::pipeline::SourceConfig>,
         }
-        let doc: Doc = toml::from_str(&examples).unwrap();
-        assert!(matches!(
-            &doc.sources[..],
-            [
-                SourceConfig::AisTcp { reconnect_secs: 5, .. },
-                SourceConfig::AisUdp { .. },
-                SourceConfig::SarInbox { land: Some(_), detect, correlation, .. },
-            ] if detect.cfar.pfa == 3.16e-7 && correlation.gate_m == 1000.0
-        ));
+        toml::from_str::<Doc>(&examples)
+            .unwrap_or_else(|e| panic!("{e}\nin the examples:\n{examples}"))
+            .sources
+    }
+
+    #[test]
+    fn every_documented_source_example_parses() {
+        use crate::pipeline::SourceConfig;
+        let sources = documented_source_examples();
+        assert!(
+            matches!(
+                &sources[..],
+                [
+                    SourceConfig::AisTcp { reconnect_secs: 5, .. },
+                    SourceConfig::AisUdp { .. },
+                    SourceConfig::SarInbox { land: Some(_), detect, correlation, .. },
+                    SourceConfig::XrayInbox { model: Some(_), alert_threshold: Some(t), .. },
+                    SourceConfig::NqrInbox { pfa, .. },
+                    SourceConfig::DroneVideoInbox { every: 5, .. },
+                ] if detect.cfar.pfa == 3.16e-7
+                    && correlation.gate_m == 1000.0
+                    && *t == 0.5
+                    && *pfa == 1e-3
+            ),
+            "{sources:#?}"
+        );
     }
 
     #[test]
