@@ -11,7 +11,9 @@
 use mizugiwa_inspect::nqr::{
     self, Acquisition, Calibration, DetectorConfig, DetectorKind, SimulationConfig,
 };
-use mizugiwa_inspect::xray::{generate, tile_features, GeneratorConfig, HiddenKind, Model};
+use mizugiwa_inspect::xray::{
+    generate, tile_features, GeneratorConfig, HiddenKind, Model, FEATURE_COUNT,
+};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::Command;
@@ -157,14 +159,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     let softmax_plan = tract_onnx::onnx()
         .model_for_path(&softmax_path)?
-        .with_input_fact(0, f32::fact([rows, 34]).into())?
+        .with_input_fact(0, f32::fact([rows, FEATURE_COUNT]).into())?
         .into_optimized()?
         .into_runnable()?;
 
     let logits = time_runtime(&batches, threads, |f, n| model.logits(f, n).is_ok());
     let probabilities = time_runtime(&batches, threads, |f, n| model.predict(f, n).is_ok());
     let in_graph = time_runtime(&batches, threads, |f, n| {
-        Tensor::from_shape(&[n, 34], f)
+        Tensor::from_shape(&[n, FEATURE_COUNT], f)
             .and_then(|t| softmax_plan.run(tvec!(t.into())))
             .is_ok()
     });

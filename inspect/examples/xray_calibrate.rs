@@ -32,7 +32,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Largest dense-metal area in containers declaring organic goods only: clean, and
     // hiding a metal block.
     let (mut clean_metal, mut block_metal) = (Vec::new(), Vec::new());
-    let no_metal = |c: mizugiwa_inspect::xray::Category| c.organic_only();
     for i in 0..scans {
         let g = generate(&GeneratorConfig::random(7_000_000 + i, 0.0))?;
         let r = model.scan(&g.scan, &g.manifest)?;
@@ -40,7 +39,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         alerts[0].0 += usize::from(r.risk.alert);
         alerts[0].1 += 1;
         clean_outside.push(r.risk.outside_tiles);
-        if no_metal(g.manifest.category) {
+        if g.manifest.category.organic_only() {
             clean_metal.push(r.dense_metal_cm2);
         }
     }
@@ -57,7 +56,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         alerts[slot].1 += 1;
         if kind == HiddenKind::MetalBlock {
             metal_outside.push(r.risk.outside_tiles);
-            if no_metal(g.manifest.category) {
+            if g.manifest.category.organic_only() {
                 block_metal.push(r.dense_metal_cm2);
             }
         } else {

@@ -97,13 +97,12 @@ def with_softmax(model, out):
     from onnx import helper
     m = onnx.load(model)
     g = m.graph
-    logits = g.output[0].name
-    g.node.append(helper.make_node("Softmax", [logits], ["probabilities"], axis=1))
-    shape = g.output[0].type
+    probabilities = onnx.ValueInfoProto()
+    probabilities.CopyFrom(g.output[0])
+    g.node.append(helper.make_node("Softmax", [probabilities.name], ["probabilities"], axis=1))
+    probabilities.name = "probabilities"
     del g.output[:]
-    o = helper.make_tensor_value_info("probabilities", shape.tensor_type.elem_type, None)
-    o.type.CopyFrom(shape)
-    g.output.append(o)
+    g.output.append(probabilities)
     onnx.checker.check_model(m)
     onnx.save(m, out)
 

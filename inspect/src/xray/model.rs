@@ -505,7 +505,8 @@ fn assess(
                      steel along the beam) at pixels x {x0}..{x1}, y {y0}..{y1}, which {} does \
                      not contain",
                     region.area_cm2,
-                    f64::from(super::DENSE_METAL_G_CM2) / 7.87,
+                    f64::from(super::DENSE_METAL_G_CM2)
+                        / super::materials::Material::Steel.solid_density(),
                     category.name()
                 ),
             });

@@ -28,7 +28,7 @@ pub struct MetalRegion {
 }
 
 /// A pixel is dense metal when steel dominates its contents and there is at least this much of
-/// it along the beam (2.6 cm of solid steel): the goods of an honest textiles or food
+/// it along the beam (2.5 cm of solid steel): the goods of an honest textiles or food
 /// container never reach it, a steel block or a gun barrel does.
 pub const DENSE_METAL_G_CM2: f32 = 20.0;
 /// Steel share from which a pixel counts as steel-dominated.
