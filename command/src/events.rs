@@ -161,33 +161,92 @@ pub async fn pump(
             c = changes.recv() => c,
             _ = stop.wait_for(|s| *s) => return,
         };
+        let mut lagged = None;
+        let mut batch = Vec::new();
         match change {
-            Ok(change) => {
-                if change.collection.starts_with('$') {
-                    continue;
-                }
-                let data = match store.lock() {
-                    Ok(s) => record_event(&s, &change),
-                    Err(_) => return,
-                };
-                hub.publish("record", data);
-            }
-            Err(broadcast::error::RecvError::Lagged(missed)) => {
-                tracing::warn!(
-                    missed,
-                    "event pump fell behind the store; clients will reload"
-                );
-                let id = hub.last_id() + 1;
-                hub.publish("reset", format!("{{\"event_id\":{id}}}"));
-            }
+            Ok(change) => batch.push(change),
+            Err(broadcast::error::RecvError::Lagged(missed)) => lagged = Some(missed),
             Err(broadcast::error::RecvError::Closed) => return,
         }
+        // Everything already announced goes out in one pass under one lock: a transaction
+        // announces its records one by one (a busy gate hall commits hundreds a second), and
+        // a record changed twice before the pump got to it is shown once, as it is now.
+        while lagged.is_none() && batch.len() < PUMP_BATCH {
+            match changes.try_recv() {
+                Ok(change) => batch.push(change),
+                Err(broadcast::error::TryRecvError::Lagged(missed)) => lagged = Some(missed),
+                Err(_) => break,
+            }
+        }
+        let batch = latest_per_record(batch);
+        if !batch.is_empty() {
+            let data: Vec<String> = match store.lock() {
+                Ok(s) => batch.iter().map(|c| record_event(&s, c)).collect(),
+                Err(_) => return,
+            };
+            for d in data {
+                hub.publish("record", d);
+            }
+        }
+        if let Some(missed) = lagged {
+            tracing::warn!(
+                missed,
+                "event pump fell behind the store; clients will reload"
+            );
+            let id = hub.last_id() + 1;
+            hub.publish("reset", format!("{{\"event_id\":{id}}}"));
+        }
     }
+}
+
+/// Most change announcements the pump takes in one pass.
+const PUMP_BATCH: usize = 512;
+
+/// The changes to show, one per record (system collections left out), in the order of each
+/// record's last change; `via` is that last change's.
+fn latest_per_record(batch: Vec<ChangeEvent>) -> Vec<ChangeEvent> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out: Vec<ChangeEvent> = batch
+        .into_iter()
+        .rev()
+        .filter(|c| !c.collection.starts_with('$'))
+        .filter(|c| seen.insert((c.collection.clone(), c.record.clone())))
+        .collect();
+    out.reverse();
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_pump_shows_each_record_once_at_its_last_change_and_skips_system_collections() {
+        let ev = |c: &str, r: &str, via: Option<&str>| ChangeEvent {
+            collection: c.into(),
+            record: r.into(),
+            via: via.map(Into::into),
+        };
+        let shown = latest_per_record(vec![
+            ev("alerts", "a1", None),
+            ev("gate_stats", "nrt-g1", None),
+            ev("$members", "hq", None),
+            ev("alerts", "a2", None),
+            ev("gate_stats", "nrt-g1", Some("hq")),
+        ]);
+        let keys: Vec<_> = shown
+            .iter()
+            .map(|c| (c.collection.as_str(), c.record.as_str(), c.via.as_deref()))
+            .collect();
+        assert_eq!(
+            keys,
+            vec![
+                ("alerts", "a1", None),
+                ("alerts", "a2", None),
+                ("gate_stats", "nrt-g1", Some("hq")),
+            ]
+        );
+    }
 
     #[test]
     fn resume_replays_after_the_last_id_and_resets_when_too_far_behind() {

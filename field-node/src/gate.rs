@@ -44,7 +44,7 @@ use mizugiwa_gate_edge::trust::{RevocationList, TrustList, TrustedKey};
 use mizugiwa_gate_edge::{
     decide, mrz, qr, Decision, GateInput, Outcome, Policy, PublicKeyFile, VerifyPolicy,
 };
-use mizugiwa_sync::{FieldOp, FieldValue, Store, Value};
+use mizugiwa_sync::{Clock, FieldOp, FieldValue, Store, Value};
 use serde::Deserialize;
 use serde_json::json;
 use time::OffsetDateTime;
@@ -129,6 +129,8 @@ pub struct DecideRequest {
 /// The gate service of one site.
 pub struct GateService {
     store: Arc<Mutex<Store>>,
+    /// The replica's wall clock (the one its writes are stamped with).
+    clock: Arc<dyn Clock>,
     site: String,
     devices: HashMap<String, String>,
     policy: Policy,
@@ -203,8 +205,13 @@ impl GateService {
             devices.insert(hash, d.id.clone());
         }
         let journal = open_journal(&store, site, identity)?;
+        let clock = store
+            .lock()
+            .map_err(|_| anyhow::anyhow!("store lock poisoned"))?
+            .wall_clock();
         Ok(GateService {
             store,
+            clock,
             site: site.to_owned(),
             devices,
             policy,
@@ -291,11 +298,9 @@ impl GateService {
         jobs: &[(String, &DecideRequest)],
     ) -> anyhow::Result<Vec<serde_json::Value>> {
         let lists = self.lists()?;
-        let now_ms = self
-            .store
-            .lock()
-            .map_err(|_| anyhow::anyhow!("poisoned"))?
-            .now_ms();
+        // The store's own clock, read without its lock: a sync session or the status writer
+        // may hold that through an fsync.
+        let now_ms = self.clock.now_ms();
         let now = at(now_ms);
         // Signature checks and MRZ parsing need no store: done before taking its lock.
         let read: Vec<_> = jobs
@@ -554,7 +559,7 @@ fn open_journal(
             JournalWriter::resume(site, key, &epoch, seq, &head)?
         }
         _ => {
-            let w = JournalWriter::start(site, key);
+            let w = JournalWriter::start(site, key)?;
             tracing::info!(epoch = %w.head().0, "gate journal: new epoch");
             w
         }

@@ -467,6 +467,17 @@ impl Session {
                 return Ok(None);
             }
         }
+        // Nagle's rule: while a batch is unacknowledged, a small one waits for that ack and
+        // then leaves with whatever was written meanwhile. A busy site (a gate hall commits
+        // hundreds of times a second) then sends a few larger batches instead of one per
+        // commit, each of which costs the peer a transaction and an fsync; an idle site still
+        // sends every write at once, and a backlog still streams full batches up to `window`.
+        if !self.in_flight.is_empty()
+            && store.log_end().saturating_sub(self.send_cursor)
+                < self.config.max_batch_entries as u64
+        {
+            return Ok(None);
+        }
         let batch = store
             .read_changes(
                 self.send_cursor,

@@ -5,6 +5,7 @@
 mod common;
 
 use common::{exchange, pair, replica, small_batches, sync_pair};
+use mizugiwa_sync::protocol::{Message, Session, SessionConfig};
 use mizugiwa_sync::{FieldOp, ManualClock, Store, Value};
 use proptest::prelude::*;
 
@@ -66,6 +67,10 @@ fn write(store: &mut Store, rec: u8, op: u8, arg: i8) {
 fn run(n: usize, actions: Vec<Action>, links: &[(usize, usize)]) -> Result<(), TestCaseError> {
     let clock = ManualClock::new(1_700_000_000_000);
     let mut replicas: Vec<Store> = (0..n).map(|i| replica(&format!("n{i}"), &clock)).collect();
+    // Counted once now, the live counts are kept by every write and merge from here on.
+    for r in &replicas {
+        r.collection_counts().unwrap();
+    }
     for act in actions {
         clock.advance(7);
         match act {
@@ -117,6 +122,17 @@ fn run(n: usize, actions: Vec<Action>, links: &[(usize, usize)]) -> Result<(), T
     }
     for r in &replicas {
         prop_assert_eq!(r.version_vector(), replicas[0].version_vector());
+        let alerts = r.list("alerts").unwrap().len() as u64;
+        prop_assert_eq!(
+            r.collection_counts()
+                .unwrap()
+                .get("alerts")
+                .copied()
+                .unwrap_or(0),
+            alerts,
+            "{}: live count kept by the writes differs from the records listed",
+            r.node()
+        );
     }
     Ok(())
 }
@@ -269,4 +285,78 @@ fn delete_then_reinsert_shows_only_the_new_life() {
         assert_eq!(r.get("title"), None, "the old life's title is gone");
         assert_eq!(r.fields["comments"], mizugiwa_sync::FieldValue::Count(1));
     }
+}
+
+/// Every frame `s` wants to send now.
+fn flush(s: &mut Session, store: &Store) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    while let Some(f) = s.poll_transmit(store).expect("poll") {
+        out.push(f);
+    }
+    out
+}
+
+#[test]
+fn while_a_batch_is_unacknowledged_small_writes_wait_and_then_leave_together() {
+    let clock = ManualClock::new(1_700_000_000_000);
+    let (mut a, mut b) = (replica("a", &clock), replica("b", &clock));
+    let (mut sa, mut sb) = (
+        Session::new("b", SessionConfig::default()),
+        Session::new("a", SessionConfig::default()),
+    );
+    sa.start(&a).unwrap();
+    sb.start(&b).unwrap();
+    // Greetings (and whatever they lead to) until both sides are quiet.
+    loop {
+        let (to_b, to_a) = (flush(&mut sa, &a), flush(&mut sb, &b));
+        if to_b.is_empty() && to_a.is_empty() {
+            break;
+        }
+        for f in to_b {
+            sb.handle_frame(&f, &mut b).unwrap();
+        }
+        for f in to_a {
+            sa.handle_frame(&f, &mut a).unwrap();
+        }
+    }
+    let put = |s: &mut Store, id: &str| {
+        s.put(
+            "alerts",
+            id,
+            &[("title", FieldOp::Set(Value::Text(id.into())))],
+        )
+        .unwrap();
+    };
+    put(&mut a, "first");
+    let first = flush(&mut sa, &a);
+    assert_eq!(first.len(), 1, "an idle link sends a write at once");
+    for id in ["w2", "w3", "w4", "w5"] {
+        put(&mut a, id);
+        assert!(
+            flush(&mut sa, &a).is_empty(),
+            "a small batch waits while one is unacknowledged"
+        );
+    }
+    sb.handle_frame(&first[0], &mut b).unwrap();
+    for f in flush(&mut sb, &b) {
+        sa.handle_frame(&f, &mut a).unwrap();
+    }
+    // Then one batch carries the four writes (beside any ack for what b sent meanwhile).
+    let rest = flush(&mut sa, &a);
+    let batches: Vec<usize> = rest
+        .iter()
+        .filter_map(|f| match Message::decode(f).unwrap() {
+            Message::Batch(b) => Some(b.changes.len()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        batches,
+        vec![8],
+        "after the ack, one batch with the four writes (a title and a life entry each)"
+    );
+    for f in &rest {
+        sb.handle_frame(f, &mut b).unwrap();
+    }
+    assert_eq!(b.list("alerts").unwrap().len(), 5);
 }

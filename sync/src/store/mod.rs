@@ -9,9 +9,11 @@
 //! Writes are acknowledged only after their SQLite transaction committed (WAL,
 //! `synchronous=FULL` by default), so a `kill -9` loses nothing that was acknowledged.
 
+mod checkpoint;
 mod gc;
 mod replication;
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
@@ -177,6 +179,8 @@ pub struct ChangeEvent {
 
 /// A replica of the store.
 pub struct Store {
+    /// Declared first so that it stops before the writer's connection closes.
+    _checkpointer: Option<checkpoint::Checkpointer>,
     conn: Connection,
     path: String,
     schema: Schema,
@@ -194,6 +198,11 @@ pub struct Store {
     last_announced: Option<VersionVector>,
     events: broadcast::Sender<ChangeEvent>,
     refused_batches: u64,
+    /// Live records per collection, kept current by every write once counted (`None`: not
+    /// counted yet, or invalidated by a rollback or a resync). A read-only replica never keeps
+    /// it: another process writes its database.
+    live_counts: RefCell<Option<BTreeMap<String, u64>>>,
+    counts_cacheable: bool,
     /// Held for the store's lifetime: one writer process per database (see [`Store::open`]).
     _lock: Option<std::fs::File>,
 }
@@ -281,6 +290,16 @@ impl Store {
         let conn = Connection::open(path.as_ref())?;
         let mut store = Self::init(conn, path_str, schema, wall, config, false)?;
         store._lock = Some(lock);
+        // Commits never checkpoint: the checkpointer thread does (see `checkpoint`).
+        store.conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        store._checkpointer = Some(
+            checkpoint::Checkpointer::start(path.as_ref().to_path_buf()).map_err(|e| {
+                StoreError::Io {
+                    path: store.path.clone(),
+                    source: e,
+                }
+            })?,
+        );
         Ok(store)
     }
 
@@ -408,6 +427,7 @@ impl Store {
         let clock = HlcClock::new(wall, Hlc(hlc), config.max_clock_skew_ms);
         let (events, _) = broadcast::channel(4096);
         let mut store = Store {
+            _checkpointer: None,
             conn,
             path,
             schema,
@@ -424,6 +444,8 @@ impl Store {
             last_announced: None,
             events,
             refused_batches: 0,
+            live_counts: RefCell::new(None),
+            counts_cacheable: !read_only,
             config,
             _lock: None,
         };
@@ -496,6 +518,11 @@ impl Store {
     /// Path of the database file (`:memory:` for in-memory replicas).
     pub fn path(&self) -> &str {
         &self.path
+    }
+
+    /// The injected wall clock, for callers that want the time without holding the store.
+    pub fn wall_clock(&self) -> Arc<dyn Clock> {
+        self.clock.wall().clone()
     }
 
     /// The injected clock's current wall time.
@@ -613,6 +640,14 @@ impl Store {
                 join_entries(&kept).map(|v| v.state),
                 Some(FieldState::Life(l)) if !l.alive()
             );
+            let was_alive = matches!(
+                join_entries(existing).map(|v| v.state),
+                Some(FieldState::Life(l)) if l.alive()
+            );
+            if was_alive == dead {
+                // Created, deleted or brought back: the live count moves.
+                self.count_live(coll, if dead { -1 } else { 1 });
+            }
             let sql = if dead {
                 "INSERT OR IGNORE INTO tomb(coll, rid) VALUES (?1, ?2)"
             } else {
@@ -684,6 +719,8 @@ impl Store {
         });
         if result.is_err() {
             let _ = self.conn.execute_batch("ROLLBACK");
+            // The counts may have moved for writes that are now undone.
+            self.live_counts.replace(None);
             (
                 self.vv,
                 self.local_seq,
@@ -1028,10 +1065,39 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Names of collections with at least one live or deleted record, and their live counts.
+    /// Live records per collection (collections without any are left out).
     pub fn collection_counts(&self) -> Result<BTreeMap<String, u64>, StoreError> {
+        if let Some(counts) = self.live_counts.borrow().as_ref() {
+            return Ok(counts.clone());
+        }
+        let counts = self.count_collections()?;
+        if self.counts_cacheable {
+            self.live_counts.replace(Some(counts.clone()));
+        }
+        Ok(counts)
+    }
+
+    /// Moves the cached live count of `coll` (if counted) by `delta`.
+    fn count_live(&self, coll: &str, delta: i64) {
+        if let Some(counts) = self.live_counts.borrow_mut().as_mut() {
+            let n = counts.entry(coll.to_owned()).or_default();
+            *n = n.saturating_add_signed(delta);
+            if *n == 0 {
+                counts.remove(coll);
+            }
+        }
+    }
+
+    /// Forgets the cached counts: the next [`Store::collection_counts`] counts again.
+    pub(crate) fn forget_counts(&self) {
+        self.live_counts.replace(None);
+    }
+
+    fn count_collections(&self) -> Result<BTreeMap<String, u64>, StoreError> {
         // Live records are those with a life entry and not in `tomb`; counted in SQL, without
-        // decoding a single entry (metrics and status read this every few seconds).
+        // decoding a single entry. This reads the whole entry index (tens of milliseconds at
+        // a hundred thousand entries, under the store's lock), so it runs once and the writes
+        // keep the counts current from then on; status and metrics read them every few seconds.
         let mut stmt = self.conn.prepare_cached(
             "SELECT l.coll, count(*) FROM (SELECT DISTINCT coll, rid FROM entry WHERE field = ?1) l \
              WHERE NOT EXISTS (SELECT 1 FROM tomb t WHERE t.coll = l.coll AND t.rid = l.rid) \

@@ -278,6 +278,7 @@ impl Store {
                  WHERE e.coll = tomb.coll AND e.rid = tomb.rid AND e.field = ?1)",
                 params![LIFE_FIELD],
             )?;
+            s.forget_counts();
             s.conn.execute("DELETE FROM seen", [])?;
             s.conn.execute("DELETE FROM cursor", [])?;
             s.vv = VersionVector::new();
