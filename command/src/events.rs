@@ -10,6 +10,8 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use mizugiwa_sync::{ChangeEvent, Store};
+
+use crate::readers::Readers;
 use tokio::sync::broadcast;
 
 /// One numbered event, already serialised.
@@ -149,6 +151,7 @@ pub fn record_event(store: &Store, change: &ChangeEvent) -> String {
 /// the pump falls behind the store, clients are told to reset rather than miss changes.
 pub async fn pump(
     store: Arc<Mutex<Store>>,
+    readers: Readers,
     hub: Arc<EventHub>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -180,10 +183,12 @@ pub async fn pump(
         }
         let batch = latest_per_record(batch);
         if !batch.is_empty() {
-            let data: Vec<String> = match store.lock() {
-                Ok(s) => batch.iter().map(|c| record_event(&s, c)).collect(),
-                Err(_) => return,
-            };
+            // Read through a reader of its own: the writer's lock is for writing.
+            let data: Vec<String> =
+                match readers.read(|s| batch.iter().map(|c| record_event(s, c)).collect()) {
+                    Ok(d) => d,
+                    Err(_) => return,
+                };
             for d in data {
                 hub.publish("record", d);
             }

@@ -4,7 +4,8 @@
 //!   ([`web`]), and its own status record. `mizugiwa-field-node` builds the site daemon on it.
 //! * [`web`] — the dashboard (embedded [`assets`]), the HTTP API, live events with resume
 //!   ([`events`]), operators and roles ([`auth`]), the hash-chained [`audit`] log and the
-//!   Prometheus [`metrics`].
+//!   Prometheus [`metrics`]; its reads go through [`readers`], read-only connections that never
+//!   wait for the replica's writer.
 //! * [`records`] — the deployment's collections and how their fields merge.
 //! * [`cot`], [`tak`], [`gateway`] — Cursor-on-Target: the picture out to a TAK server, TAK
 //!   clients' events in as records.
@@ -20,6 +21,7 @@ pub mod events;
 pub mod gate_journal;
 pub mod gateway;
 pub mod metrics;
+pub mod readers;
 pub mod records;
 pub mod runtime;
 pub mod tak;

@@ -24,6 +24,7 @@ use crate::audit::AuditLog;
 use crate::auth::{Auth, Role, Session};
 use crate::events::EventHub;
 use crate::metrics::Metrics;
+use crate::readers::Readers;
 use crate::records::{ALERTS, BREADCRUMBS, DASHBOARD_COLLECTIONS, SEVERITIES};
 
 /// Which picture the dashboard shows.
@@ -44,8 +45,10 @@ pub struct AppState {
     pub node: String,
     /// Command or site mode.
     pub mode: Mode,
-    /// The local replica.
+    /// The local replica (its writer: writes, and reads that need the writer's state).
     pub store: Arc<Mutex<Store>>,
+    /// Read-only connections for the API's reads, which never wait for the writer.
+    pub readers: Readers,
     /// Numbered live events.
     pub hub: Arc<EventHub>,
     /// Users and sessions.
@@ -364,11 +367,19 @@ async fn snapshot(
     // The event id is taken before reading, so that a client resuming from it sees every
     // change made after (some perhaps twice, which applying by record id makes harmless).
     let event_id = state.hub.last_id();
-    let store = state.store.lock().map_err(ApiError::internal)?;
-    let mut collections = serde_json::Map::new();
-    for c in DASHBOARD_COLLECTIONS {
-        collections.insert(c.into(), json!(list_json(&store, c)?));
-    }
+    let reading = state.clone();
+    let collections = tokio::task::spawn_blocking(move || {
+        reading.readers.read(|store| {
+            let mut collections = serde_json::Map::new();
+            for c in DASHBOARD_COLLECTIONS {
+                collections.insert(c.into(), json!(list_json(store, c)?));
+            }
+            Ok::<_, ApiError>(collections)
+        })
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)??;
     let (mode, site) = match &state.mode {
         Mode::Command => ("command", None),
         Mode::Site { site } => ("site", Some(site.clone())),
@@ -395,8 +406,13 @@ async fn records_of(
             "system collections are not served",
         ));
     }
-    let store = state.store.lock().map_err(ApiError::internal)?;
-    Ok(Json(list_json(&store, &collection)?))
+    let records = tokio::task::spawn_blocking(move || {
+        state.readers.read(|store| list_json(store, &collection))
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)??;
+    Ok(Json(records))
 }
 
 /// A site's gate decision journal, checked: chain, signatures, every passage in it as signed.
@@ -407,14 +423,12 @@ async fn gate_journal(
 ) -> ApiResult<Json<serde_json::Value>> {
     require(&state, &headers, Role::Viewer)?;
     let check = tokio::task::spawn_blocking(move || {
-        let store = state
-            .store
-            .lock()
-            .map_err(|_| anyhow::anyhow!("store lock poisoned"))?;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
-        crate::gate_journal::check(&store, &state.ca, &site, now)
+        state
+            .readers
+            .read(|store| crate::gate_journal::check(store, &state.ca, &site, now))?
     })
     .await
     .map_err(ApiError::internal)?
@@ -441,11 +455,11 @@ async fn tracks(
     require(&state, &headers, Role::Viewer)?;
     let since = q.since_ms.unwrap_or(0);
     let until = q.until_ms.unwrap_or(u64::MAX);
-    let crumbs = state
-        .store
-        .lock()
+    let reading = state.clone();
+    let crumbs = tokio::task::spawn_blocking(move || reading.readers.read(|s| s.list(BREADCRUMBS)))
+        .await
         .map_err(ApiError::internal)?
-        .list(BREADCRUMBS)
+        .map_err(ApiError::internal)?
         .map_err(ApiError::internal)?;
     let mut by_entity: BTreeMap<(String, String), Vec<serde_json::Value>> = BTreeMap::new();
     for r in crumbs {
@@ -820,14 +834,17 @@ pub fn state(
     ca: rustls::pki_types::CertificateDer<'static>,
 ) -> Shared {
     let hub = EventHub::new(10_000);
+    // The pump has a reader of its own: it must not queue behind a snapshot.
     tokio::spawn(crate::events::pump(
         store.clone(),
+        Readers::open_or_writer(&store, 1),
         hub.clone(),
         shutdown.clone(),
     ));
     Arc::new(AppState {
         node: node.to_owned(),
         mode,
+        readers: Readers::open_or_writer(&store, 2),
         store,
         hub,
         auth,

@@ -189,7 +189,9 @@ pub struct Store {
     self_origin: i64,
     incarnation: u64,
     origin_ids: HashMap<String, i64>,
-    origin_names: HashMap<i64, String>,
+    /// Names by id. A read-only replica learns the names the writer interned after it opened
+    /// on first meeting them, hence the cell.
+    origin_names: RefCell<HashMap<i64, String>>,
     vv: VersionVector,
     local_seq: u64,
     next_lseq: u64,
@@ -319,6 +321,23 @@ impl Store {
         Self::init(conn, path_str, schema, wall, config, true)
     }
 
+    /// A read-only handle on this replica's file beside this writer, for readers that must
+    /// not wait for it (the dashboard's event pump and its snapshots): in WAL mode a reader
+    /// sees every committed write and never blocks the writer, nor the writer it. `None` for
+    /// an in-memory replica, which has no file to share.
+    pub fn reader(&self) -> Result<Option<Store>, StoreError> {
+        if self._lock.is_none() {
+            return Ok(None);
+        }
+        Store::open_read_only(
+            &self.path,
+            self.schema.clone(),
+            self.clock.wall().clone(),
+            self.config.clone(),
+        )
+        .map(Some)
+    }
+
     /// An in-memory replica (tests, simulations).
     pub fn open_in_memory(
         schema: Schema,
@@ -435,7 +454,7 @@ impl Store {
             self_origin: 0,
             incarnation,
             origin_ids: HashMap::new(),
-            origin_names: HashMap::new(),
+            origin_names: RefCell::new(HashMap::new()),
             vv: VersionVector::new(),
             local_seq,
             next_lseq,
@@ -455,7 +474,7 @@ impl Store {
             for row in rows {
                 let (id, name) = row?;
                 store.origin_ids.insert(name.clone(), id);
-                store.origin_names.insert(id, name);
+                store.origin_names.get_mut().insert(id, name);
             }
         }
         {
@@ -464,7 +483,7 @@ impl Store {
             let mut vv = VersionVector::new();
             for row in rows {
                 let (id, seq) = row?;
-                if let Some(name) = store.origin_names.get(&id) {
+                if let Some(name) = store.origin_names.get_mut().get(&id) {
                     vv.raise(name, seq as u64);
                 }
             }
@@ -551,15 +570,28 @@ impl Store {
             |r| r.get(0),
         )?;
         self.origin_ids.insert(name.to_owned(), id);
-        self.origin_names.insert(id, name.to_owned());
+        self.origin_names.get_mut().insert(id, name.to_owned());
         Ok(id)
     }
 
     fn origin_name(&self, id: i64) -> String {
-        self.origin_names
-            .get(&id)
-            .cloned()
-            .unwrap_or_else(|| format!("#{id}"))
+        if let Some(name) = self.origin_names.borrow().get(&id) {
+            return name.clone();
+        }
+        // Only a reader beside the writer gets here: the writer interned it since.
+        let found: Option<String> = self
+            .conn
+            .prepare_cached("SELECT name FROM origin WHERE id = ?1")
+            .and_then(|mut s| s.query_row(params![id], |r| r.get(0)).optional())
+            .ok()
+            .flatten();
+        match found {
+            Some(name) => {
+                self.origin_names.borrow_mut().insert(id, name.clone());
+                name
+            }
+            None => format!("#{id}"),
+        }
     }
 
     /// Loads the entries of every field of one record.
