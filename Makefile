@@ -17,9 +17,12 @@ build: deps
 export MZ_PYTHON ?= $(CURDIR)/.venv/bin/python
 
 # The drills' checker is tested against a deliberately broken build of the daemons, built on
-# its own first (in the same cargo run its fault feature would reach the real binary).
+# its own first (in the same cargo run its fault feature would reach the real binary). The
+# benchmark binaries are not default members; they are built here so that they cannot rot
+# unnoticed between `make bench` runs.
 test: deps
 	$(CARGO) build -p mizugiwa-broken-replica
+	$(CARGO) build -p mizugiwa-sync-bench -p mizugiwa-command-bench
 	$(CARGO) test --no-fail-fast
 
 demo: build

@@ -381,6 +381,7 @@ pub async fn start_hq(
             peers: vec![],
             max_clock_skew_ms: 60_000,
             collection_horizon_hours: 168,
+            collection_horizon_secs: None,
         },
         http: HttpSection {
             listen: "127.0.0.1:0".parse().unwrap(),

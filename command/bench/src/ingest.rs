@@ -435,7 +435,7 @@ pub async fn run(opts: &IngestOpts, dir: PathBuf) -> anyhow::Result<IngestResult
             scan.snapshot_mb = bytes as f64 / 1e6;
             scan.snapshot_peak_mb = peak as f64 / 1024.0;
             post.insert(
-                "GET /api/snapshot (what a `reset` makes every browser do; the store mutex is held while it lists every record)".into(),
+                "GET /api/snapshot (what a `reset` makes every browser do; read through a read-only connection beside the writer)".into(),
                 format!(
                     "{ms:.0} ms, {:.1} MB of JSON; HQ peak RSS during it {} MB (from {} MB)",
                     bytes as f64 / 1e6,

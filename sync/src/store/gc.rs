@@ -22,6 +22,10 @@ pub const MEMBERS: &str = "$members";
 /// The collection of revoked certificates (record id = serial or node name).
 pub const REVOKED: &str = "$revoked";
 
+/// The life entries of every deleted record, by record.
+const DELETED_LIVES_SQL: &str = "SELECT e.coll, e.rid, e.origin, e.oseq, e.hlc, e.state FROM tomb t \
+     CROSS JOIN entry e ON e.coll = t.coll AND e.rid = t.rid AND e.field = ?1 ORDER BY t.coll, t.rid";
+
 /// What a garbage collection pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GcReport {
@@ -124,11 +128,11 @@ impl Store {
     /// Collects deleted records whose delete every live member has seen.
     pub fn collect_garbage(&mut self) -> Result<GcReport, StoreError> {
         let (frontier, members, expired) = self.stable_frontier()?;
-        // Only records deleted now can be collected; `tomb` lists them.
-        let mut stmt = self.conn.prepare(
-            "SELECT e.coll, e.rid, e.origin, e.oseq, e.hlc, e.state FROM tomb t \
-             JOIN entry e ON e.coll = t.coll AND e.rid = t.rid AND e.field = ?1 ORDER BY e.coll, e.rid",
-        )?;
+        // Only records deleted now can be collected; `tomb` lists them. CROSS JOIN keeps
+        // `tomb` the outer loop: with a plain JOIN SQLite preferred to walk the whole entry
+        // index in order (no sort needed), which took 656 ms at HQ's 12 million entries, every
+        // 5 s, under the writer's lock.
+        let mut stmt = self.conn.prepare_cached(DELETED_LIVES_SQL)?;
         let rows = stmt.query_map(params![LIFE_FIELD], |r| {
             Ok((
                 r.get::<_, String>(0)?,
@@ -208,5 +212,41 @@ impl Store {
     /// Every revoked serial or node name.
     pub fn revoked(&self) -> Result<Vec<String>, StoreError> {
         Ok(self.list(REVOKED)?.into_iter().map(|r| r.id).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::{ManualClock, Schema, StoreConfig};
+
+    /// Collection runs every few seconds under the writer's lock: its cost must follow the
+    /// deleted records, never the size of the whole store.
+    #[test]
+    fn collection_reads_the_deleted_records_not_every_entry() {
+        let store = Store::open_in_memory(
+            Schema::new(),
+            Arc::new(ManualClock::new(0)),
+            StoreConfig::new("a"),
+        )
+        .unwrap();
+        let plan: Vec<String> = store
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {DELETED_LIVES_SQL}"))
+            .unwrap()
+            .query_map(params![LIFE_FIELD], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter().any(|step| step.starts_with("SCAN t")),
+            "tomb is the outer loop: {plan:?}"
+        );
+        assert!(
+            !plan.iter().any(|step| step.starts_with("SCAN e")),
+            "no walk over the entry index: {plan:?}"
+        );
     }
 }
