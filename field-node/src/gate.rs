@@ -40,6 +40,8 @@ use mizugiwa_command::records::{
 use mizugiwa_command::trust::CURRENT_LIST;
 use mizugiwa_gate_edge::decision::ChipData;
 use mizugiwa_gate_edge::journal::{self, Decided, JournalWriter};
+use mizugiwa_gate_edge::mrz::{MrzError, MrzReport};
+use mizugiwa_gate_edge::qr::{QrError, VerifiedDeclaration};
 use mizugiwa_gate_edge::trust::{RevocationList, TrustList, TrustedKey};
 use mizugiwa_gate_edge::{
     decide, mrz, qr, Decision, GateInput, Outcome, Policy, PublicKeyFile, VerifyPolicy,
@@ -290,38 +292,46 @@ impl GateService {
         Ok(lists)
     }
 
+    /// Reads one request: verifies its QR against the trust lists as the replica holds them
+    /// and parses its MRZ, at the replica's current time. Needs no store (the lists are cached),
+    /// so the HTTP handlers do it side by side and the writer thread only decides, journals and
+    /// commits.
+    pub fn read_request(&self, req: &DecideRequest) -> anyhow::Result<ReadRequest> {
+        let lists = self.lists()?;
+        // The store's own clock, read without its lock: a sync session or the status writer
+        // may hold that through an fsync.
+        let now_ms = self.clock.now_ms();
+        let lines: Vec<&str> = req.mrz.iter().map(String::as_str).collect();
+        Ok(ReadRequest {
+            verification: qr::verify(&req.qr, &lists.0, &lists.1, at(now_ms), &self.verify),
+            mrz: mrz::parse(&lines),
+            now_ms,
+        })
+    }
+
     /// Decides passages in order and records them all in one transaction (one fsync for the
     /// lot: group commit); the gates' answers, in order. A declaration shown twice within the
     /// batch is a replay exactly as if the batches had been apart.
     pub fn decide_batch(
         &self,
-        jobs: &[(String, &DecideRequest)],
+        jobs: Vec<(String, DecideRequest, ReadRequest)>,
     ) -> anyhow::Result<Vec<serde_json::Value>> {
-        let lists = self.lists()?;
-        // The store's own clock, read without its lock: a sync session or the status writer
-        // may hold that through an fsync.
-        let now_ms = self.clock.now_ms();
-        let now = at(now_ms);
-        // Signature checks and MRZ parsing need no store: done before taking its lock.
-        let read: Vec<_> = jobs
-            .iter()
-            .map(|(_, req)| {
-                let lines: Vec<&str> = req.mrz.iter().map(String::as_str).collect();
-                (
-                    qr::verify(&req.qr, &lists.0, &lists.1, now, &self.verify),
-                    mrz::parse(&lines),
-                )
-            })
-            .collect();
         let mut store = self
             .store
             .lock()
             .map_err(|_| anyhow::anyhow!("store lock poisoned"))?;
         let mut in_batch: HashMap<String, Vec<String>> = HashMap::new();
         let mut planned = Vec::with_capacity(jobs.len());
+        let mut latest_ms = 0;
         // The lookups and the record of these uses happen under one lock: two gates of this
         // node cannot both see a declaration unused.
-        for ((gate, req), (verification, mrz)) in jobs.iter().zip(read) {
+        for (gate, req, read) in jobs {
+            let ReadRequest {
+                verification,
+                mrz,
+                now_ms,
+            } = read;
+            latest_ms = latest_ms.max(now_ms);
             let mut prior_uses = match &verification {
                 Ok(v) => uses_of(&store, &v.declaration.id)?,
                 Err(_) => Vec::new(),
@@ -337,12 +347,12 @@ impl GateService {
                     face_match_score: req.face_score,
                     watchlist_hit: req.watchlist_hit,
                     replay_seen: !prior_uses.is_empty(),
-                    now,
+                    now: at(now_ms),
                     seed: self.seed,
                 },
                 &self.policy,
             );
-            let plan = self.plan(gate, decision, prior_uses, now_ms)?;
+            let plan = self.plan(&gate, decision, prior_uses, now_ms)?;
             if let Some((id, element)) = &plan.declaration_use {
                 in_batch
                     .entry(id.clone())
@@ -386,7 +396,7 @@ impl GateService {
                 "head_hash",
                 FieldOp::Set(Value::Text(head_after.to_owned())),
             ),
-            ("at_ms", FieldOp::Set(Value::Int(now_ms as i64))),
+            ("at_ms", FieldOp::Set(Value::Int(latest_ms as i64))),
         ];
         let mut writes: Vec<(&str, &str, &[(&str, FieldOp)])> =
             vec![(GATE_JOURNALS, &self.site, &head_ops)];
@@ -584,7 +594,15 @@ pub struct GateApi {
 struct Job {
     gate: String,
     req: DecideRequest,
+    read: ReadRequest,
     reply: tokio::sync::oneshot::Sender<anyhow::Result<serde_json::Value>>,
+}
+
+/// A gate's request as read by [`GateService::read_request`].
+pub struct ReadRequest {
+    verification: Result<VerifiedDeclaration, QrError>,
+    mrz: Result<MrzReport, MrzError>,
+    now_ms: u64,
 }
 
 /// Most decisions recorded in one transaction.
@@ -606,18 +624,20 @@ impl GateApi {
                             Err(_) => break,
                         }
                     }
-                    let inputs: Vec<(String, &DecideRequest)> =
-                        batch.iter().map(|j| (j.gate.clone(), &j.req)).collect();
-                    match core.decide_batch(&inputs) {
+                    let (inputs, replies): (Vec<_>, Vec<_>) = batch
+                        .into_iter()
+                        .map(|j| ((j.gate, j.req, j.read), j.reply))
+                        .unzip();
+                    match core.decide_batch(inputs) {
                         Ok(answers) => {
-                            for (job, answer) in batch.into_iter().zip(answers) {
-                                let _ = job.reply.send(Ok(answer));
+                            for (reply, answer) in replies.into_iter().zip(answers) {
+                                let _ = reply.send(Ok(answer));
                             }
                         }
                         Err(e) => {
                             let msg = format!("{e:#}");
-                            for job in batch {
-                                let _ = job.reply.send(Err(anyhow::anyhow!("{msg}")));
+                            for reply in replies {
+                                let _ = reply.send(Err(anyhow::anyhow!("{msg}")));
                             }
                         }
                     }
@@ -635,11 +655,20 @@ impl GateApi {
         gate: String,
         req: DecideRequest,
     ) -> anyhow::Result<serde_json::Value> {
+        // Verification and MRZ parsing here, on the caller's task, side by side with other
+        // gates' requests; the writer thread is left the replay lookup, the decision, the
+        // journal and the commit.
+        let read = self.svc.read_request(&req)?;
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.jobs
             .lock()
             .map_err(|_| anyhow::anyhow!("poisoned"))?
-            .send(Job { gate, req, reply })
+            .send(Job {
+                gate,
+                req,
+                read,
+                reply,
+            })
             .map_err(|_| anyhow::anyhow!("the gate writer has stopped"))?;
         answer
             .await
