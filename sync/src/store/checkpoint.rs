@@ -41,6 +41,9 @@ impl Checkpointer {
                     }
                 };
                 let _ = conn.busy_timeout(Duration::from_secs(5));
+                // A failing checkpoint (a full disk) is logged when it starts failing and when
+                // it recovers, not ten times a second.
+                let mut failing = false;
                 loop {
                     let last = matches!(
                         stopped.recv_timeout(EVERY),
@@ -51,9 +54,16 @@ impl Checkpointer {
                         Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
                     }) {
                         Ok((log, copied)) => {
+                            if std::mem::take(&mut failing) {
+                                tracing::info!("checkpoints succeed again");
+                            }
                             tracing::trace!(log, copied, ms = t.elapsed().as_millis() as u64, "checkpoint")
                         }
-                        Err(e) => tracing::warn!(error = %e, "checkpoint failed; retrying"),
+                        Err(e) if !failing => {
+                            failing = true;
+                            tracing::warn!(error = %e, "checkpoint failed; the WAL grows until one succeeds (retrying every 100 ms)");
+                        }
+                        Err(_) => {}
                     }
                     if last {
                         return;
