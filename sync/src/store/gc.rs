@@ -130,8 +130,8 @@ impl Store {
         let (frontier, members, expired) = self.stable_frontier()?;
         // Only records deleted now can be collected; `tomb` lists them. CROSS JOIN keeps
         // `tomb` the outer loop: with a plain JOIN SQLite preferred to walk the whole entry
-        // index in order (no sort needed), which took 656 ms at HQ's 12 million entries, every
-        // 5 s, under the writer's lock.
+        // index in order (no sort needed), which took 656 ms at HQ with 714,587 records,
+        // every 5 s, under the writer's lock.
         let mut stmt = self.conn.prepare_cached(DELETED_LIVES_SQL)?;
         let rows = stmt.query_map(params![LIFE_FIELD], |r| {
             Ok((
