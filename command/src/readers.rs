@@ -35,20 +35,24 @@ impl Readers {
         }
         Ok(Readers {
             pool,
+            ..Readers::writer_only(writer)
+        })
+    }
+
+    /// No read-only handles: every read goes through the writer.
+    fn writer_only(writer: &Arc<Mutex<Store>>) -> Readers {
+        Readers {
+            pool: Vec::new(),
             next: AtomicUsize::new(0),
             writer: writer.clone(),
-        })
+        }
     }
 
     /// [`Readers::open`], or when that fails (logged), reads through the writer.
     pub fn open_or_writer(writer: &Arc<Mutex<Store>>, n: usize) -> Readers {
         Readers::open(writer, n).unwrap_or_else(|e| {
             tracing::warn!(error = %format!("{e:#}"), "no read-only connection to the replica; reads go through the writer");
-            Readers {
-                pool: Vec::new(),
-                next: AtomicUsize::new(0),
-                writer: writer.clone(),
-            }
+            Readers::writer_only(writer)
         })
     }
 

@@ -281,9 +281,9 @@ impl Runtime {
     /// Stops serving and syncing; the replica is closed when the last handle drops.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
-        for t in self.tasks {
-            let _ = t.await;
-        }
+        // The dashboard server waits for open requests to end; an SSE stream or a client
+        // that never reads must not keep the daemon from stopping.
+        driver::join_within(self.tasks, driver::SHUTDOWN_GRACE, "command runtime").await;
         self.sync.shutdown().await;
     }
 }

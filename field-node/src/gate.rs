@@ -24,7 +24,6 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
@@ -139,7 +138,6 @@ pub struct GateService {
     verify: VerifyPolicy,
     seed: u64,
     lists: Mutex<Option<Arc<(TrustList, RevocationList)>>>,
-    lists_dirty: AtomicBool,
     journal: Mutex<JournalWriter>,
     /// The gates' links as their heartbeats on the site bus tell.
     pub links: Arc<GateLinks>,
@@ -226,7 +224,6 @@ impl GateService {
                 )
             }),
             lists: Mutex::new(None),
-            lists_dirty: AtomicBool::new(true),
             journal: Mutex::new(journal),
             links: Arc::default(),
             gate_ids: cfg.devices.iter().map(|d| d.id.clone()).collect(),
@@ -248,18 +245,23 @@ impl GateService {
         self.devices.get(&token_hash(token)).cloned()
     }
 
-    /// The trust and revocation lists as the replica holds them now.
+    /// The trust and revocation lists as last loaded (by [`watch`] when they change), or loaded
+    /// now when they never were or the last load failed.
     fn lists(&self) -> anyhow::Result<Arc<(TrustList, RevocationList)>> {
-        if !self.lists_dirty.swap(false, Ordering::SeqCst) {
-            if let Some(l) = self
-                .lists
-                .lock()
-                .map_err(|_| anyhow::anyhow!("poisoned"))?
-                .clone()
-            {
-                return Ok(l);
-            }
+        let kept = self
+            .lists
+            .lock()
+            .map_err(|_| anyhow::anyhow!("poisoned"))?
+            .clone();
+        match kept {
+            Some(l) => Ok(l),
+            None => self.reload_lists(),
         }
+    }
+
+    /// Reads the trust and revocation lists from the replica and keeps them. Takes the store's
+    /// lock, so [`watch`] does it on a blocking thread when HQ republishes, not a request.
+    fn reload_lists(&self) -> anyhow::Result<Arc<(TrustList, RevocationList)>> {
         let store = self
             .store
             .lock()
@@ -722,7 +724,7 @@ pub async fn watch(svc: Arc<GateService>, mut stopped: watch::Receiver<bool>) {
         };
         match event {
             Ok(e) if [GATE_KEYS, GATE_REVOKED, GATE_LISTS].contains(&e.collection.as_str()) => {
-                svc.lists_dirty.store(true, Ordering::SeqCst);
+                reload_lists(&svc).await;
             }
             Ok(e) if e.collection == GATE_USES && e.via.is_some() => {
                 let svc = svc.clone();
@@ -737,7 +739,7 @@ pub async fn watch(svc: Arc<GateService>, mut stopped: watch::Receiver<bool>) {
             Err(broadcast::error::RecvError::Lagged(missed)) => {
                 // Missed changes: reload the lists, and look at every declaration used.
                 tracing::warn!(missed, "gate watcher lagged; rechecking everything");
-                svc.lists_dirty.store(true, Ordering::SeqCst);
+                reload_lists(&svc).await;
                 let svc = svc.clone();
                 let _ = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
                     let ids = svc
@@ -754,6 +756,21 @@ pub async fn watch(svc: Arc<GateService>, mut stopped: watch::Receiver<bool>) {
             }
             Err(broadcast::error::RecvError::Closed) => break,
         }
+    }
+}
+
+/// Reloads the service's trust lists on a blocking thread; when that fails (logged), forgets
+/// them, so that the next request loads them itself rather than trusting a stale copy.
+async fn reload_lists(svc: &Arc<GateService>) {
+    let reloading = svc.clone();
+    let failure = match tokio::task::spawn_blocking(move || reloading.reload_lists()).await {
+        Ok(Ok(_)) => return,
+        Ok(Err(e)) => format!("{e:#}"),
+        Err(e) => e.to_string(),
+    };
+    tracing::error!(error = %failure, "gate trust lists not reloaded");
+    if let Ok(mut kept) = svc.lists.lock() {
+        *kept = None;
     }
 }
 

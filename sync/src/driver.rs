@@ -42,8 +42,14 @@ pub struct SyncConfig {
     pub session: SessionConfig,
     /// Transport tuning.
     pub transport: TransportConfig,
-    /// How often to announce progress, collect garbage and refresh revocations.
+    /// How often to collect garbage and refresh revocations.
     pub housekeeping: Duration,
+    /// Least time between two announcements of this replica's progress (`$members`), jittered
+    /// by ±25 % and never more than an eighth of the collection horizon; the first comes at
+    /// once. Each announcement is a vector with one component per member that reaches every
+    /// member, so a fleet's announcements cost N² components per round; garbage collection
+    /// works on a horizon of days and needs them rarely.
+    pub announce_every: Duration,
     /// Longest wait between redials of an unreachable peer.
     pub max_redial: Duration,
 }
@@ -57,6 +63,7 @@ impl SyncConfig {
             session: SessionConfig::default(),
             transport: TransportConfig::default(),
             housekeeping: Duration::from_secs(5),
+            announce_every: Duration::from_secs(60),
             max_redial: Duration::from_secs(10),
         }
     }
@@ -112,15 +119,49 @@ impl SyncHandle {
         StatusView(self.status.clone())
     }
 
-    /// Stops every session and the endpoint.
+    /// Stops every session and the endpoint. Bounded: tasks still running after
+    /// [`SHUTDOWN_GRACE`] are aborted (and logged), and the peers are given as long again to
+    /// hear the connections close.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         self.endpoint.close(0, "shutting down");
-        for t in self.tasks {
-            let _ = t.await;
+        join_within(self.tasks, SHUTDOWN_GRACE, "sync driver").await;
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.endpoint.wait_idle())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                grace = ?SHUTDOWN_GRACE,
+                "connections still closing at shutdown; leaving them to the peers' idle timeout"
+            );
         }
-        self.endpoint.wait_idle().await;
     }
+}
+
+/// How long a shutdown waits for its tasks (and, after them, for connections to close).
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Waits for `tasks` to finish, at most `grace`; aborts the ones still running and logs how
+/// many there were, so that a daemon's shutdown always ends and says what did not stop.
+/// Returns the number aborted.
+pub async fn join_within(tasks: Vec<JoinHandle<()>>, grace: Duration, what: &str) -> usize {
+    let deadline = tokio::time::Instant::now() + grace;
+    let mut stuck = 0;
+    for mut t in tasks {
+        if tokio::time::timeout_at(deadline, &mut t).await.is_err() {
+            t.abort();
+            stuck += 1;
+        }
+    }
+    if stuck > 0 {
+        tracing::warn!(
+            what,
+            stuck,
+            ?grace,
+            "tasks did not stop within the grace period; aborted"
+        );
+    }
+    stuck
 }
 
 /// The peers' status of a running driver (see [`SyncHandle::status_view`]).
@@ -252,11 +293,12 @@ pub fn start(
         }));
     }
     {
-        let (store, mut stop, revocations, every) = (
+        let (store, mut stop, revocations, every, announce_every) = (
             store.clone(),
             stop.clone(),
             revocations.clone(),
             config.housekeeping,
+            config.announce_every,
         );
         tasks.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
@@ -265,8 +307,10 @@ pub fn start(
                     _ = tick.tick() => {}
                     _ = stop.changed() => break,
                 }
+                // Jittered, so that a fleet started (or reconnected) at once spreads out.
+                let gap = announce_every.mul_f64(0.75 + 0.5 * rand::random::<f64>());
                 if let Ok(mut s) = store.lock() {
-                    if let Err(e) = s.announce() {
+                    if let Err(e) = s.announce_at_most_every(gap.as_millis() as u64) {
                         tracing::warn!(error = %e, "announcing progress failed");
                     }
                     if let Err(e) = s.collect_garbage() {
@@ -489,5 +533,31 @@ fn update_status(
     st.bytes_received = session.stats().bytes_received;
     if error.is_some() {
         st.last_error = error;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_shutdown_waits_for_its_tasks_but_not_forever() {
+        let (stop, mut stopped) = watch::channel(false);
+        let obedient = tokio::spawn(async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        });
+        let (_never_tx, never_rx) = tokio::sync::oneshot::channel::<()>();
+        let deaf = tokio::spawn(async move {
+            let _ = never_rx.await;
+        });
+        let deaf_abort = deaf.abort_handle();
+        stop.send(true).unwrap();
+        let started = tokio::time::Instant::now();
+        let grace = Duration::from_millis(300);
+        let aborted = join_within(vec![obedient, deaf], grace, "test").await;
+        assert_eq!(aborted, 1, "only the task that ignores the stop is aborted");
+        assert!(started.elapsed() >= grace);
+        tokio::task::yield_now().await;
+        assert!(deaf_abort.is_finished());
     }
 }

@@ -254,6 +254,8 @@ pub struct Session {
     in_flight: VecDeque<u64>,
     outbox: VecDeque<Message>,
     last_complete: Option<(u64, VersionVector)>,
+    /// The store's resync count when this side last said `Hello` (`None`: not yet).
+    resyncs_greeted: Option<u64>,
     stats: SessionStats,
 }
 
@@ -271,6 +273,7 @@ impl Session {
             in_flight: VecDeque::new(),
             outbox: VecDeque::new(),
             last_complete: None,
+            resyncs_greeted: None,
             stats: SessionStats::default(),
         }
     }
@@ -309,7 +312,8 @@ impl Session {
         Ok(())
     }
 
-    fn hello(&self, store: &Store) -> Result<Message, SessionError> {
+    fn hello(&mut self, store: &Store) -> Result<Message, SessionError> {
+        self.resyncs_greeted = Some(store.resyncs());
         let (resume_incarnation, resume) = store
             .cursor_row(&self.peer)
             .map_err(|e| self.store_err(e))?
@@ -456,6 +460,18 @@ impl Session {
     /// The next frame to send, if any: queued replies first, then a new batch when the window
     /// has room and the log or the version vector moved since the peer last heard.
     pub fn poll_transmit(&mut self, store: &Store) -> Result<Option<Vec<u8>>, SessionError> {
+        if self
+            .resyncs_greeted
+            .is_some_and(|greeted| greeted != store.resyncs())
+        {
+            // Another session made this replica resync: it dropped data and its cursors, and
+            // this peer streams from where it thinks we are. Greet it again with the reset
+            // cursor, or what it sent before the resync would not come again until the
+            // connection drops (found by the clock-skew drill: HQ resynced through one site
+            // and stayed without the other site's records).
+            let hello = self.hello(store)?;
+            self.outbox.push_back(hello);
+        }
         if let Some(m) = self.outbox.pop_front() {
             return Ok(Some(self.sent(m.encode())));
         }

@@ -298,3 +298,179 @@ fn in_a_partition_only_the_majority_collects_and_nothing_is_lost() {
     assert_eq!(a.state_hash().unwrap(), b.state_hash().unwrap());
     assert_eq!(a.state_hash().unwrap(), c.state_hash().unwrap());
 }
+
+/// Announcements answer data, not each other: a hub and its sites that exchange announcements
+/// fall quiet once everyone has announced what they hold (before, every announcement made
+/// every other member announce again, forever), wake again for new data, and otherwise only
+/// beat once per quarter horizon so that a quiet member is not taken for a silent one.
+#[test]
+fn announcements_fall_quiet_without_new_data_and_beat_once_per_quarter_horizon() {
+    let clock = ManualClock::new(1_700_000_000_000);
+    let mut hub = replica_with_horizon("hub", &clock);
+    let mut sites: Vec<Store> = (0..3)
+        .map(|i| replica_with_horizon(&format!("site{i}"), &clock))
+        .collect();
+    for (i, s) in sites.iter_mut().enumerate() {
+        s.put(
+            "alerts",
+            &format!("s{i}"),
+            &[("title", FieldOp::Set(Value::Int(i as i64)))],
+        )
+        .unwrap();
+    }
+    // Rounds of: everyone announces if it wants to, then the hub syncs with every site twice.
+    let round = |hub: &mut Store, sites: &mut Vec<Store>| -> usize {
+        let mut announced = usize::from(hub.announce().unwrap());
+        for s in sites.iter_mut() {
+            announced += usize::from(s.announce().unwrap());
+        }
+        for _ in 0..2 {
+            for s in sites.iter_mut() {
+                sync_pair(hub, s);
+            }
+        }
+        announced
+    };
+    let mut per_round = Vec::new();
+    for _ in 0..6 {
+        clock.advance(5_000);
+        per_round.push(round(&mut hub, &mut sites));
+    }
+    assert_eq!(per_round[0], 4, "everyone announces first: {per_round:?}");
+    assert_eq!(
+        &per_round[3..],
+        &[0, 0, 0],
+        "announcements kept answering each other: {per_round:?}"
+    );
+    let hash = hub.state_hash().unwrap();
+    for s in &sites {
+        assert_eq!(s.state_hash().unwrap(), hash, "{} differs", s.node());
+    }
+
+    // New data at one site: it reaches everyone, and everyone who saw it announces once more.
+    sites[1]
+        .put("alerts", "late", &[("title", FieldOp::Set(Value::Int(9)))])
+        .unwrap();
+    let mut after_data = Vec::new();
+    for _ in 0..4 {
+        clock.advance(5_000);
+        after_data.push(round(&mut hub, &mut sites));
+    }
+    assert!(after_data[..2].iter().sum::<usize>() >= 4, "{after_data:?}");
+    assert_eq!(after_data[3], 0, "{after_data:?}");
+
+    // Nothing happens for a quarter of the horizon: each member beats once, then is quiet.
+    clock.advance(HOUR / 4);
+    assert_eq!(round(&mut hub, &mut sites), 4);
+    clock.advance(5_000);
+    assert_eq!(round(&mut hub, &mut sites), 0);
+    // Nobody is taken for silent: a delete is collected everywhere once all have seen it.
+    hub.delete("alerts", "s0").unwrap();
+    for _ in 0..3 {
+        clock.advance(5_000);
+        round(&mut hub, &mut sites);
+    }
+    let gc = hub.collect_garbage().unwrap();
+    assert!(gc.expired.is_empty(), "{gc:?}");
+    assert_eq!(gc.records_collected, 1, "{gc:?}");
+}
+
+/// A member whose announcement has not arrived yet (it just started, or announces rarely) may
+/// have seen nothing: nobody collects until it has announced. Without this a site collected
+/// deletes the command center had not seen and ordered it to resync (found by the clock-skew
+/// drill once announcements became rarer).
+#[test]
+fn an_origin_that_has_not_announced_holds_back_collection() {
+    let clock = ManualClock::new(1_700_000_000_000);
+    let (mut a, mut b, mut c) = (
+        replica("a", &clock),
+        replica("b", &clock),
+        replica("c", &clock),
+    );
+    a.put("alerts", "x", &[("title", FieldOp::Set("t".into()))])
+        .unwrap();
+    c.put("alerts", "from-c", &[("title", FieldOp::Set("c".into()))])
+        .unwrap();
+    // C's data reaches A before any announcement of C's does.
+    sync_pair(&mut c, &mut a);
+    a.announce().unwrap();
+    b.announce().unwrap();
+    sync_pair(&mut a, &mut b);
+    a.delete("alerts", "x").unwrap();
+    sync_pair(&mut a, &mut b);
+    b.announce().unwrap();
+    sync_pair(&mut a, &mut b);
+    let gc = a.collect_garbage().unwrap();
+    assert_eq!(gc.records_collected, 0, "collected behind c's back: {gc:?}");
+    assert!(gc.members.contains(&"c".to_string()), "{gc:?}");
+    // C catches up and announces: now the delete is stable.
+    sync_pair(&mut a, &mut c);
+    c.announce().unwrap();
+    sync_pair(&mut a, &mut c);
+    assert_eq!(a.collect_garbage().unwrap().records_collected, 1);
+}
+
+/// Runs two open sessions until neither has anything to send.
+fn pump(
+    sa: &mut mizugiwa_sync::protocol::Session,
+    a: &mut Store,
+    sb: &mut mizugiwa_sync::protocol::Session,
+    b: &mut Store,
+) {
+    for _ in 0..1000 {
+        let mut moved = false;
+        while let Some(f) = sa.poll_transmit(a).unwrap() {
+            sb.handle_frame(&f, b).unwrap();
+            moved = true;
+        }
+        while let Some(f) = sb.poll_transmit(b).unwrap() {
+            sa.handle_frame(&f, a).unwrap();
+            moved = true;
+        }
+        if !moved {
+            return;
+        }
+    }
+    panic!("sessions never went quiet");
+}
+
+/// A resync ordered through one session (it drops data below the frontier and every resume
+/// cursor) makes every other open session start over: the peers stream what they sent before
+/// again. Before, they went on from where they were, and HQ stayed without a site's records
+/// until that connection dropped (the clock-skew drill found it: HQ resynced through a site
+/// whose snapshot it refused, and kept missing the other site's alerts).
+#[test]
+fn a_resync_makes_the_other_open_sessions_start_over() {
+    use mizugiwa_sync::protocol::{Session, SessionConfig};
+    let clock = ManualClock::new(1_700_000_000_000);
+    let (mut hq, mut site) = (replica("hq", &clock), replica("site", &clock));
+    for i in 0..3 {
+        site.put(
+            "alerts",
+            &format!("a{i}"),
+            &[("title", FieldOp::Set(Value::Int(i)))],
+        )
+        .unwrap();
+    }
+    let mut at_hq = Session::new("site", SessionConfig::default());
+    let mut at_site = Session::new("hq", SessionConfig::default());
+    at_hq.start(&hq).unwrap();
+    at_site.start(&site).unwrap();
+    pump(&mut at_hq, &mut hq, &mut at_site, &mut site);
+    assert_eq!(title(&hq, "a1"), Some(Value::Int(1)));
+
+    // Another peer orders HQ to resync past everything the site wrote.
+    let frontier: mizugiwa_sync::VersionVector =
+        [("site".to_string(), site.version_vector().get("site"))]
+            .into_iter()
+            .collect();
+    hq.begin_resync(&frontier).unwrap();
+    assert_eq!(title(&hq, "a1"), None, "dropped below the frontier");
+
+    // The open session with the site brings it all back.
+    pump(&mut at_hq, &mut hq, &mut at_site, &mut site);
+    for i in 0..3 {
+        assert_eq!(title(&hq, &format!("a{i}")), Some(Value::Int(i)));
+    }
+    assert_eq!(hq.state_hash().unwrap(), site.state_hash().unwrap());
+}

@@ -198,16 +198,27 @@ pub struct Store {
     gc_frontier: VersionVector,
     reset_frontier: VersionVector,
     last_announced: Option<VersionVector>,
+    /// Snapshot resyncs begun since the store opened (see [`Store::resyncs`]).
+    resyncs: u64,
+    /// Wall time of the last announcement (see [`Store::announce`]).
+    last_announced_ms: u64,
+    /// Whether an entry outside `$members` was stored since the last announcement: only such
+    /// entries make a new announcement worth sending.
+    unannounced_data: bool,
     events: broadcast::Sender<ChangeEvent>,
     refused_batches: u64,
     /// Live records per collection, kept current by every write once counted (`None`: not
     /// counted yet, or invalidated by a rollback or a resync). A read-only replica never keeps
     /// it: another process writes its database.
     live_counts: RefCell<Option<BTreeMap<String, u64>>>,
-    counts_cacheable: bool,
+    /// Opened by [`Store::open_read_only`]: another process (or handle) writes the database.
+    read_only: bool,
     /// Held for the store's lifetime: one writer process per database (see [`Store::open`]).
     _lock: Option<std::fs::File>,
 }
+
+/// The path an in-memory replica reports (SQLite's own name for it).
+const IN_MEMORY: &str = ":memory:";
 
 /// The on-disk layout this build reads and writes (`PRAGMA user_version`).
 const LAYOUT_VERSION: i64 = 3;
@@ -326,7 +337,7 @@ impl Store {
     /// sees every committed write and never blocks the writer, nor the writer it. `None` for
     /// an in-memory replica, which has no file to share.
     pub fn reader(&self) -> Result<Option<Store>, StoreError> {
-        if self._lock.is_none() {
+        if self.path == IN_MEMORY {
             return Ok(None);
         }
         Store::open_read_only(
@@ -346,7 +357,7 @@ impl Store {
     ) -> Result<Store, StoreError> {
         Self::init(
             Connection::open_in_memory()?,
-            ":memory:".into(),
+            IN_MEMORY.into(),
             schema,
             wall,
             config,
@@ -461,10 +472,13 @@ impl Store {
             gc_frontier,
             reset_frontier,
             last_announced: None,
+            last_announced_ms: 0,
+            resyncs: 0,
+            unannounced_data: true,
             events,
             refused_batches: 0,
             live_counts: RefCell::new(None),
-            counts_cacheable: !read_only,
+            read_only,
             config,
             _lock: None,
         };
@@ -653,6 +667,9 @@ impl Store {
         existing: &[Entry],
         e: &Entry,
     ) -> Result<u64, StoreError> {
+        if coll != gc::MEMBERS {
+            self.unannounced_data = true;
+        }
         for x in existing {
             if x.origin != e.origin && field::dominates(&e.v, &x.v) {
                 self.conn
@@ -1103,7 +1120,7 @@ impl Store {
             return Ok(counts.clone());
         }
         let counts = self.count_collections()?;
-        if self.counts_cacheable {
+        if !self.read_only {
             self.live_counts.replace(Some(counts.clone()));
         }
         Ok(counts)

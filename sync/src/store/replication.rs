@@ -284,7 +284,15 @@ impl Store {
             s.vv = VersionVector::new();
             s.reset_frontier.merge(frontier);
             Ok(())
-        })
+        })?;
+        self.resyncs += 1;
+        Ok(())
+    }
+
+    /// How many snapshot resyncs this handle has begun: a session that sees it move greets
+    /// its peer again, so that the peer streams its log afresh (see `Session::poll_transmit`).
+    pub fn resyncs(&self) -> u64 {
+        self.resyncs
     }
 
     /// A hash of every live record's visible state (system collections except revocations are
