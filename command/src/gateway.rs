@@ -81,13 +81,13 @@ fn event_of(store: &Store, collection: &str, id: &str, now: u64) -> Option<CotEv
     cot::event_for(collection, id, fields, now)
 }
 
-/// Writes an event from TAK as a record. Returns whether it was stored.
-pub fn ingest(store: &mut Store, ev: &CotEvent) -> bool {
+/// The record an event from TAK becomes: collection, id and field writes.
+fn record_of(ev: &CotEvent) -> (String, String, Vec<(String, FieldOp)>) {
     let (collection, id, fields) = cot::record_for(ev);
     // A client's stale time is capped at a day: an event meant to last "forever" would
     // otherwise never be expired from every replica.
     let latest_stale = tak::now_ms() + MAX_STALE_MS;
-    let ops: Vec<(&str, FieldOp)> = fields
+    let ops = fields
         .iter()
         .map(|(f, v)| {
             let v = match (f.as_str(), v.as_u64()) {
@@ -96,16 +96,47 @@ pub fn ingest(store: &mut Store, ev: &CotEvent) -> bool {
                 }
                 _ => v.clone(),
             };
-            (f.as_str(), FieldOp::Set(records::value_from_json(&v)))
+            (f.clone(), FieldOp::Set(records::value_from_json(&v)))
         })
         .collect();
-    match store.put(&collection, &id, &ops) {
-        Ok(_) => true,
-        Err(e) => {
-            tracing::warn!(uid = %ev.uid, error = %e, "could not store a CoT event");
-            false
-        }
+    (collection, id, ops)
+}
+
+/// Writes an event from TAK as a record. Returns whether it was stored.
+pub fn ingest(store: &mut Store, ev: &CotEvent) -> bool {
+    ingest_all(store, std::slice::from_ref(ev)) == 1
+}
+
+/// Writes events from TAK as records in one transaction (one fsync for the lot: a busy TAK
+/// server relays thousands of events a second, and a commit per event was most of the
+/// gateway's cost). If the transaction fails, the events are written one by one, so that one
+/// bad event costs only itself. Returns how many were stored.
+pub fn ingest_all(store: &mut Store, events: &[CotEvent]) -> usize {
+    let records: Vec<(String, String, Vec<(String, FieldOp)>)> =
+        events.iter().map(record_of).collect();
+    let ops: Vec<Vec<(&str, FieldOp)>> = records
+        .iter()
+        .map(|(_, _, ops)| ops.iter().map(|(f, op)| (f.as_str(), op.clone())).collect())
+        .collect();
+    let writes: Vec<(&str, &str, &[(&str, FieldOp)])> = records
+        .iter()
+        .zip(&ops)
+        .map(|((c, id, _), ops)| (c.as_str(), id.as_str(), ops.as_slice()))
+        .collect();
+    if store.put_all(&writes).is_ok() {
+        return events.len();
     }
+    writes
+        .iter()
+        .zip(events)
+        .filter(|((c, id, ops), ev)| match store.put(c, id, ops) {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!(uid = %ev.uid, error = %e, "could not store a CoT event");
+                false
+            }
+        })
+        .count()
 }
 
 /// Deletes `cot` records past their stale time; returns how many.
@@ -130,6 +161,9 @@ pub fn expire(store: &mut Store, now: u64) -> usize {
         .filter(|id| store.delete(COT, id).unwrap_or(false))
         .count()
 }
+
+/// Most events from TAK written in one transaction.
+const INGEST_BATCH: usize = 512;
 
 /// Starts the gateway for `store`.
 pub fn start(store: Arc<Mutex<Store>>, section: &TakSection) -> Gateway {
@@ -217,9 +251,21 @@ pub fn start(store: Arc<Mutex<Store>>, section: &TakSection) -> Gateway {
                 tokio::select! {
                     ev = in_rx.recv() => match ev {
                         Some(ev) => {
-                            if let Ok(mut s) = store.lock() {
-                                ingest(&mut s, &ev);
+                            // Everything that arrived meanwhile goes in the same commit.
+                            let mut batch = vec![ev];
+                            while batch.len() < INGEST_BATCH {
+                                match in_rx.try_recv() {
+                                    Ok(ev) => batch.push(ev),
+                                    Err(_) => break,
+                                }
                             }
+                            let store = store.clone();
+                            let _ = tokio::task::spawn_blocking(move || {
+                                if let Ok(mut s) = store.lock() {
+                                    ingest_all(&mut s, &batch);
+                                }
+                            })
+                            .await;
                         }
                         None => break,
                     },
@@ -231,7 +277,8 @@ pub fn start(store: Arc<Mutex<Store>>, section: &TakSection) -> Gateway {
                             }
                         }
                     }
-                    _ = stopped.wait_for(|s| *s) => break,
+                    // (The watch's guard must not live across the await above.)
+                    _ = async { let _ = stopped.wait_for(|s| *s).await; } => break,
                 }
             }
         }));
@@ -269,5 +316,35 @@ mod tests {
         assert_eq!(expire(&mut store, now), 0);
         assert_eq!(expire(&mut store, now + MAX_STALE_MS + 2000), 1);
         assert!(store.get(COT, "ANDROID-forever").unwrap().is_none());
+    }
+
+    /// A batch of events is stored in order: the later event of a uid wins, and every event is
+    /// counted.
+    #[test]
+    fn a_batch_of_events_is_stored_in_one_commit_in_order() {
+        let mut store = Store::open_in_memory(
+            records::schema(),
+            Arc::new(mizugiwa_sync::SystemClock::new()),
+            mizugiwa_sync::StoreConfig::new("hq"),
+        )
+        .unwrap();
+        let now = tak::now_ms();
+        let event = |uid: &str, callsign: &str, lat: f64| {
+            let xml = format!(
+                r#"<event version="2.0" uid="{uid}" type="a-f-G-U-C" how="h-e" time="{t}" start="{t}" stale="{s}"><point lat="{lat}" lon="129.4" hae="0" ce="10" le="10"/><detail><contact callsign="{callsign}"/></detail></event>"#,
+                t = cot::format_time(now),
+                s = cot::format_time(now + 60_000),
+            );
+            cot::parse(xml.as_bytes()).unwrap()
+        };
+        let batch = vec![
+            event("ANDROID-a", "Alpha", 34.1),
+            event("ANDROID-b", "Bravo", 34.2),
+            event("ANDROID-a", "Alpha", 34.3),
+        ];
+        assert_eq!(ingest_all(&mut store, &batch), 3);
+        assert_eq!(store.ids(COT).unwrap(), ["ANDROID-a", "ANDROID-b"]);
+        let a = store.get(COT, "ANDROID-a").unwrap().unwrap().to_json();
+        assert_eq!(a["fields"]["lat"], serde_json::json!(34.3), "{a}");
     }
 }
