@@ -321,7 +321,7 @@ mod tests {
     /// A batch of events is stored in order: the later event of a uid wins, and every event is
     /// counted.
     #[test]
-    fn a_batch_of_events_is_stored_in_one_commit_in_order() {
+    fn a_batch_of_events_is_stored_in_order_and_every_event_counted() {
         let mut store = Store::open_in_memory(
             records::schema(),
             Arc::new(mizugiwa_sync::SystemClock::new()),
