@@ -402,56 +402,45 @@ async fn run_session(link: Link, cx: LinkContext) -> Result<(), SessionError> {
     let mut status_at = std::time::Instant::now() - STATUS_EVERY;
     let result: Result<(), SessionError> = async {
         loop {
-            // Flush everything the session wants to say. Reading deltas (and, below, applying
-            // batches) is SQLite work under the store's lock, done on a blocking thread: the
-            // async workers also drive QUIC for every other peer (hundreds at HQ), and a worker
-            // parked on the lock or an fsync let their handshakes and keep-alives time out.
-            let status_due = status_at.elapsed() >= STATUS_EVERY;
-            let status_for_flush = status.clone();
-            let frames = on_store(&store, &mut session, move |s, session| {
-                let mut frames = Vec::new();
-                while let Some(f) = session.poll_transmit(s)? {
-                    frames.push(f);
-                }
-                // The peer status (lag, bytes) reads the version vector: refreshed at most
-                // every STATUS_EVERY, not after every write at a busy site.
-                if status_due {
-                    record_status(&status_for_flush, s, session, true, None);
-                }
-                Ok::<_, SessionError>(frames)
-            })
-            .await??;
-            if status_due {
-                status_at = std::time::Instant::now();
-            }
-            for f in frames {
-                if let Err(e) = tx.send(&f).await {
-                    if e.is_orderly_close() {
-                        tracing::info!(reason = %e, "peer ended the session");
-                        return Ok(());
+            // Flush everything the session wants to say.
+            loop {
+                let frame = {
+                    let s = store.lock().map_err(|_| poisoned(&peer))?;
+                    session.poll_transmit(&s)?
+                };
+                match frame {
+                    Some(f) => {
+                        if let Err(e) = tx.send(&f).await {
+                            if e.is_orderly_close() {
+                                tracing::info!(reason = %e, "peer ended the session");
+                                return Ok(());
+                            }
+                            return Err(SessionError::Protocol { peer: peer.clone(), what: format!("link lost: {e}") });
+                        }
                     }
-                    return Err(SessionError::Protocol { peer: peer.clone(), what: format!("link lost: {e}") });
+                    None => break,
                 }
+            }
+            // The peer status (lag, bytes) takes the store lock to read the version vector:
+            // refreshed at most every STATUS_EVERY, not after every write at a busy site.
+            if status_at.elapsed() >= STATUS_EVERY {
+                update_status(&status, &store, &session, true, None);
+                status_at = std::time::Instant::now();
             }
             tokio::select! {
                 f = frames_rx.recv() => match f {
                     Some(Ok(frame)) => {
-                        let (status, from) = (status.clone(), peer.clone());
-                        let (r, refusal) = on_store(&store, &mut session, move |s, session| {
-                            let r = session.handle_frame(&frame, s);
+                        let r = {
+                            let mut s = store.lock().map_err(|_| poisoned(&peer))?;
+                            let r = session.handle_frame(&frame, &mut s);
                             if let Ok(mut st) = status.lock() {
-                                st.entry(from).or_default().last_contact_ms = Some(s.now_ms());
+                                st.entry(peer.clone()).or_default().last_contact_ms = Some(s.now_ms());
                             }
-                            // On a refusal, the frame that tells the peer why.
-                            let refusal = match r {
-                                Ok(()) => None,
-                                Err(_) => session.poll_transmit(s).ok().flatten(),
-                            };
-                            (r, refusal)
-                        })
-                        .await?;
+                            r
+                        };
                         if let Err(e) = r {
                             // Tell the peer why before closing.
+                            let refusal = store.lock().ok().and_then(|s| session.poll_transmit(&s).ok().flatten());
                             if let Some(f) = refusal {
                                 let _ = tx.send(&f).await;
                                 let _ = tx.finish();
@@ -516,41 +505,6 @@ async fn run_session(link: Link, cx: LinkContext) -> Result<(), SessionError> {
     result
 }
 
-/// Runs `f` on a blocking thread with the store locked and the session lent to it, and gives
-/// the session back. SQLite work (a delta read, an applied batch's transaction and fsync) and
-/// waiting for the store's lock never park an async worker this way.
-async fn on_store<T: Send + 'static>(
-    store: &SharedStore,
-    session: &mut Session,
-    f: impl FnOnce(&mut Store, &mut Session) -> T + Send + 'static,
-) -> Result<T, SessionError> {
-    let peer = session.peer().to_owned();
-    let mut lent = std::mem::replace(session, Session::new(&peer, SessionConfig::default()));
-    let store = store.clone();
-    let joined = tokio::task::spawn_blocking(move || {
-        let out = match store.lock() {
-            Ok(mut s) => Some(f(&mut s, &mut lent)),
-            Err(_) => None,
-        };
-        (lent, out)
-    })
-    .await;
-    match joined {
-        Ok((lent, Some(out))) => {
-            *session = lent;
-            Ok(out)
-        }
-        Ok((lent, None)) => {
-            *session = lent;
-            Err(poisoned(&peer))
-        }
-        Err(e) => Err(SessionError::Protocol {
-            peer,
-            what: format!("the session's store work failed: {e}"),
-        }),
-    }
-}
-
 /// How often a live session refreshes its peer status at most.
 const STATUS_EVERY: Duration = Duration::from_millis(100);
 
@@ -569,17 +523,6 @@ fn update_status(
     error: Option<String>,
 ) {
     let Ok(s) = store.lock() else { return };
-    record_status(status, &s, session, connected, error);
-}
-
-/// [`update_status`] with the store already locked.
-fn record_status(
-    status: &Arc<Mutex<BTreeMap<String, PeerStatus>>>,
-    s: &Store,
-    session: &Session,
-    connected: bool,
-    error: Option<String>,
-) {
     let Ok(mut map) = status.lock() else { return };
     let st = map.entry(session.peer().to_owned()).or_default();
     st.peer = session.peer().to_owned();
