@@ -112,13 +112,21 @@ pub fn ingest(store: &mut Store, ev: &CotEvent) -> bool {
 /// gateway's cost). If the transaction fails, the events are written one by one, so that one
 /// bad event costs only itself. Returns how many were stored.
 pub fn ingest_all(store: &mut Store, events: &[CotEvent]) -> usize {
-    let records: Vec<(String, String, Vec<(String, FieldOp)>)> =
-        events.iter().map(record_of).collect();
-    let ops: Vec<Vec<(&str, FieldOp)>> = records
+    // The field names stay in `names`; the writes borrow them and take the values.
+    let mut names: Vec<(String, String, Vec<String>)> = Vec::with_capacity(events.len());
+    let mut values: Vec<Vec<FieldOp>> = Vec::with_capacity(events.len());
+    for ev in events {
+        let (collection, id, fields) = record_of(ev);
+        let (fields, ops): (Vec<String>, Vec<FieldOp>) = fields.into_iter().unzip();
+        names.push((collection, id, fields));
+        values.push(ops);
+    }
+    let ops: Vec<Vec<(&str, FieldOp)>> = names
         .iter()
-        .map(|(_, _, ops)| ops.iter().map(|(f, op)| (f.as_str(), op.clone())).collect())
+        .zip(values)
+        .map(|((_, _, fields), ops)| fields.iter().map(String::as_str).zip(ops).collect())
         .collect();
-    let writes: Vec<(&str, &str, &[(&str, FieldOp)])> = records
+    let writes: Vec<(&str, &str, &[(&str, FieldOp)])> = names
         .iter()
         .zip(&ops)
         .map(|((c, id, _), ops)| (c.as_str(), id.as_str(), ops.as_slice()))
@@ -292,20 +300,35 @@ mod tests {
 
     use super::*;
 
-    #[test]
-    fn an_event_that_would_never_go_stale_is_kept_a_day_at_most_then_expired() {
-        let mut store = Store::open_in_memory(
+    fn hq_store() -> Store {
+        Store::open_in_memory(
             records::schema(),
             Arc::new(mizugiwa_sync::SystemClock::new()),
             mizugiwa_sync::StoreConfig::new("hq"),
         )
-        .unwrap();
-        let now = tak::now_ms();
+        .unwrap()
+    }
+
+    /// A TAK client's position report, sent at `now`.
+    fn event(uid: &str, callsign: &str, lat: f64, now: u64, stale: &str) -> CotEvent {
         let xml = format!(
-            r#"<event version="2.0" uid="ANDROID-forever" type="a-f-G-U-C" how="h-e" time="{t}" start="{t}" stale="2999-01-01T00:00:00.000Z"><point lat="34.3" lon="129.4" hae="0" ce="10" le="10"/><detail><contact callsign="Forever"/></detail></event>"#,
+            r#"<event version="2.0" uid="{uid}" type="a-f-G-U-C" how="h-e" time="{t}" start="{t}" stale="{stale}"><point lat="{lat}" lon="129.4" hae="0" ce="10" le="10"/><detail><contact callsign="{callsign}"/></detail></event>"#,
             t = cot::format_time(now)
         );
-        let ev = cot::parse(xml.as_bytes()).unwrap();
+        cot::parse(xml.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn an_event_that_would_never_go_stale_is_kept_a_day_at_most_then_expired() {
+        let mut store = hq_store();
+        let now = tak::now_ms();
+        let ev = event(
+            "ANDROID-forever",
+            "Forever",
+            34.3,
+            now,
+            "2999-01-01T00:00:00.000Z",
+        );
         assert!(ingest(&mut store, &ev));
         let rec = store.get(COT, "ANDROID-forever").unwrap().unwrap();
         let stale = match rec.get("stale_ms") {
@@ -322,25 +345,13 @@ mod tests {
     /// counted.
     #[test]
     fn a_batch_of_events_is_stored_in_order_and_every_event_counted() {
-        let mut store = Store::open_in_memory(
-            records::schema(),
-            Arc::new(mizugiwa_sync::SystemClock::new()),
-            mizugiwa_sync::StoreConfig::new("hq"),
-        )
-        .unwrap();
+        let mut store = hq_store();
         let now = tak::now_ms();
-        let event = |uid: &str, callsign: &str, lat: f64| {
-            let xml = format!(
-                r#"<event version="2.0" uid="{uid}" type="a-f-G-U-C" how="h-e" time="{t}" start="{t}" stale="{s}"><point lat="{lat}" lon="129.4" hae="0" ce="10" le="10"/><detail><contact callsign="{callsign}"/></detail></event>"#,
-                t = cot::format_time(now),
-                s = cot::format_time(now + 60_000),
-            );
-            cot::parse(xml.as_bytes()).unwrap()
-        };
+        let stale = cot::format_time(now + 60_000);
         let batch = vec![
-            event("ANDROID-a", "Alpha", 34.1),
-            event("ANDROID-b", "Bravo", 34.2),
-            event("ANDROID-a", "Alpha", 34.3),
+            event("ANDROID-a", "Alpha", 34.1, now, &stale),
+            event("ANDROID-b", "Bravo", 34.2, now, &stale),
+            event("ANDROID-a", "Alpha", 34.3, now, &stale),
         ];
         assert_eq!(ingest_all(&mut store, &batch), 3);
         assert_eq!(store.ids(COT).unwrap(), ["ANDROID-a", "ANDROID-b"]);

@@ -724,7 +724,7 @@ pub async fn watch(svc: Arc<GateService>, mut stopped: watch::Receiver<bool>) {
         };
         match event {
             Ok(e) if [GATE_KEYS, GATE_REVOKED, GATE_LISTS].contains(&e.collection.as_str()) => {
-                reload_lists(&svc).await;
+                refresh_lists(&svc).await;
             }
             Ok(e) if e.collection == GATE_USES && e.via.is_some() => {
                 let svc = svc.clone();
@@ -739,7 +739,7 @@ pub async fn watch(svc: Arc<GateService>, mut stopped: watch::Receiver<bool>) {
             Err(broadcast::error::RecvError::Lagged(missed)) => {
                 // Missed changes: reload the lists, and look at every declaration used.
                 tracing::warn!(missed, "gate watcher lagged; rechecking everything");
-                reload_lists(&svc).await;
+                refresh_lists(&svc).await;
                 let svc = svc.clone();
                 let _ = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
                     let ids = svc
@@ -761,7 +761,7 @@ pub async fn watch(svc: Arc<GateService>, mut stopped: watch::Receiver<bool>) {
 
 /// Reloads the service's trust lists on a blocking thread; when that fails (logged), forgets
 /// them, so that the next request loads them itself rather than trusting a stale copy.
-async fn reload_lists(svc: &Arc<GateService>) {
+async fn refresh_lists(svc: &Arc<GateService>) {
     let reloading = svc.clone();
     let failure = match tokio::task::spawn_blocking(move || reloading.reload_lists()).await {
         Ok(Ok(_)) => return,

@@ -410,30 +410,6 @@ fn an_origin_that_has_not_announced_holds_back_collection() {
     assert_eq!(a.collect_garbage().unwrap().records_collected, 1);
 }
 
-/// Runs two open sessions until neither has anything to send.
-fn pump(
-    sa: &mut mizugiwa_sync::protocol::Session,
-    a: &mut Store,
-    sb: &mut mizugiwa_sync::protocol::Session,
-    b: &mut Store,
-) {
-    for _ in 0..1000 {
-        let mut moved = false;
-        while let Some(f) = sa.poll_transmit(a).unwrap() {
-            sb.handle_frame(&f, b).unwrap();
-            moved = true;
-        }
-        while let Some(f) = sb.poll_transmit(b).unwrap() {
-            sa.handle_frame(&f, a).unwrap();
-            moved = true;
-        }
-        if !moved {
-            return;
-        }
-    }
-    panic!("sessions never went quiet");
-}
-
 /// A resync ordered through one session (it drops data below the frontier and every resume
 /// cursor) makes every other open session start over: the peers stream what they sent before
 /// again. Before, they went on from where they were, and HQ stayed without a site's records
@@ -456,7 +432,7 @@ fn a_resync_makes_the_other_open_sessions_start_over() {
     let mut at_site = Session::new("hq", SessionConfig::default());
     at_hq.start(&hq).unwrap();
     at_site.start(&site).unwrap();
-    pump(&mut at_hq, &mut hq, &mut at_site, &mut site);
+    common::pump(&mut at_hq, &mut hq, &mut at_site, &mut site);
     assert_eq!(title(&hq, "a1"), Some(Value::Int(1)));
 
     // Another peer orders HQ to resync past everything the site wrote.
@@ -468,7 +444,7 @@ fn a_resync_makes_the_other_open_sessions_start_over() {
     assert_eq!(title(&hq, "a1"), None, "dropped below the frontier");
 
     // The open session with the site brings it all back.
-    pump(&mut at_hq, &mut hq, &mut at_site, &mut site);
+    common::pump(&mut at_hq, &mut hq, &mut at_site, &mut site);
     for i in 0..3 {
         assert_eq!(title(&hq, &format!("a{i}")), Some(Value::Int(i)));
     }

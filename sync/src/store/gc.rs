@@ -55,14 +55,9 @@ impl Store {
     /// never deleted; tombstones and log entries are data, and data always re-announces.
     pub fn announce(&mut self) -> Result<bool, StoreError> {
         let now = self.now_ms();
-        let heartbeat_due =
-            now.saturating_sub(self.last_announced_ms) >= self.config.collection_horizon_ms / 4;
-        if let Some(last) = &self.last_announced {
-            let mut cmp = self.vv.clone();
-            // Our own sequence moves by one with each announcement; ignore that.
-            cmp.set(self.node(), last.get(self.node()));
-            let moved = cmp != *last || self.vv.get(self.node()) > last.get(self.node()) + 1;
-            if !heartbeat_due && !(moved && self.unannounced_data) {
+        if let Some(last) = self.last_announced_ms {
+            let heartbeat_due = now.saturating_sub(last) >= self.config.collection_horizon_ms / 4;
+            if !heartbeat_due && !self.unannounced_data {
                 return Ok(false);
             }
         }
@@ -74,8 +69,7 @@ impl Store {
             &node,
             &[("vv", FieldOp::Set(Value::Bytes(vv.to_bytes())))],
         )?;
-        self.last_announced = Some(self.vv.clone());
-        self.last_announced_ms = now;
+        self.last_announced_ms = Some(now);
         self.unannounced_data = false;
         Ok(true)
     }
@@ -86,8 +80,9 @@ impl Store {
     /// know it as a member before anything of theirs is collected.
     pub fn announce_at_most_every(&mut self, min_gap_ms: u64) -> Result<bool, StoreError> {
         let gap = min_gap_ms.min(self.config.collection_horizon_ms / 8);
-        if self.last_announced.is_some()
-            && self.now_ms().saturating_sub(self.last_announced_ms) < gap
+        if self
+            .last_announced_ms
+            .is_some_and(|last| self.now_ms().saturating_sub(last) < gap)
         {
             return Ok(false);
         }
@@ -146,16 +141,17 @@ impl Store {
         // not arrived yet (it just started, or its data came by another road) may have seen
         // nothing: until it says otherwise, nothing is stable. Leaving it out let a site
         // collect deletes that the command center had not seen and then order it to resync.
+        let known: std::collections::BTreeSet<&str> = counted
+            .iter()
+            .chain(&expired)
+            .map(String::as_str)
+            .chain(revoked.iter().map(String::as_str))
+            .collect();
         let unannounced: Vec<String> = self
             .vv
             .iter()
+            .filter(|(origin, _)| !known.contains(origin))
             .map(|(origin, _)| origin.to_owned())
-            .filter(|o| {
-                o != self.node()
-                    && !revoked.contains(o)
-                    && !counted.contains(o)
-                    && !expired.contains(o)
-            })
             .collect();
         if !unannounced.is_empty() {
             frontier = frontier.meet(&VersionVector::new());

@@ -197,11 +197,10 @@ pub struct Store {
     next_lseq: u64,
     gc_frontier: VersionVector,
     reset_frontier: VersionVector,
-    last_announced: Option<VersionVector>,
     /// Snapshot resyncs begun since the store opened (see [`Store::resyncs`]).
     resyncs: u64,
-    /// Wall time of the last announcement (see [`Store::announce`]).
-    last_announced_ms: u64,
+    /// Wall time of the last announcement (`None`: none since the store opened).
+    last_announced_ms: Option<u64>,
     /// Whether an entry outside `$members` was stored since the last announcement: only such
     /// entries make a new announcement worth sending.
     unannounced_data: bool,
@@ -471,8 +470,7 @@ impl Store {
             next_lseq,
             gc_frontier,
             reset_frontier,
-            last_announced: None,
-            last_announced_ms: 0,
+            last_announced_ms: None,
             resyncs: 0,
             unannounced_data: true,
             events,

@@ -96,3 +96,22 @@ pub fn pair<T>(v: &mut [T], i: usize, j: usize) -> (&mut T, &mut T) {
         (&mut r[0], &mut l[j])
     }
 }
+
+/// Runs two open sessions until neither has anything to send.
+pub fn pump(sa: &mut Session, a: &mut Store, sb: &mut Session, b: &mut Store) {
+    for _ in 0..1000 {
+        let mut moved = false;
+        while let Some(f) = sa.poll_transmit(a).unwrap() {
+            sb.handle_frame(&f, b).unwrap();
+            moved = true;
+        }
+        while let Some(f) = sb.poll_transmit(b).unwrap() {
+            sa.handle_frame(&f, a).unwrap();
+            moved = true;
+        }
+        if !moved {
+            return;
+        }
+    }
+    panic!("sessions never went quiet");
+}
