@@ -34,6 +34,8 @@ bench: deps
 	$(CARGO) run --release -p mizugiwa-command-bench -- --out command/BENCHMARKS.md
 	$(CARGO) run --release -p mizugiwa-drone --example gcs_bench -- --out drone/BENCHMARKS.md
 	$(CARGO) run --release -p mizugiwa-satellite --example cfar_bench -- --out satellite/BENCHMARKS.md
+	$(CARGO) bench -p mizugiwa-inspect --bench inspect
+	$(CARGO) bench -p mizugiwa --bench gate_api
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -7,6 +7,8 @@
 //! `cot/<uid>`; records whose stale time has passed are deleted, so the picture at every
 //! replica forgets them as TAK does.
 
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -81,19 +83,21 @@ fn event_of(store: &Store, collection: &str, id: &str, now: u64) -> Option<CotEv
     cot::event_for(collection, id, fields, now)
 }
 
+/// The stale time an event from TAK is stored with: its own, capped at a day from now (an
+/// event meant to last "forever" would otherwise never be expired from every replica).
+fn stored_stale_ms(ev: &CotEvent, now: u64) -> u64 {
+    ev.stale_ms.min(now + MAX_STALE_MS)
+}
+
 /// The record an event from TAK becomes: collection, id and field writes.
 fn record_of(ev: &CotEvent) -> (String, String, Vec<(String, FieldOp)>) {
     let (collection, id, fields) = cot::record_for(ev);
-    // A client's stale time is capped at a day: an event meant to last "forever" would
-    // otherwise never be expired from every replica.
-    let latest_stale = tak::now_ms() + MAX_STALE_MS;
+    let stale = stored_stale_ms(ev, tak::now_ms());
     let ops = fields
         .iter()
         .map(|(f, v)| {
-            let v = match (f.as_str(), v.as_u64()) {
-                ("stale_ms", Some(stale)) if stale > latest_stale => {
-                    serde_json::Value::from(latest_stale)
-                }
+            let v = match f.as_str() {
+                "stale_ms" => serde_json::Value::from(stale),
                 _ => v.clone(),
             };
             (f.clone(), FieldOp::Set(records::value_from_json(&v)))
@@ -147,31 +151,116 @@ pub fn ingest_all(store: &mut Store, events: &[CotEvent]) -> usize {
         .count()
 }
 
-/// Deletes `cot` records past their stale time; returns how many.
+/// The stale time of a stored `cot` record.
+fn stale_of(record: &mizugiwa_sync::Record) -> Option<u64> {
+    match record.get("stale_ms")? {
+        mizugiwa_sync::Value::Int(i) => Some(*i as u64),
+        mizugiwa_sync::Value::Float(f) => Some(*f as u64),
+        _ => None,
+    }
+}
+
+/// When each `cot` record goes stale, soonest first, so that the sweep reads only the
+/// records that are due instead of listing the whole collection under the store's lock
+/// every few seconds (a busy TAK server keeps hundreds of thousands of them).
+///
+/// The queue is a hint, the store decides: a due record is read again before it is deleted,
+/// and one whose stale time moved meanwhile (an update through sync) is queued again. Records
+/// that arrive only through sync (another command replica's gateway) are found by
+/// [`StaleQueue::rescan`], which the gateway runs at start and then every ten minutes.
+#[derive(Debug, Default)]
+pub struct StaleQueue {
+    /// The latest stale time known per record.
+    latest: HashMap<String, u64>,
+    /// (stale time, record), soonest first; entries that `latest` no longer agrees with are
+    /// left behind by updates and skipped when they come up.
+    due: BinaryHeap<Reverse<(u64, String)>>,
+}
+
+impl StaleQueue {
+    /// Queues every `cot` record in `store` (and forgets nothing already queued).
+    pub fn rescan(&mut self, store: &Store) {
+        for record in store.list(COT).unwrap_or_default() {
+            if let Some(stale) = stale_of(&record) {
+                self.queue(record.id, stale);
+            }
+        }
+    }
+
+    /// Notes the stale time of an event as [`ingest_all`] stores it.
+    pub fn note(&mut self, ev: &CotEvent, now: u64) {
+        self.queue(ev.uid.clone(), stored_stale_ms(ev, now));
+    }
+
+    fn queue(&mut self, id: String, stale: u64) {
+        if self.latest.get(&id) == Some(&stale) {
+            return;
+        }
+        self.latest.insert(id.clone(), stale);
+        self.due.push(Reverse((stale, id)));
+        // Updates leave entries behind; rebuild before they outnumber the live ones.
+        if self.due.len() > 2 * self.latest.len() + 1024 {
+            self.due = self
+                .latest
+                .iter()
+                .map(|(id, &stale)| Reverse((stale, id.clone())))
+                .collect();
+        }
+    }
+
+    /// How many records are queued.
+    pub fn len(&self) -> usize {
+        self.latest.len()
+    }
+
+    /// True when no record is queued.
+    pub fn is_empty(&self) -> bool {
+        self.latest.is_empty()
+    }
+
+    /// Deletes the queued `cot` records whose stale time has passed; returns how many.
+    pub fn expire(&mut self, store: &mut Store, now: u64) -> usize {
+        let mut expired = 0;
+        while let Some(Reverse((stale, _))) = self.due.peek() {
+            if *stale > now {
+                break;
+            }
+            let Some(Reverse((stale, id))) = self.due.pop() else {
+                break;
+            };
+            if self.latest.get(&id) != Some(&stale) {
+                continue; // superseded by a later stale time, queued separately
+            }
+            self.latest.remove(&id);
+            match store.get(COT, &id) {
+                Ok(Some(record)) => match stale_of(&record) {
+                    Some(current) if current > now => self.queue(id, current),
+                    _ => expired += usize::from(store.delete(COT, &id).unwrap_or(false)),
+                },
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(%id, error = %e, "could not read a CoT record to expire it")
+                }
+            }
+        }
+        expired
+    }
+}
+
+/// Deletes every `cot` record past its stale time, reading the whole collection; returns how
+/// many. (The gateway keeps a [`StaleQueue`] instead; this is the one-off form.)
 pub fn expire(store: &mut Store, now: u64) -> usize {
-    let stale: Vec<String> = store
-        .list(COT)
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|r| {
-            r.get("stale_ms")
-                .and_then(|v| match v {
-                    mizugiwa_sync::Value::Int(i) => Some(*i as u64),
-                    mizugiwa_sync::Value::Float(f) => Some(*f as u64),
-                    _ => None,
-                })
-                .is_some_and(|s| s <= now)
-        })
-        .map(|r| r.id)
-        .collect();
-    stale
-        .iter()
-        .filter(|id| store.delete(COT, id).unwrap_or(false))
-        .count()
+    let mut queue = StaleQueue::default();
+    queue.rescan(store);
+    queue.expire(store, now)
 }
 
 /// Most events from TAK written in one transaction.
 const INGEST_BATCH: usize = 512;
+
+/// How often the gateway lists the whole `cot` collection to queue the records that reached
+/// this replica through sync rather than through its own TAK connection.
+const RESCAN_STALE_EVERY: Duration = Duration::from_secs(600);
 
 /// Starts the gateway for `store`.
 pub fn start(store: Arc<Mutex<Store>>, section: &TakSection) -> Gateway {
@@ -254,7 +343,9 @@ pub fn start(store: Arc<Mutex<Store>>, section: &TakSection) -> Gateway {
     {
         let mut stopped = stopped.clone();
         tasks.push(tokio::spawn(async move {
+            let queue = Arc::new(Mutex::new(StaleQueue::default()));
             let mut sweep = tokio::time::interval(Duration::from_secs(5));
+            let mut rescan = tokio::time::interval(RESCAN_STALE_EVERY);
             loop {
                 tokio::select! {
                     ev = in_rx.recv() => match ev {
@@ -267,10 +358,14 @@ pub fn start(store: Arc<Mutex<Store>>, section: &TakSection) -> Gateway {
                                     Err(_) => break,
                                 }
                             }
-                            let store = store.clone();
+                            let (store, queue) = (store.clone(), queue.clone());
                             let _ = tokio::task::spawn_blocking(move || {
                                 if let Ok(mut s) = store.lock() {
                                     ingest_all(&mut s, &batch);
+                                }
+                                if let Ok(mut q) = queue.lock() {
+                                    let now = tak::now_ms();
+                                    batch.iter().for_each(|ev| q.note(ev, now));
                                 }
                             })
                             .await;
@@ -278,12 +373,27 @@ pub fn start(store: Arc<Mutex<Store>>, section: &TakSection) -> Gateway {
                         None => break,
                     },
                     _ = sweep.tick() => {
-                        if let Ok(mut s) = store.lock() {
-                            let n = expire(&mut s, tak::now_ms());
+                        let (store, queue) = (store.clone(), queue.clone());
+                        let _ = tokio::task::spawn_blocking(move || {
+                            let (Ok(mut s), Ok(mut q)) = (store.lock(), queue.lock()) else {
+                                return;
+                            };
+                            let n = q.expire(&mut s, tak::now_ms());
                             if n > 0 {
-                                tracing::info!(expired = n, "stale CoT records removed");
+                                tracing::info!(expired = n, queued = q.len(), "stale CoT records removed");
                             }
-                        }
+                        })
+                        .await;
+                    }
+                    // The first tick is at once: the records stored before this start.
+                    _ = rescan.tick() => {
+                        let (store, queue) = (store.clone(), queue.clone());
+                        let _ = tokio::task::spawn_blocking(move || {
+                            if let (Ok(s), Ok(mut q)) = (store.lock(), queue.lock()) {
+                                q.rescan(&s);
+                            }
+                        })
+                        .await;
                     }
                     // (The watch's guard must not live across the await above.)
                     _ = async { let _ = stopped.wait_for(|s| *s).await; } => break,
@@ -357,5 +467,71 @@ mod tests {
         assert_eq!(store.ids(COT).unwrap(), ["ANDROID-a", "ANDROID-b"]);
         let a = store.get(COT, "ANDROID-a").unwrap().unwrap().to_json();
         assert_eq!(a["fields"]["lat"], serde_json::json!(34.3), "{a}");
+    }
+
+    /// The queue deletes what is due and only that; a record whose stale time was pushed back
+    /// by a later event stays until its new time; one deleted meanwhile costs nothing.
+    #[test]
+    fn the_stale_queue_expires_what_is_due_and_follows_updates() {
+        let mut store = hq_store();
+        let mut queue = StaleQueue::default();
+        let now = tak::now_ms();
+        let soon = cot::format_time(now + 10_000);
+        let later = cot::format_time(now + 60_000);
+        let batch = [
+            event("ANDROID-a", "Alpha", 34.1, now, &soon),
+            event("ANDROID-b", "Bravo", 34.2, now, &soon),
+            event("ANDROID-c", "Charlie", 34.3, now, &soon),
+        ];
+        assert_eq!(ingest_all(&mut store, &batch), 3);
+        batch.iter().for_each(|ev| queue.note(ev, now));
+        // Alpha reports again and lives longer; Charlie is deleted by someone else.
+        let update = event("ANDROID-a", "Alpha", 34.4, now + 5_000, &later);
+        assert!(ingest(&mut store, &update));
+        queue.note(&update, now + 5_000);
+        assert!(store.delete(COT, "ANDROID-c").unwrap());
+        assert_eq!(queue.len(), 3);
+
+        assert_eq!(queue.expire(&mut store, now + 9_000), 0, "nothing due yet");
+        assert_eq!(queue.expire(&mut store, now + 11_000), 1, "only Bravo");
+        assert_eq!(store.ids(COT).unwrap(), ["ANDROID-a"]);
+        assert_eq!(queue.len(), 1);
+        assert_eq!(
+            queue.expire(&mut store, now + 61_000),
+            1,
+            "Alpha at its new time"
+        );
+        assert!(store.ids(COT).unwrap().is_empty());
+        assert!(queue.is_empty());
+    }
+
+    /// Records stored before the gateway started (or through sync) are found by a rescan; a
+    /// record whose stored stale time moved beyond the queued one is queued again, not deleted.
+    #[test]
+    fn a_rescan_finds_records_the_queue_was_not_told_about() {
+        let mut store = hq_store();
+        let now = tak::now_ms();
+        let soon = cot::format_time(now + 10_000);
+        let later = cot::format_time(now + 60_000);
+        assert!(ingest(
+            &mut store,
+            &event("ANDROID-a", "Alpha", 34.1, now, &soon)
+        ));
+        let mut queue = StaleQueue::default();
+        assert_eq!(queue.expire(&mut store, now + 11_000), 0, "not told");
+        queue.rescan(&store);
+        // The record moves on without the queue hearing of it (as through sync).
+        assert!(ingest(
+            &mut store,
+            &event("ANDROID-a", "Alpha", 34.2, now, &later)
+        ));
+        assert_eq!(
+            queue.expire(&mut store, now + 11_000),
+            0,
+            "re-read, not deleted"
+        );
+        assert_eq!(queue.len(), 1);
+        assert_eq!(queue.expire(&mut store, now + 61_000), 1);
+        assert!(store.get(COT, "ANDROID-a").unwrap().is_none());
     }
 }
