@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mizugiwa_sync::{FieldOp, Store};
+use mizugiwa_sync::{FieldOp, RecordWrite, Store};
 use serde::Deserialize;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -130,7 +130,7 @@ pub fn ingest_all(store: &mut Store, events: &[CotEvent]) -> usize {
         .zip(values)
         .map(|((_, _, fields), ops)| fields.iter().map(String::as_str).zip(ops).collect())
         .collect();
-    let writes: Vec<(&str, &str, &[(&str, FieldOp)])> = names
+    let writes: Vec<RecordWrite> = names
         .iter()
         .zip(&ops)
         .map(|((c, id, _), ops)| (c.as_str(), id.as_str(), ops.as_slice()))

@@ -72,14 +72,19 @@ pub fn valid_kid(kid: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
-/// Reads the folder: trusted keys (kid → file text) and revocations (kid → reason).
-pub fn read_dir(
-    dir: &Path,
-) -> anyhow::Result<(
-    BTreeMap<String, String>,
-    BTreeMap<String, String>,
-    Vec<String>,
-)> {
+/// What the trust folder holds.
+#[derive(Debug, Default)]
+pub struct TrustFolder {
+    /// Trusted keys: kid → the key file's text.
+    pub keys: BTreeMap<String, String>,
+    /// Revocations: kid → reason.
+    pub revoked: BTreeMap<String, String>,
+    /// Files and lines that were not used, each with why.
+    pub skipped: Vec<String>,
+}
+
+/// Reads the folder: trusted keys and revocations.
+pub fn read_dir(dir: &Path) -> anyhow::Result<TrustFolder> {
     let mut keys = BTreeMap::new();
     let mut skipped = Vec::new();
     let entries = std::fs::read_dir(dir)
@@ -140,7 +145,11 @@ pub fn read_dir(
             }
         }
     }
-    Ok((keys, revoked, skipped))
+    Ok(TrustFolder {
+        keys,
+        revoked,
+        skipped,
+    })
 }
 
 /// Mirrors the folder into the store once.
@@ -150,7 +159,11 @@ pub fn publish(
     node: &str,
     now_ms: u64,
 ) -> anyhow::Result<Published> {
-    let (keys, revoked, skipped) = read_dir(dir)?;
+    let TrustFolder {
+        keys,
+        revoked,
+        skipped,
+    } = read_dir(dir)?;
     let now = Value::Int(now_ms as i64);
     for (kid, text) in &keys {
         let unchanged = store

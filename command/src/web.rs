@@ -823,6 +823,8 @@ async fn asset(uri: axum::http::Uri) -> Response {
 }
 
 /// Builds the shared state.
+// Each argument is a separate part the daemon runtime owns and hands over once, here.
+#[allow(clippy::too_many_arguments)]
 pub fn state(
     node: &str,
     mode: Mode,

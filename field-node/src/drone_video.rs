@@ -224,7 +224,7 @@ fn process(ctx: &Context, id: &str, folder: &Path, every: u64) -> Result<usize, 
         ];
         records.push((record_id, ops));
     }
-    let writes: Vec<(&str, &str, &[(&str, FieldOp)])> = records
+    let writes: Vec<mizugiwa_sync::RecordWrite> = records
         .iter()
         .map(|(rid, ops)| (DETECTIONS, rid.as_str(), ops.as_slice()))
         .collect();

@@ -45,7 +45,7 @@ use mizugiwa_gate_edge::trust::{RevocationList, TrustList, TrustedKey};
 use mizugiwa_gate_edge::{
     decide, mrz, qr, Decision, GateInput, Outcome, Policy, PublicKeyFile, VerifyPolicy,
 };
-use mizugiwa_sync::{Clock, FieldOp, FieldValue, Store, Value};
+use mizugiwa_sync::{Clock, FieldOp, FieldValue, FieldWrite, RecordWrite, Store, Value};
 use serde::Deserialize;
 use serde_json::json;
 use time::OffsetDateTime;
@@ -417,7 +417,7 @@ impl GateService {
             *lane += i64::from(!p.opened);
             *at = (*at).max(p.at_ms);
         }
-        let stats: Vec<(String, &str, Vec<(&str, FieldOp)>)> = counted
+        let stats: Vec<(String, Vec<FieldWrite>)> = counted
             .into_iter()
             .map(|(gate, (opened, lane, at))| {
                 let id = format!("{}-{gate}", self.site);
@@ -433,12 +433,11 @@ impl GateService {
                     ops.push(("officer_lane", FieldOp::Increment(lane)));
                 }
                 ops.push(("at_ms", FieldOp::Set(Value::Int(at as i64))));
-                (id, gate, ops)
+                (id, ops)
             })
             .collect();
-        let mut writes: Vec<(&str, &str, &[(&str, FieldOp)])> =
-            vec![(GATE_JOURNALS, &self.site, &head_ops)];
-        for (id, _, ops) in &stats {
+        let mut writes: Vec<RecordWrite> = vec![(GATE_JOURNALS, &self.site, &head_ops)];
+        for (id, ops) in &stats {
             writes.push((GATE_STATS, id, ops));
         }
         for p in &planned {
@@ -455,7 +454,7 @@ impl GateService {
             journal.rewind(seq_before, &head_before);
             return Err(e.into());
         }
-        named.extend(stats.into_iter().map(|(id, _, _)| id));
+        named.extend(stats.into_iter().map(|(id, _)| id));
         drop(named);
         drop(journal);
         drop(store);

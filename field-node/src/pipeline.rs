@@ -938,13 +938,13 @@ mod tests {
                 "drone",
                 "d1",
                 "tsushima",
-                start + 2 * 3600_000,
+                start + 2 * 3_600_000,
                 34.1,
                 129.1,
             )
             .unwrap();
         }
-        clock.advance(3 * 3600_000);
+        clock.advance(3 * 3_600_000);
         let n = expire_breadcrumbs(&store, "tsushima", Duration::from_secs(2 * 3600)).unwrap();
         assert_eq!(n, 1);
         let s = store.lock().unwrap();

@@ -28,7 +28,7 @@ use mizugiwa_satellite::land::LandMask;
 use mizugiwa_satellite::sar::detect::{detect, DetectConfig, DetectError};
 use mizugiwa_satellite::sar::quicklook::write_quicklook;
 use mizugiwa_satellite::sar::Scene;
-use mizugiwa_sync::{FieldOp, Value};
+use mizugiwa_sync::{FieldOp, FieldWrite, RecordWrite, Value};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::watch;
@@ -209,7 +209,7 @@ fn process(
         .and_then(|n| n.to_str())
         .unwrap_or_default()
         .to_owned();
-    let mut records: Vec<(&str, String, Vec<(&str, FieldOp)>)> = Vec::new();
+    let mut records: Vec<(&str, String, Vec<FieldWrite>)> = Vec::new();
     for d in &run.detections {
         let m = matched(d.id);
         let mut ops: Vec<(&str, FieldOp)> = vec![
@@ -282,7 +282,7 @@ fn process(
             ops,
         ));
     }
-    let writes: Vec<(&str, &str, &[(&str, FieldOp)])> = records
+    let writes: Vec<RecordWrite> = records
         .iter()
         .map(|(c, rid, ops)| (*c, rid.as_str(), ops.as_slice()))
         .collect();

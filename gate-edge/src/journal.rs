@@ -443,12 +443,12 @@ mod tests {
             passage: format!("p{n}"),
             gate: "g1".into(),
             at_ms: 1_780_000_000_000 + u64::from(n),
-            outcome: if n % 3 == 0 {
+            outcome: if n.is_multiple_of(3) {
                 Outcome::OfficerLane
             } else {
                 Outcome::Open
             },
-            reasons: if n % 3 == 0 {
+            reasons: if n.is_multiple_of(3) {
                 vec![Reason::FaceMatchBelowThreshold {
                     score: 0.41,
                     threshold: 0.8,

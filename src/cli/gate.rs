@@ -463,7 +463,11 @@ fn load_trust_folder(
     if !dir.is_dir() {
         bail!("trust folder {} does not exist", dir.display());
     }
-    let (keys, revoked, skipped) = read_trust_dir(dir)?;
+    let mizugiwa_command::trust::TrustFolder {
+        keys,
+        revoked,
+        skipped,
+    } = read_trust_dir(dir)?;
     for s in skipped {
         eprintln!("warning: skipped {s}");
     }

@@ -461,12 +461,9 @@ async fn run_session(link: Link, cx: LinkContext) -> Result<(), SessionError> {
                     // One delta for every write already announced: a transaction of several
                     // records sends one event each, and a wake per event would lock the store
                     // for nothing.
-                    loop {
-                        match events.try_recv() {
-                            Ok(_) | Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {}
-                            Err(_) => break,
-                        }
-                    }
+                    while let Ok(_) | Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) =
+                        events.try_recv()
+                    {}
                 }
                 _ = tick.tick() => {
                     // The handshake checked revocation; a node revoked while connected is

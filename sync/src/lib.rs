@@ -43,6 +43,9 @@ pub use change::{Change, ChangeBatch};
 pub use clock::{Clock, Hlc, ManualClock, SystemClock};
 pub use error::StoreError;
 pub use schema::{Collection, FieldKind, Schema};
-pub use store::{ChangeEvent, Durability, FieldOp, FieldValue, Record, Store, StoreConfig};
+pub use store::{
+    ChangeEvent, Durability, FieldOp, FieldValue, FieldWrite, Record, RecordWrite, Store,
+    StoreConfig,
+};
 pub use value::Value;
 pub use vv::VersionVector;

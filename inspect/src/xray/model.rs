@@ -333,9 +333,10 @@ fn exp_nonpositive(x: f32) -> f32 {
     let n = (x * LOG2_E + ROUND) - ROUND;
     let r = (x - n * LN2_HI) - n * LN2_LO;
     // Cephes' expf minimax polynomial for e^r - 1 - r on |r| <= ln 2 / 2, evaluated as two
-    // shorter chains (Estrin) so that consecutive elements overlap in the pipeline.
+    // shorter chains (Estrin) so that consecutive elements overlap in the pipeline. (Cephes'
+    // first coefficient, 5.0000001e-1, is 0.5 once rounded to f32.)
     let r2 = r * r;
-    let low = 5.000_000_1e-1 + r * 1.666_666_5e-1 + r2 * (4.166_579_6e-2 + r * 8.333_452e-3);
+    let low = 0.5 + r * 1.666_666_5e-1 + r2 * (4.166_579_6e-2 + r * 8.333_452e-3);
     let high = 1.398_2e-3 + r * 1.987_569_2e-4;
     let p = 1.0 + r + r2 * (low + r2 * r2 * high);
     // 2^n: n + 127 (the biased exponent, 40..=127 here) lands in the low mantissa bits of

@@ -468,8 +468,10 @@ mod tests {
         }; // spawn fails
         let mut blind = DetectConfig::default();
         blind.cfar.background_m = f64::INFINITY;
-        let mut shore = DetectConfig::default();
-        shore.shore_buffer_m = f64::NAN;
+        let shore = DetectConfig {
+            shore_buffer_m: f64::NAN,
+            ..DetectConfig::default()
+        };
         let mut sizes = DetectConfig::default();
         sizes.discrimination.max_length_m = 10.0;
         for (config, field) in [

@@ -46,7 +46,7 @@ pub fn run(dir: &Path, n: usize) -> QuicHeal {
     for (side, node) in [(0u64, "a"), (1, "c")] {
         let mut s = open(&dir, node, Durability::Normal);
         for i in 0..n {
-            let key = if rng.next() % 10 == 0 {
+            let key = if rng.next().is_multiple_of(10) {
                 format!("shared{}", i % 1000)
             } else {
                 format!("s{side}-{i}")

@@ -319,7 +319,7 @@ fn w2(dir: &std::path::Path, n: usize, out: &mut String) {
     for (side, s) in [(0u64, &mut a), (1, &mut c)] {
         for i in 0..n {
             clock.advance(1);
-            let key = if rng.next() % 10 == 0 {
+            let key = if rng.next().is_multiple_of(10) {
                 format!("shared{}", i % 1000)
             } else {
                 format!("s{side}-{i}")

@@ -254,6 +254,13 @@ CREATE TABLE IF NOT EXISTS seen(origin INTEGER PRIMARY KEY, seq INTEGER NOT NULL
 CREATE TABLE IF NOT EXISTS cursor(peer TEXT PRIMARY KEY, incarnation INTEGER NOT NULL, lseq INTEGER NOT NULL);
 ";
 
+/// One field's operation: the field's name and what to do to it.
+pub type FieldWrite<'a> = (&'a str, FieldOp);
+
+/// One record's writes as [`Store::put_all`] takes them: collection, record id, and the
+/// operations on its fields.
+pub type RecordWrite<'a> = (&'a str, &'a str, &'a [FieldWrite<'a>]);
+
 /// One stored entry, decoded.
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
@@ -852,10 +859,7 @@ impl Store {
     /// Writes fields of several records in one transaction: all of them are durable when it
     /// returns, or none is written. For facts that must not be half recorded (a gate passage
     /// and the use of its declaration).
-    pub fn put_all(
-        &mut self,
-        writes: &[(&str, &str, &[(&str, FieldOp)])],
-    ) -> Result<Hlc, StoreError> {
+    pub fn put_all(&mut self, writes: &[RecordWrite]) -> Result<Hlc, StoreError> {
         let mut checked = Vec::with_capacity(writes.len());
         for (coll, id, ops) in writes {
             validate_name("collection", coll)?;
