@@ -212,13 +212,16 @@ async fn two_airports_offline_use_one_declaration_and_exactly_one_replay_alert_f
         .count();
     assert_eq!(all_replays, 2, "D-E2E-1 and D-E2E-2, once each");
 
-    // The passages and throughput counters reached headquarters.
+    // The passages and throughput counters reached headquarters: the counters summed over
+    // batches, the gate's site and name written once and there.
     wait_until(30, "the gate counters at hq", || async {
         let stats = hq.get(&admin, "/api/records/gate_stats").await;
         stats.as_array().unwrap().iter().any(|s| {
             s["id"] == "narita-t1-g1"
                 && s["fields"]["opened"] == 2
                 && s["fields"]["officer_lane"] == 2
+                && s["fields"]["site"] == "narita"
+                && s["fields"]["gate"] == "t1-g1"
         })
     })
     .await;
