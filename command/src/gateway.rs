@@ -218,9 +218,13 @@ impl StaleQueue {
         self.latest.is_empty()
     }
 
-    /// Deletes the queued `cot` records whose stale time has passed; returns how many.
+    /// Deletes the queued `cot` records whose stale time has passed, in transactions of at
+    /// most [`EXPIRE_BATCH`] (one commit each, not one per record: a burst of events going
+    /// stale together must not hold the store for a commit apiece); returns how many.
     pub fn expire(&mut self, store: &mut Store, now: u64) -> usize {
-        let mut expired = 0;
+        let mut due = Vec::new();
+        // Queued again only after the loop: they are due, and would come straight back up.
+        let mut retry = Vec::new();
         while let Some(Reverse((stale, _))) = self.due.peek() {
             if *stale > now {
                 break;
@@ -232,16 +236,33 @@ impl StaleQueue {
                 continue; // superseded by a later stale time, queued separately
             }
             self.latest.remove(&id);
+            // The store decides: the record may have moved on through sync.
             match store.get(COT, &id) {
                 Ok(Some(record)) => match stale_of(&record) {
                     Some(current) if current > now => self.queue(id, current),
-                    _ => expired += usize::from(store.delete(COT, &id).unwrap_or(false)),
+                    _ => due.push((id, stale)),
                 },
                 Ok(None) => {}
                 Err(e) => {
-                    tracing::warn!(%id, error = %e, "could not read a CoT record to expire it")
+                    tracing::warn!(%id, error = %e, "could not read a CoT record to expire it");
+                    retry.push((id, stale));
                 }
             }
+        }
+        let mut expired = 0;
+        for chunk in due.chunks(EXPIRE_BATCH) {
+            let ids: Vec<&str> = chunk.iter().map(|(id, _)| id.as_str()).collect();
+            match store.delete_all(COT, &ids) {
+                Ok(n) => expired += n,
+                Err(e) => {
+                    // Kept for the next sweep.
+                    tracing::warn!(records = ids.len(), error = %e, "could not delete stale CoT records");
+                    retry.extend(chunk.iter().cloned());
+                }
+            }
+        }
+        for (id, stale) in retry {
+            self.queue(id, stale);
         }
         expired
     }
@@ -257,6 +278,9 @@ pub fn expire(store: &mut Store, now: u64) -> usize {
 
 /// Most events from TAK written in one transaction.
 const INGEST_BATCH: usize = 512;
+
+/// Most stale `cot` records deleted in one transaction.
+const EXPIRE_BATCH: usize = 512;
 
 /// How often the gateway lists the whole `cot` collection to queue the records that reached
 /// this replica through sync rather than through its own TAK connection.

@@ -287,6 +287,40 @@ fn delete_then_reinsert_shows_only_the_new_life() {
     }
 }
 
+/// `delete_all` deletes the live records it is given in one commit, counts only those, and
+/// the deletes travel like single ones; a bad name refuses the whole call and deletes nothing.
+#[test]
+fn delete_all_deletes_the_live_records_in_one_go() {
+    let clock = ManualClock::new(1_700_000_000_000);
+    let (mut a, mut b) = (replica("a", &clock), replica("b", &clock));
+    for id in ["r1", "r2", "r3"] {
+        a.put("alerts", id, &[("title", FieldOp::Set(id.into()))])
+            .unwrap();
+    }
+    sync_pair(&mut a, &mut b);
+    clock.advance(5);
+    assert!(
+        a.delete_all("alerts", &["r1", ""]).is_err(),
+        "an empty record name is refused"
+    );
+    assert_eq!(
+        a.ids("alerts").unwrap(),
+        ["r1", "r2", "r3"],
+        "nothing deleted"
+    );
+    // r2 twice and a record that never existed: counted once, and not at all.
+    assert_eq!(
+        a.delete_all("alerts", &["r1", "r2", "r2", "never"])
+            .unwrap(),
+        2
+    );
+    assert_eq!(a.delete_all("alerts", &["r1"]).unwrap(), 0, "already gone");
+    sync_pair(&mut a, &mut b);
+    for s in [&a, &b] {
+        assert_eq!(s.ids("alerts").unwrap(), ["r3"]);
+    }
+}
+
 /// Every frame `s` wants to send now.
 fn flush(s: &mut Session, store: &Store) -> Vec<Vec<u8>> {
     let mut out = Vec::new();

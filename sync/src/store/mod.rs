@@ -815,6 +815,41 @@ impl Store {
         Ok(true)
     }
 
+    /// Deletes several records of one collection in one transaction (one commit for the lot,
+    /// where [`Store::delete`] commits each). Returns how many existed; on error none is
+    /// deleted.
+    pub fn delete_all(&mut self, collection: &str, ids: &[&str]) -> Result<usize, StoreError> {
+        validate_name("collection", collection)?;
+        let mut alive: Vec<&str> = Vec::with_capacity(ids.len());
+        let mut seen = std::collections::HashSet::with_capacity(ids.len());
+        for id in ids {
+            validate_name("record", id)?;
+            if seen.insert(*id) && self.life(collection, id)?.is_some_and(|l| l.alive()) {
+                alive.push(id);
+            }
+        }
+        if alive.is_empty() {
+            return Ok(0);
+        }
+        let kinds = self.check_ops(collection, &[])?;
+        self.transact(|s| {
+            for id in &alive {
+                let hlc = s.clock.tick();
+                s.write_record(collection, id, &[], &kinds, true, hlc)?;
+            }
+            s.raise_own_version()?;
+            Ok(())
+        })?;
+        for id in &alive {
+            let _ = self.events.send(ChangeEvent {
+                collection: collection.to_owned(),
+                record: (*id).to_owned(),
+                via: None,
+            });
+        }
+        Ok(alive.len())
+    }
+
     /// Writes into a store-owned (`$`) collection.
     pub(crate) fn put_system(
         &mut self,
