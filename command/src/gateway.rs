@@ -89,10 +89,10 @@ fn stored_stale_ms(ev: &CotEvent, now: u64) -> u64 {
     ev.stale_ms.min(now + MAX_STALE_MS)
 }
 
-/// The record an event from TAK becomes: collection, id and field writes.
-fn record_of(ev: &CotEvent) -> (String, String, Vec<(String, FieldOp)>) {
+/// The record an event from TAK received at `now` becomes: collection, id and field writes.
+fn record_of(ev: &CotEvent, now: u64) -> (String, String, Vec<(String, FieldOp)>) {
     let (collection, id, fields) = cot::record_for(ev);
-    let stale = stored_stale_ms(ev, tak::now_ms());
+    let stale = stored_stale_ms(ev, now);
     let ops = fields
         .iter()
         .map(|(f, v)| {
@@ -107,20 +107,20 @@ fn record_of(ev: &CotEvent) -> (String, String, Vec<(String, FieldOp)>) {
 }
 
 /// Writes an event from TAK as a record. Returns whether it was stored.
-pub fn ingest(store: &mut Store, ev: &CotEvent) -> bool {
-    ingest_all(store, std::slice::from_ref(ev)) == 1
+pub fn ingest(store: &mut Store, ev: &CotEvent, now: u64) -> bool {
+    ingest_all(store, std::slice::from_ref(ev), now) == 1
 }
 
 /// Writes events from TAK as records in one transaction (one fsync for the lot: a busy TAK
 /// server relays thousands of events a second, and a commit per event was most of the
 /// gateway's cost). If the transaction fails, the events are written one by one, so that one
 /// bad event costs only itself. Returns how many were stored.
-pub fn ingest_all(store: &mut Store, events: &[CotEvent]) -> usize {
+pub fn ingest_all(store: &mut Store, events: &[CotEvent], now: u64) -> usize {
     // The field names stay in `names`; the writes borrow them and take the values.
     let mut names: Vec<(String, String, Vec<String>)> = Vec::with_capacity(events.len());
     let mut values: Vec<Vec<FieldOp>> = Vec::with_capacity(events.len());
     for ev in events {
-        let (collection, id, fields) = record_of(ev);
+        let (collection, id, fields) = record_of(ev, now);
         let (fields, ops): (Vec<String>, Vec<FieldOp>) = fields.into_iter().unzip();
         names.push((collection, id, fields));
         values.push(ops);
@@ -187,7 +187,7 @@ impl StaleQueue {
         }
     }
 
-    /// Notes the stale time of an event as [`ingest_all`] stores it.
+    /// Notes the stale time of an event as [`ingest_all`] stored it at `now`.
     pub fn note(&mut self, ev: &CotEvent, now: u64) {
         self.queue(ev.uid.clone(), stored_stale_ms(ev, now));
     }
@@ -266,14 +266,6 @@ impl StaleQueue {
         }
         expired
     }
-}
-
-/// Deletes every `cot` record past its stale time, reading the whole collection; returns how
-/// many. (The gateway keeps a [`StaleQueue`] instead; this is the one-off form.)
-pub fn expire(store: &mut Store, now: u64) -> usize {
-    let mut queue = StaleQueue::default();
-    queue.rescan(store);
-    queue.expire(store, now)
 }
 
 /// Most events from TAK written in one transaction.
@@ -384,11 +376,13 @@ pub fn start(store: Arc<Mutex<Store>>, section: &TakSection) -> Gateway {
                             }
                             let (store, queue) = (store.clone(), queue.clone());
                             let _ = tokio::task::spawn_blocking(move || {
+                                // One time for the records and the queue: they agree on
+                                // every capped stale time.
+                                let now = tak::now_ms();
                                 if let Ok(mut s) = store.lock() {
-                                    ingest_all(&mut s, &batch);
+                                    ingest_all(&mut s, &batch, now);
                                 }
                                 if let Ok(mut q) = queue.lock() {
-                                    let now = tak::now_ms();
                                     batch.iter().for_each(|ev| q.note(ev, now));
                                 }
                             })
@@ -463,15 +457,17 @@ mod tests {
             now,
             "2999-01-01T00:00:00.000Z",
         );
-        assert!(ingest(&mut store, &ev));
+        assert!(ingest(&mut store, &ev, now));
         let rec = store.get(COT, "ANDROID-forever").unwrap().unwrap();
         let stale = match rec.get("stale_ms") {
             Some(mizugiwa_sync::Value::Int(i)) => *i as u64,
             other => panic!("{other:?}"),
         };
         assert!(stale <= now + MAX_STALE_MS + 1000, "{stale}");
-        assert_eq!(expire(&mut store, now), 0);
-        assert_eq!(expire(&mut store, now + MAX_STALE_MS + 2000), 1);
+        let mut queue = StaleQueue::default();
+        queue.rescan(&store);
+        assert_eq!(queue.expire(&mut store, now), 0);
+        assert_eq!(queue.expire(&mut store, now + MAX_STALE_MS + 2000), 1);
         assert!(store.get(COT, "ANDROID-forever").unwrap().is_none());
     }
 
@@ -487,7 +483,7 @@ mod tests {
             event("ANDROID-b", "Bravo", 34.2, now, &stale),
             event("ANDROID-a", "Alpha", 34.3, now, &stale),
         ];
-        assert_eq!(ingest_all(&mut store, &batch), 3);
+        assert_eq!(ingest_all(&mut store, &batch, now), 3);
         assert_eq!(store.ids(COT).unwrap(), ["ANDROID-a", "ANDROID-b"]);
         let a = store.get(COT, "ANDROID-a").unwrap().unwrap().to_json();
         assert_eq!(a["fields"]["lat"], serde_json::json!(34.3), "{a}");
@@ -507,11 +503,11 @@ mod tests {
             event("ANDROID-b", "Bravo", 34.2, now, &soon),
             event("ANDROID-c", "Charlie", 34.3, now, &soon),
         ];
-        assert_eq!(ingest_all(&mut store, &batch), 3);
+        assert_eq!(ingest_all(&mut store, &batch, now), 3);
         batch.iter().for_each(|ev| queue.note(ev, now));
         // Alpha reports again and lives longer; Charlie is deleted by someone else.
         let update = event("ANDROID-a", "Alpha", 34.4, now + 5_000, &later);
-        assert!(ingest(&mut store, &update));
+        assert!(ingest(&mut store, &update, now + 5_000));
         queue.note(&update, now + 5_000);
         assert!(store.delete(COT, "ANDROID-c").unwrap());
         assert_eq!(queue.len(), 3);
@@ -539,7 +535,8 @@ mod tests {
         let later = cot::format_time(now + 60_000);
         assert!(ingest(
             &mut store,
-            &event("ANDROID-a", "Alpha", 34.1, now, &soon)
+            &event("ANDROID-a", "Alpha", 34.1, now, &soon),
+            now
         ));
         let mut queue = StaleQueue::default();
         assert_eq!(queue.expire(&mut store, now + 11_000), 0, "not told");
@@ -547,7 +544,8 @@ mod tests {
         // The record moves on without the queue hearing of it (as through sync).
         assert!(ingest(
             &mut store,
-            &event("ANDROID-a", "Alpha", 34.2, now, &later)
+            &event("ANDROID-a", "Alpha", 34.2, now, &later),
+            now
         ));
         assert_eq!(
             queue.expire(&mut store, now + 11_000),
