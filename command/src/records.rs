@@ -52,23 +52,48 @@ pub const DASHBOARD_COLLECTIONS: [&str; 7] =
 /// acknowledgement never undoes a resolution made elsewhere.
 pub const ALERT_STATES: [&str; 3] = ["new", "acknowledged", "resolved"];
 
+/// What a site reports to the command center: its health, alerts, tracks, detections and
+/// decisions. A site that holds only the shared collections (`interest = "shared"`) receives
+/// its own records, with what others (headquarters acknowledging an alert) wrote to them, but
+/// not other sites' records; the command center and relays (`"everything"`) receive them all
+/// (see `mizugiwa_sync::interest`).
+pub const REPORTED_COLLECTIONS: [&str; 13] = [
+    SITES,
+    ALERTS,
+    DRONES,
+    SORTIES,
+    VESSELS,
+    DETECTIONS,
+    GATE_STATS,
+    BREADCRUMBS,
+    COT,
+    GATE_PASSAGES,
+    GATE_JOURNALS,
+    INSPECTIONS,
+    SCREENINGS,
+];
+
 /// The schema every replica of a deployment opens its store with. Fields not declared here
 /// are last-writer-wins.
+///
+/// Shared, i.e. on every replica whatever it holds: the gates' trust lists and revocations
+/// (published by headquarters) and the declarations used at gates (a QR code replayed at
+/// another airport must be refused there). Everything else is reported.
 pub fn schema() -> Schema {
-    Schema::new()
-        .collection(
-            ALERTS,
-            Collection::default()
+    let mut schema = Schema::new().collection(GATE_USES, Collection::default().set("uses"));
+    for name in REPORTED_COLLECTIONS {
+        let spec = match name {
+            ALERTS => Collection::default()
                 .status("status", &ALERT_STATES)
                 .set("comments"),
-        )
-        .collection(
-            GATE_STATS,
-            Collection::default()
+            GATE_STATS => Collection::default()
                 .counter("opened")
                 .counter("officer_lane"),
-        )
-        .collection(GATE_USES, Collection::default().set("uses"))
+            _ => Collection::default(),
+        };
+        schema = schema.collection(name, spec.reported());
+    }
+    schema
 }
 
 /// Alert severities, lowest first.

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use mizugiwa_sync::driver::{self, PeerAddr, StatusView, SyncConfig, SyncHandle};
 use mizugiwa_sync::pki::{self, NodeIdentity};
-use mizugiwa_sync::{FieldOp, Store, StoreConfig, SystemClock, Value};
+use mizugiwa_sync::{FieldOp, Interest, Store, StoreConfig, SystemClock, Value};
 use serde::Deserialize;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -40,6 +40,12 @@ pub struct SyncSection {
     /// a site coming back after the horizon without waiting a week.
     #[serde(default)]
     pub collection_horizon_secs: Option<u64>,
+    /// What this replica holds: `"everything"` (the default; a command center, a relay, or a
+    /// site that should keep a copy of every other site's records) or `"shared"` (the shared
+    /// collections and this site's own reports: for large fleets, where receiving every other
+    /// site's tracks and decisions would cost each site N times its own traffic).
+    #[serde(default)]
+    pub interest: Interest,
 }
 
 impl SyncSection {
@@ -163,6 +169,7 @@ impl Runtime {
         let mut store_cfg = StoreConfig::new(&cfg.node);
         store_cfg.max_clock_skew_ms = cfg.sync.max_clock_skew_ms;
         store_cfg.collection_horizon_ms = cfg.sync.collection_horizon_ms();
+        store_cfg.interest = cfg.sync.interest;
         let db = cfg.data_dir.join(format!("{}.db", cfg.node));
         let store = Store::open(
             &db,

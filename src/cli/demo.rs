@@ -243,6 +243,7 @@ fn config(dir: &Path, i: usize, args: &DemoArgs, users: &[UserConfig]) -> Runtim
             max_clock_skew_ms: 60_000,
             collection_horizon_hours: 168,
             collection_horizon_secs: None,
+            interest: mizugiwa_sync::Interest::Everything,
         },
         http: HttpSection {
             listen: addr(args.http_port, i),

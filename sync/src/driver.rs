@@ -524,7 +524,7 @@ fn update_status(
     let st = map.entry(session.peer().to_owned()).or_default();
     st.peer = session.peer().to_owned();
     st.connected = connected;
-    st.lag_changes = session.peer_vv().lag_behind(s.version_vector());
+    st.lag_changes = session.peer_vv().lag_behind(&session.peer_scope(&s));
     st.lag_entries = s.log_end().saturating_sub(session.acked());
     st.bytes_sent = session.stats().bytes_sent;
     st.bytes_received = session.stats().bytes_received;

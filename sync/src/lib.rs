@@ -4,6 +4,8 @@
 //! * [`Store`] — one replica: collections of records whose fields merge by their declared
 //!   [`FieldKind`] (`lww`, `mv`, `set`, `counter`, `status`), with deletes as a causal-length
 //!   set. Writes are durable when they return.
+//! * [`interest`] — which replicas hold which records: a site's *reported* collections travel
+//!   to the command center, not to every other site.
 //! * [`protocol::Session`] — the sync protocol as a deterministic state machine without I/O:
 //!   feed it frames, it tells you which frames to send.
 //! * [`driver`] — runs sessions over real QUIC connections ([`transport`]) with certificates
@@ -30,6 +32,7 @@ pub mod clock;
 pub mod driver;
 pub mod error;
 pub mod field;
+pub mod interest;
 pub mod pki;
 pub mod protocol;
 pub mod schema;
@@ -42,6 +45,7 @@ pub mod wire;
 pub use change::{Change, ChangeBatch};
 pub use clock::{Clock, Hlc, ManualClock, SystemClock};
 pub use error::StoreError;
+pub use interest::Interest;
 pub use schema::{Collection, FieldKind, Schema};
 pub use store::{
     ChangeEvent, Durability, FieldOp, FieldValue, FieldWrite, Record, RecordWrite, Store,

@@ -23,12 +23,19 @@ use std::collections::VecDeque;
 
 use crate::change::ChangeBatch;
 use crate::error::StoreError;
+use crate::interest::Interest;
 use crate::store::Store;
 use crate::vv::VersionVector;
 use crate::wire::{Reader, WireError, Writer};
 
 /// Protocol version spoken by this build.
-pub const PROTOCOL_VERSION: u64 = 1;
+pub const PROTOCOL_VERSION: u64 = 2;
+
+/// How much of its log a sender may skip over (nothing in it for the peer) before it sends
+/// an empty batch anyway, so that the peer's resume cursor moves: after a reconnect the sender
+/// starts from that cursor, and a hub would otherwise read again everything since the peer's
+/// last real batch.
+const SKIP_WITHOUT_FRAME: u64 = 16_384;
 
 /// One protocol frame.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,6 +56,8 @@ pub enum Message {
         resume_incarnation: u64,
         /// How far into the receiver's log the sender has applied.
         resume: u64,
+        /// What the sender holds: the receiver sends it only that (since version 2).
+        interest: Interest,
     },
     /// A slice of the sender's log (an encoded [`ChangeBatch`]).
     Batch(ChangeBatch),
@@ -84,6 +93,7 @@ impl Message {
                 reset_frontier,
                 resume_incarnation,
                 resume,
+                interest,
             } => {
                 w.u8(1);
                 w.varint(*version);
@@ -93,6 +103,10 @@ impl Message {
                 reset_frontier.encode(&mut w);
                 w.varint(*resume_incarnation);
                 w.varint(*resume);
+                w.u8(match interest {
+                    Interest::Everything => 0,
+                    Interest::Shared => 1,
+                });
             }
             Message::Batch(b) => {
                 w.u8(2);
@@ -121,15 +135,36 @@ impl Message {
     pub fn decode(frame: &[u8]) -> Result<Message, WireError> {
         let mut r = Reader::new(frame);
         let msg = match r.u8()? {
-            1 => Message::Hello {
-                version: r.varint()?,
-                node: r.str()?.to_owned(),
-                incarnation: r.varint()?,
-                vv: VersionVector::decode(&mut r)?,
-                reset_frontier: VersionVector::decode(&mut r)?,
-                resume_incarnation: r.varint()?,
-                resume: r.varint()?,
-            },
+            1 => {
+                let version = r.varint()?;
+                let node = r.str()?.to_owned();
+                let incarnation = r.varint()?;
+                let vv = VersionVector::decode(&mut r)?;
+                let reset_frontier = VersionVector::decode(&mut r)?;
+                let resume_incarnation = r.varint()?;
+                let resume = r.varint()?;
+                // Version 1 had no interest; such a peer is refused by its version, with a
+                // message that says so, rather than as a malformed frame.
+                let interest = if version >= 2 {
+                    match r.u8()? {
+                        0 => Interest::Everything,
+                        1 => Interest::Shared,
+                        _ => return Err(r.invalid("interest")),
+                    }
+                } else {
+                    Interest::Everything
+                };
+                Message::Hello {
+                    version,
+                    node,
+                    incarnation,
+                    vv,
+                    reset_frontier,
+                    resume_incarnation,
+                    resume,
+                    interest,
+                }
+            }
             2 => return Ok(Message::Batch(ChangeBatch::decode(&frame[1..])?)),
             3 => Message::Ack {
                 upto: r.varint()?,
@@ -248,8 +283,14 @@ pub struct Session {
     config: SessionConfig,
     phase: Phase,
     peer_incarnation: u64,
+    /// What the peer holds (from its `Hello`): it is sent only that.
+    peer_interest: Interest,
     peer_vv: VersionVector,
     send_cursor: u64,
+    /// The end of the last batch actually sent: slices the peer does not take are skipped
+    /// without a frame, but at most [`SKIP_WITHOUT_FRAME`] entries of the log at a time, so that
+    /// the peer's resume cursor keeps up.
+    sent_upto: u64,
     acked: u64,
     in_flight: VecDeque<u64>,
     outbox: VecDeque<Message>,
@@ -267,8 +308,10 @@ impl Session {
             config,
             phase: Phase::Greeting,
             peer_incarnation: 0,
+            peer_interest: Interest::Everything,
             peer_vv: VersionVector::new(),
             send_cursor: 0,
+            sent_upto: 0,
             acked: 0,
             in_flight: VecDeque::new(),
             outbox: VecDeque::new(),
@@ -288,6 +331,16 @@ impl Session {
         &self.peer_vv
     }
 
+    /// What the peer holds, from its `Hello` ([`Interest::Everything`] until then).
+    pub fn peer_interest(&self) -> Interest {
+        self.peer_interest
+    }
+
+    /// The part of `store`'s version vector the peer takes: what it lacks of it is its lag.
+    pub fn peer_scope(&self, store: &Store) -> VersionVector {
+        self.peer_interest.scope(&self.peer, store.version_vector())
+    }
+
     /// How far into this replica's log the peer has acknowledged.
     pub fn acked(&self) -> u64 {
         self.acked
@@ -302,7 +355,7 @@ impl Session {
     pub fn peer_caught_up(&self, store: &Store) -> bool {
         self.phase == Phase::Streaming
             && self.in_flight.is_empty()
-            && self.peer_vv.covers(store.version_vector())
+            && self.peer_vv.covers(&self.peer_scope(store))
     }
 
     /// Queues this side's `Hello`. Call once when the connection opens.
@@ -326,6 +379,7 @@ impl Session {
             reset_frontier: store.reset_frontier().clone(),
             resume_incarnation,
             resume,
+            interest: store.interest(),
         })
     }
 
@@ -369,6 +423,7 @@ impl Session {
                 reset_frontier,
                 resume_incarnation,
                 resume,
+                interest,
             } => {
                 if version != PROTOCOL_VERSION {
                     let e = self.violation(format!(
@@ -386,17 +441,19 @@ impl Session {
                     return Err(e);
                 }
                 self.peer_incarnation = incarnation;
+                self.peer_interest = interest;
                 self.in_flight.clear();
                 self.last_complete = None;
                 let mut knows = vv.clone();
                 knows.merge(&reset_frontier);
                 self.peer_vv = vv;
-                if !knows.covers(store.gc_frontier()) {
+                // Only what the peer takes can hold it back: a site that holds the shared
+                // collections is never behind on reports it never receives.
+                let frontier = interest.scope(&self.peer, store.gc_frontier());
+                if !knows.covers(&frontier) {
                     tracing::warn!(peer = %self.peer, "peer is behind this node's collection frontier; asking it to resync");
                     self.phase = Phase::PeerMustResync;
-                    self.outbox.push_back(Message::Resync {
-                        frontier: store.gc_frontier().clone(),
-                    });
+                    self.outbox.push_back(Message::Resync { frontier });
                     return Ok(());
                 }
                 self.send_cursor = if resume_incarnation == store.incarnation() {
@@ -405,6 +462,7 @@ impl Session {
                     0
                 };
                 self.acked = self.send_cursor;
+                self.sent_upto = self.send_cursor;
                 self.phase = Phase::Streaming;
             }
             Message::Batch(batch) => {
@@ -478,35 +536,60 @@ impl Session {
         if self.phase != Phase::Streaming || self.in_flight.len() >= self.config.window {
             return Ok(None);
         }
-        if let Some((upto, vv)) = &self.last_complete {
-            if *upto == store.log_end() && vv == store.version_vector() {
+        loop {
+            if let Some((upto, vv)) = &self.last_complete {
+                if *upto == store.log_end() && *vv == self.peer_scope(store) {
+                    return Ok(None);
+                }
+            }
+            // Nagle's rule: while a batch is unacknowledged, a small one waits for that ack
+            // and then leaves with whatever was written meanwhile. A busy site (a gate hall
+            // commits hundreds of times a second) then sends a few larger batches instead of
+            // one per commit, each of which costs the peer a transaction and an fsync; an idle
+            // site still sends every write at once, and a backlog still streams full batches
+            // up to `window`.
+            if !self.in_flight.is_empty()
+                && store.log_end().saturating_sub(self.send_cursor)
+                    < self.config.max_batch_entries as u64
+            {
                 return Ok(None);
             }
+            let batch = store
+                .read_changes_for(
+                    &self.peer,
+                    self.peer_interest,
+                    self.send_cursor,
+                    &self.peer_vv,
+                    self.config.max_batch_entries,
+                    self.config.max_batch_bytes,
+                )
+                .map_err(|e| self.store_err(e))?;
+            // A slice with nothing the peer lacks or takes (at a hub, mostly other sites'
+            // reports for a site that holds the shared collections) and no news in the vector
+            // is skipped without a frame: an empty batch would still cost the peer a commit.
+            let news = !batch.changes.is_empty()
+                || batch.complete.as_ref().is_some_and(|vv| {
+                    self.last_complete
+                        .as_ref()
+                        .is_none_or(|(_, last)| last != vv)
+                });
+            if !news && batch.upto_lseq.saturating_sub(self.sent_upto) < SKIP_WITHOUT_FRAME {
+                self.send_cursor = batch.upto_lseq;
+                match batch.complete {
+                    Some(vv) => {
+                        self.last_complete = Some((batch.upto_lseq, vv));
+                        return Ok(None);
+                    }
+                    None => continue,
+                }
+            }
+            self.send_cursor = batch.upto_lseq;
+            self.sent_upto = batch.upto_lseq;
+            self.in_flight.push_back(batch.upto_lseq);
+            self.last_complete = batch.complete.clone().map(|vv| (batch.upto_lseq, vv));
+            self.stats.entries_sent += batch.changes.len() as u64;
+            return Ok(Some(self.sent(Message::Batch(batch).encode())));
         }
-        // Nagle's rule: while a batch is unacknowledged, a small one waits for that ack and
-        // then leaves with whatever was written meanwhile. A busy site (a gate hall commits
-        // hundreds of times a second) then sends a few larger batches instead of one per
-        // commit, each of which costs the peer a transaction and an fsync; an idle site still
-        // sends every write at once, and a backlog still streams full batches up to `window`.
-        if !self.in_flight.is_empty()
-            && store.log_end().saturating_sub(self.send_cursor)
-                < self.config.max_batch_entries as u64
-        {
-            return Ok(None);
-        }
-        let batch = store
-            .read_changes(
-                self.send_cursor,
-                &self.peer_vv,
-                self.config.max_batch_entries,
-                self.config.max_batch_bytes,
-            )
-            .map_err(|e| self.store_err(e))?;
-        self.send_cursor = batch.upto_lseq;
-        self.in_flight.push_back(batch.upto_lseq);
-        self.last_complete = batch.complete.clone().map(|vv| (batch.upto_lseq, vv));
-        self.stats.entries_sent += batch.changes.len() as u64;
-        Ok(Some(self.sent(Message::Batch(batch).encode())))
     }
 
     fn sent(&mut self, frame: Vec<u8>) -> Vec<u8> {

@@ -39,9 +39,23 @@ impl FieldKind {
 #[derive(Debug, Clone, Default)]
 pub struct Collection {
     fields: BTreeMap<String, FieldKind>,
+    reported: bool,
 }
 
 impl Collection {
+    /// Declares the collection *reported*: what a site writes in it travels to the replicas
+    /// that hold everything (the command center, relays), not to other sites that hold only
+    /// the shared collections (see [`crate::interest`]).
+    pub fn reported(mut self) -> Self {
+        self.reported = true;
+        self
+    }
+
+    /// Whether the collection is reported.
+    pub fn is_reported(&self) -> bool {
+        self.reported
+    }
+
     /// Declares a last-writer-wins field.
     pub fn lww(mut self, field: &str) -> Self {
         self.fields.insert(field.to_owned(), FieldKind::Lww);
@@ -106,6 +120,11 @@ impl Schema {
             .and_then(|c| c.fields.get(field))
             .cloned()
             .unwrap_or(FieldKind::Lww)
+    }
+
+    /// Whether `collection` is declared reported ([`Collection::reported`]).
+    pub fn is_reported(&self, collection: &str) -> bool {
+        self.collections.get(collection).is_some_and(|c| c.reported)
     }
 
     /// The declared collections.

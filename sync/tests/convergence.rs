@@ -394,3 +394,160 @@ fn while_a_batch_is_unacknowledged_small_writes_wait_and_then_leave_together() {
     }
     assert_eq!(b.list("alerts").unwrap().len(), 5);
 }
+
+/// A mesh where some replicas hold only the shared collections and their own reported records
+/// (`Interest::Shared`), with writes to a shared and a reported collection, deletes, and
+/// connections cut at random. At the end: every replica that holds everything shows the same
+/// records; every replica shows the same shared records; and each vector is exactly the part
+/// of the hub's that its replica takes, so nothing it takes is missing and nothing it leaves
+/// out was claimed.
+fn run_mixed(
+    shared: [bool; 3],
+    actions: Vec<(Action, bool)>,
+    links: &[(usize, usize)],
+) -> Result<(), TestCaseError> {
+    use mizugiwa_sync::{Collection, Interest, StoreConfig};
+    let clock = ManualClock::new(1_700_000_000_000);
+    let schema = common::schema().collection("vessels", Collection::default().reported());
+    let interests: Vec<Interest> = std::iter::once(Interest::Everything)
+        .chain(shared.iter().map(|s| {
+            if *s {
+                Interest::Shared
+            } else {
+                Interest::Everything
+            }
+        }))
+        .collect();
+    let mut replicas: Vec<Store> = interests
+        .iter()
+        .enumerate()
+        .map(|(i, interest)| {
+            let mut cfg = StoreConfig::new(&format!("n{i}"));
+            cfg.interest = *interest;
+            Store::open_in_memory(schema.clone(), std::sync::Arc::new(clock.clone()), cfg).unwrap()
+        })
+        .collect();
+    let n = replicas.len();
+    for (act, reported) in actions {
+        clock.advance(7);
+        match act {
+            Action::Write { at, rec, op, arg } if reported => {
+                // A replica creates records named after itself, or edits one it holds (a
+                // hub acknowledging, correcting), so a record's home is in its name.
+                let r = &mut replicas[at];
+                let held = r.ids("vessels").unwrap();
+                let id = if arg % 2 == 0 || held.is_empty() {
+                    format!("v{at}-{rec}")
+                } else {
+                    held[rec as usize % held.len()].clone()
+                };
+                let field = ["lat", "lon", "speed"][op as usize % 3];
+                r.put(
+                    "vessels",
+                    &id,
+                    &[(field, FieldOp::Set(Value::Int(arg as i64)))],
+                )
+                .expect("local write");
+            }
+            Action::Write { at, rec, op, arg } => write(&mut replicas[at], rec, op, arg),
+            Action::Delete { at, rec } if reported => {
+                let r = &mut replicas[at];
+                let held = r.ids("vessels").unwrap();
+                if !held.is_empty() {
+                    let id = held[rec as usize % held.len()].clone();
+                    r.delete("vessels", &id).expect("delete");
+                }
+            }
+            Action::Delete { at, rec } => {
+                replicas[at]
+                    .delete("alerts", &format!("r{rec}"))
+                    .expect("delete");
+            }
+            Action::Link {
+                a,
+                b,
+                budget,
+                order_seed,
+            } => {
+                let (a, b) = links[(a * n + b) % links.len()];
+                let (x, y) = pair(&mut replicas, a, b);
+                let mut s = order_seed;
+                exchange(x, y, small_batches(), budget as usize, || {
+                    s ^= s << 13;
+                    s ^= s >> 7;
+                    s ^= s << 17;
+                    s & 1 == 0
+                })
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            }
+        }
+    }
+    for _ in 0..n {
+        for &(a, b) in links {
+            let (x, y) = pair(&mut replicas, a, b);
+            sync_pair(x, y);
+        }
+    }
+    let hub = &replicas[0];
+    let alerts_only = ["alerts".to_string()];
+    for (r, interest) in replicas.iter().zip(&interests) {
+        prop_assert_eq!(
+            r.state_hash_of(Some(&alerts_only)).unwrap(),
+            hub.state_hash_of(Some(&alerts_only)).unwrap(),
+            "{} differs from the hub on shared records",
+            r.node()
+        );
+        prop_assert_eq!(
+            r.version_vector(),
+            &interest.scope(r.node(), hub.version_vector()),
+            "{}'s vector is not the part of the hub's it takes",
+            r.node()
+        );
+        if *interest == Interest::Everything {
+            prop_assert_eq!(r.state_hash().unwrap(), hub.state_hash().unwrap());
+        } else {
+            // Its own records, exactly as the hub shows them (with every edit and delete made
+            // elsewhere), and no other.
+            let own = format!("v{}-", &r.node()[1..]);
+            let strip = |v: Vec<mizugiwa_sync::Record>| {
+                v.into_iter()
+                    .filter(|r| r.id.starts_with(&own))
+                    .map(|r| (r.id, r.fields))
+                    .collect::<Vec<_>>()
+            };
+            let held = r.list("vessels").unwrap();
+            prop_assert!(
+                held.iter().all(|v| v.id.starts_with(&own)),
+                "{} holds another site's vessel",
+                r.node()
+            );
+            prop_assert_eq!(
+                strip(held),
+                strip(hub.list("vessels").unwrap()),
+                "{}'s own vessels differ from the hub's",
+                r.node()
+            );
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn a_mesh_of_mixed_interests_converges_on_what_each_holds(
+        shared in any::<[bool; 3]>(),
+        actions in proptest::collection::vec((action(4), any::<bool>()), 1..60),
+    ) {
+        let links: Vec<(usize, usize)> = (0..4).flat_map(|a| (0..4).filter(move |b| *b != a).map(move |b| (a, b))).collect();
+        run_mixed(shared, actions, &links)?;
+    }
+
+    #[test]
+    fn hub_and_spoke_with_shared_sites_converges(
+        actions in proptest::collection::vec((action(4), any::<bool>()), 1..60),
+    ) {
+        run_mixed([true, true, true], actions, &[(0, 1), (0, 2), (0, 3)])?;
+    }
+}

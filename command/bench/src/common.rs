@@ -13,6 +13,7 @@ use mizugiwa_command::auth::{self, Role as UserRole, UserConfig};
 use mizugiwa_command::runtime::{HttpSection, Location, Runtime, RuntimeConfig, SyncSection};
 use mizugiwa_command::web::Mode;
 use mizugiwa_sync::pki::{self, Role};
+use mizugiwa_sync::{interest, Interest, Store, VersionVector};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
@@ -217,9 +218,15 @@ pub struct Kid {
 }
 
 impl Kid {
+    /// This binary in a child role, holding the same site interest as this process.
     pub fn spawn(name: &str, args: &[String]) -> anyhow::Result<Kid> {
         let exe = std::env::current_exe()?;
-        Self::spawn_program(name, &exe, args)
+        let mut args = args.to_vec();
+        args.extend([
+            "--site-interest".to_owned(),
+            site_interest().name().to_owned(),
+        ]);
+        Self::spawn_program(name, &exe, &args)
     }
 
     pub fn spawn_program(name: &str, program: &Path, args: &[String]) -> anyhow::Result<Kid> {
@@ -382,6 +389,7 @@ pub async fn start_hq(
             max_clock_skew_ms: 60_000,
             collection_horizon_hours: 168,
             collection_horizon_secs: None,
+            interest: mizugiwa_sync::Interest::Everything,
         },
         http: HttpSection {
             listen: "127.0.0.1:0".parse().unwrap(),
@@ -461,4 +469,88 @@ mod tests {
             assert!(Hist::lower(Hist::bucket(v)) <= v);
         }
     }
+}
+
+/// What every simulated site holds (`--site-interest`, set once in `main`; default `shared`,
+/// as a fleet of hundreds of sites would be configured).
+static SITE_INTEREST: std::sync::OnceLock<Interest> = std::sync::OnceLock::new();
+
+/// Sets [`site_interest`] (first call wins).
+pub fn set_site_interest(interest: Interest) {
+    let _ = SITE_INTEREST.set(interest);
+}
+
+/// What every simulated site holds.
+pub fn site_interest() -> Interest {
+    *SITE_INTEREST.get().unwrap_or(&Interest::Shared)
+}
+
+/// How far a site has written, per origin: its own name (shared collections and membership)
+/// and its reports (`site@site`, see `mizugiwa_sync::interest`). Both draw from one counter.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SiteSeq {
+    pub own: u64,
+    pub reports: u64,
+}
+
+impl SiteSeq {
+    /// What `store` (the site's own replica) has written.
+    pub fn of(store: &Store, site: &str) -> SiteSeq {
+        let vv = store.version_vector();
+        SiteSeq {
+            own: vv.get(site),
+            reports: vv.get(&interest::reports_origin(site)),
+        }
+    }
+
+    pub fn to_json(self) -> Value {
+        json!([self.own, self.reports])
+    }
+
+    pub fn from_json(v: &Value) -> SiteSeq {
+        SiteSeq {
+            own: v[0].as_u64().unwrap_or(0),
+            reports: v[1].as_u64().unwrap_or(0),
+        }
+    }
+
+    /// Field entries the site has written (its sequence counter).
+    pub fn entries(self) -> u64 {
+        self.own.max(self.reports)
+    }
+
+    /// Whether `vv` (HQ's) holds everything the site had written at this point.
+    pub fn covered_by(self, vv: &VersionVector, site: &str) -> bool {
+        vv.get(site) >= self.own && vv.get(&interest::reports_origin(site)) >= self.reports
+    }
+
+    /// How far into the site's writes `vv` reaches, by the newer of its two origins: nearly
+    /// all of a site's entries are reports, its own origin moves only with its membership
+    /// announcements (for the progress samples; convergence is judged by [`SiteSeq::covered_by`]).
+    pub fn reach(vv: &VersionVector, site: &str) -> u64 {
+        vv.get(site).max(vv.get(&interest::reports_origin(site)))
+    }
+}
+
+/// The `seqs` object of a child's message, by site.
+pub fn seqs_from(v: &Value) -> BTreeMap<String, SiteSeq> {
+    v["seqs"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), SiteSeq::from_json(v)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The `seqs` object for a child's message: each site's [`SiteSeq`].
+pub fn seqs_json(names: &[String], stores: &[std::sync::Arc<std::sync::Mutex<Store>>]) -> Value {
+    Value::Object(
+        names
+            .iter()
+            .zip(stores)
+            .map(|(n, s)| (n.clone(), SiteSeq::of(&s.lock().unwrap(), n).to_json()))
+            .collect(),
+    )
 }

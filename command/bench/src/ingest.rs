@@ -27,7 +27,7 @@ use mizugiwa_sync::pki::{self, NodeIdentity};
 use mizugiwa_sync::{Durability, FieldOp, Store, StoreConfig, SystemClock, Value};
 use serde_json::{json, Value as Json};
 
-use crate::common::{self, cpu_secs, now_ms, rss_kb, say, Hist, Kid, Rng};
+use crate::common::{self, cpu_secs, now_ms, rss_kb, say, Hist, Kid, Rng, SiteSeq};
 
 /// Settings of the ingest scenario.
 #[derive(Clone, Debug)]
@@ -249,7 +249,7 @@ pub async fn run(opts: &IngestOpts, dir: PathBuf) -> anyhow::Result<IngestResult
     let site_names: Vec<String> = names.clone();
     let covered = |store: &Store| -> u64 {
         let vv = store.version_vector();
-        site_names.iter().map(|s| vv.get(s)).sum()
+        site_names.iter().map(|s| SiteSeq::reach(vv, s)).sum()
     };
     let (rss_ready_kb, _) = rss_kb();
     let bytes = |hq: &mizugiwa_command::runtime::Runtime| {
@@ -329,22 +329,15 @@ pub async fn run(opts: &IngestOpts, dir: PathBuf) -> anyhow::Result<IngestResult
     );
     let machine_busy_window = common::machine_busy_secs() - busy0;
     let (rss_end_kb, _) = rss_kb();
-    let seqs: BTreeMap<String, u64> = done["seqs"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
-                .collect()
-        })
-        .unwrap_or_default();
-    let entries_written: u64 = seqs.values().sum();
+    let seqs = common::seqs_from(&done);
+    let entries_written: u64 = seqs.values().map(|s| s.entries()).sum();
     // Drain: how long after the writers stopped until HQ covers every site's last write.
     let t_done = Instant::now();
     let drain_s = loop {
         let all = {
             let s = hq.store.lock().unwrap();
             let vv = s.version_vector();
-            seqs.iter().all(|(site, seq)| vv.get(site) >= *seq)
+            seqs.iter().all(|(site, seq)| seq.covered_by(vv, site))
         };
         if all {
             break Some(t_done.elapsed().as_secs_f64());
@@ -602,15 +595,8 @@ pub async fn run_backlog(opts: &BacklogOpts, dir: PathBuf) -> anyhow::Result<Bac
         ],
     )?;
     let ready = sites.expect("ready", Duration::from_secs(3600)).await?;
-    let seqs: BTreeMap<String, u64> = ready["seqs"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
-                .collect()
-        })
-        .unwrap_or_default();
-    let entries: u64 = seqs.values().sum();
+    let seqs = common::seqs_from(&ready);
+    let entries: u64 = seqs.values().map(|s| s.entries()).sum();
     let (rss_before_kb, _) = rss_kb();
     let (cpu0, busy0, a0) = (
         cpu_secs("self"),
@@ -625,12 +611,16 @@ pub async fn run_backlog(opts: &BacklogOpts, dir: PathBuf) -> anyhow::Result<Bac
     sites.say("go")?;
     let mut covered_entries;
     let converge_s = loop {
-        {
+        let all = {
             let s = hq.store.lock().unwrap();
             let vv = s.version_vector();
-            covered_entries = seqs.keys().map(|k| vv.get(k)).sum();
-        }
-        if covered_entries >= entries {
+            covered_entries = seqs
+                .iter()
+                .map(|(k, seq)| SiteSeq::reach(vv, k).min(seq.entries()))
+                .sum();
+            seqs.iter().all(|(k, seq)| seq.covered_by(vv, k))
+        };
+        if all {
             break Some(t0.elapsed().as_secs_f64());
         }
         if t0.elapsed() > opts.max {
@@ -760,6 +750,7 @@ pub struct SitesArgs {
 pub fn open_site(data: &std::path::Path, name: &str, durability: Durability) -> Store {
     let mut cfg = StoreConfig::new(name);
     cfg.durability = durability;
+    cfg.interest = common::site_interest();
     Store::open(
         data.join(format!("{name}.db")),
         records::schema(),
@@ -872,13 +863,6 @@ pub fn role_sites(a: SitesArgs) -> anyhow::Result<()> {
             .map(|n| Arc::new(Mutex::new(open_site(&a.data, n, a.durability))))
             .collect();
         let mut handles = Vec::new();
-        let seqs_of = |stores: &[Arc<Mutex<Store>>]| -> serde_json::Map<String, Json> {
-            names
-                .iter()
-                .zip(stores)
-                .map(|(n, s)| (n.clone(), json!(s.lock().unwrap().version_vector().get(n))))
-                .collect()
-        };
         if a.backlog > 0 {
             // Written while offline, one thread per site; the drivers start on "go".
             let t = Instant::now();
@@ -901,7 +885,7 @@ pub fn role_sites(a: SitesArgs) -> anyhow::Result<()> {
             }
             let secs = t.elapsed().as_secs_f64();
             let mut cmds = common::stdin_commands();
-            say(json!({"ready": true, "written": a.backlog * a.sites as u64, "write_secs": secs, "seqs": seqs_of(&stores)}));
+            say(json!({"ready": true, "written": a.backlog * a.sites as u64, "write_secs": secs, "seqs": common::seqs_json(&names, &stores)}));
             while let Some(c) = cmds.recv().await {
                 match c.as_str() {
                     "go" => {
@@ -978,7 +962,7 @@ pub fn role_sites(a: SitesArgs) -> anyhow::Result<()> {
             let _ = w.join();
         }
         let secs = start.elapsed().as_secs_f64();
-        let seqs = seqs_of(&stores);
+        let seqs = common::seqs_json(&names, &stores);
         say(json!({"done": true, "written": written.load(Ordering::Relaxed), "secs": secs, "seqs": seqs}));
         while let Some(c) = cmds.recv().await {
             if c == "quit" {

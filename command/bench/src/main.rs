@@ -39,7 +39,9 @@ fn usage() -> &'static str {
   --fleet LIST            reconnect: fleet sizes (default 200,500,1000; --quick 50,200)
   --per-process N         reconnect: sites per child process (default 250)
   --settle SECS           reconnect: time between first contact and the outage (default 30)
-  --timeout SECS          reconnect: longest wait for convergence (default 180)"
+  --timeout SECS          reconnect: longest wait for convergence (default 180)
+  --site-interest I       what the simulated sites hold: shared (their own records and the
+                          shared collections, default) or everything (every site's records)"
 }
 
 struct Args(Vec<String>);
@@ -90,6 +92,11 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .try_init();
+    if let Some(name) = args.get("--site-interest") {
+        let interest = mizugiwa_sync::Interest::from_name(&name)
+            .with_context(|| format!("--site-interest must be shared or everything, not {name}"))?;
+        common::set_site_interest(interest);
+    }
     match args.get("--role").as_deref() {
         Some("sites") => {
             return ingest::role_sites(ingest::SitesArgs {

@@ -22,9 +22,9 @@ use std::time::{Duration, Instant};
 use mizugiwa_command::records::{ALERTS, DETECTIONS, SITES, VESSELS};
 use mizugiwa_sync::pki;
 use mizugiwa_sync::{Durability, FieldOp, Store, Value};
-use serde_json::{json, Value as Json};
+use serde_json::json;
 
-use crate::common::{self, cpu_secs, now_ms, say, Hist, Kid};
+use crate::common::{self, cpu_secs, now_ms, say, Hist, Kid, SiteSeq};
 use crate::ingest::{open_site, start_site_driver};
 
 /// Settings.
@@ -80,17 +80,6 @@ fn site_name(i: usize) -> String {
     format!("fleet-{i:04}")
 }
 
-fn seqs_of(v: &Json) -> BTreeMap<String, u64> {
-    v["seqs"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 fn hq_bytes(hq: &mizugiwa_command::runtime::Runtime) -> (u64, u64) {
     hq.peers()
         .get()
@@ -101,11 +90,11 @@ fn hq_bytes(hq: &mizugiwa_command::runtime::Runtime) -> (u64, u64) {
 /// Waits until HQ covers every site's `seqs`; per-site times go into the histogram.
 async fn converge(
     hq: &mizugiwa_command::runtime::Runtime,
-    seqs: &BTreeMap<String, u64>,
+    seqs: &BTreeMap<String, SiteSeq>,
     timeout: Duration,
     t0: Instant,
 ) -> Converge {
-    let mut pending: Vec<(&String, &u64)> = seqs.iter().collect();
+    let mut pending: Vec<(&String, &SiteSeq)> = seqs.iter().collect();
     let mut c = Converge::default();
     while t0.elapsed() < timeout {
         {
@@ -113,7 +102,7 @@ async fn converge(
             let vv = s.version_vector();
             let now = t0.elapsed().as_millis() as u64;
             pending.retain(|(site, seq)| {
-                if vv.get(site) >= **seq {
+                if seq.covered_by(vv, site) {
                     c.per_site.record(now);
                     false
                 } else {
@@ -152,7 +141,7 @@ async fn one_size(n: usize, opts: &ReconnectOpts, dir: PathBuf) -> FleetResult {
 /// HQ's view of the links and the sites' own, for a phase that did not converge.
 async fn diagnose(
     hq: &mizugiwa_command::runtime::Runtime,
-    seqs: &BTreeMap<String, u64>,
+    seqs: &BTreeMap<String, SiteSeq>,
     kids: &mut [Kid],
 ) -> String {
     let peers = hq.peers().get();
@@ -162,7 +151,7 @@ async fn diagnose(
         let vv = s.version_vector();
         let un: Vec<&String> = seqs
             .iter()
-            .filter(|(k, v)| vv.get(k) < **v)
+            .filter(|(k, v)| !v.covered_by(vv, k))
             .map(|(k, _)| k)
             .collect();
         let uc = un
@@ -268,7 +257,9 @@ async fn phases(
     let mut kids = spawn(false)?;
     let mut seqs = BTreeMap::new();
     for k in &mut kids {
-        seqs.extend(seqs_of(&k.expect("ready", Duration::from_secs(300)).await?));
+        seqs.extend(common::seqs_from(
+            &k.expect("ready", Duration::from_secs(300)).await?,
+        ));
     }
     r.processes = processes;
     let mut pids: Vec<String> = kids.iter().map(|k| k.pid().to_string()).collect();
@@ -387,7 +378,7 @@ async fn phases(
     }
     let mut seqs = BTreeMap::new();
     for k in &mut kids {
-        seqs.extend(seqs_of(
+        seqs.extend(common::seqs_from(
             &k.expect("written", Duration::from_secs(300)).await?,
         ));
     }
@@ -496,13 +487,6 @@ pub fn role_fleet(a: FleetArgs) -> anyhow::Result<()> {
             .iter()
             .map(|n| Arc::new(Mutex::new(open_site(&a.data, n, Durability::Normal))))
             .collect();
-        let seqs = |stores: &[Arc<Mutex<Store>>]| -> serde_json::Map<String, Json> {
-            names
-                .iter()
-                .zip(stores)
-                .map(|(n, s)| (n.clone(), json!(s.lock().unwrap().version_vector().get(n))))
-                .collect()
-        };
         for (i, (n, s)) in names.iter().zip(&stores).enumerate() {
             if a.restart {
                 break;
@@ -538,7 +522,7 @@ pub fn role_fleet(a: FleetArgs) -> anyhow::Result<()> {
                 ],
             );
         }
-        say(json!({"ready": true, "seqs": seqs(&stores)}));
+        say(json!({"ready": true, "seqs": common::seqs_json(&names, &stores)}));
         let mut handles = Vec::new();
         let mut cmds = common::stdin_commands();
         while let Some(c) = cmds.recv().await {
@@ -599,7 +583,7 @@ pub fn role_fleet(a: FleetArgs) -> anyhow::Result<()> {
                             ],
                         );
                     }
-                    say(json!({"written": true, "seqs": seqs(&stores)}));
+                    say(json!({"written": true, "seqs": common::seqs_json(&names, &stores)}));
                 }
                 "status" => {
                     let mut connected = 0;

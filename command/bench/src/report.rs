@@ -130,6 +130,7 @@ impl Report {
             o.clients,
             o.users,
         ));
+        b.push_str(&interest_note());
         b.push_str(&format!(
             "| measure | value |\n|---|---|\n\
              | measurement window (writers running) | {:.1} s (warm-up for the memory baseline: {:.0} s) |\n\
@@ -561,8 +562,8 @@ impl Report {
             "## 3. Sites reconnecting to HQ after an outage\n\n\
              **Set-up.** HQ is a real `Runtime` (command mode) in the bench process. The sites are replicas in child processes (`--role fleet`, at most {} per process), \
              each with its own SQLite file (synchronous=NORMAL), its own certificate and its own sync driver (one QUIC endpoint per site) dialling HQ on loopback. \
-             *First contact*: each site holds 2 records; all drivers start at once. Then the fleet stays connected for {:.0} s (HQ fans every site's records and \
-             `$members` announcements out to every other site; the idle figures are measured over the second half), \
+             *First contact*: each site holds 2 records; all drivers start at once. Then the fleet stays connected for {:.0} s (HQ fans {} \
+             out to every other site; the idle figures are measured over the second half), \
              then the **outage**: every site driver shuts down. Offline, each site writes 5 records (status, 2 vessel positions, a detection, an alert). \
              **Reconnect**: all drivers start at once; converged = HQ's version vector covers every site's offline writes, then HQ's state is checked \
              (every site's offline alert and detection readable at HQ). Polled every 100 ms; longest wait {:.0} s.\n\n\
@@ -570,8 +571,13 @@ impl Report {
              |---|---|---|---|---|---|---|---|---|---|---|\n",
             opts.per_process,
             opts.settle.as_secs_f64(),
+            match common::site_interest() {
+                mizugiwa_sync::Interest::Everything => "every site's records and `$members` announcements",
+                mizugiwa_sync::Interest::Shared => "the `$members` announcements",
+            },
             opts.timeout.as_secs_f64(),
         ));
+        b.push_str(&interest_note());
         let fmt_s = |s: Option<f64>, covered: usize, n: usize| match s {
             Some(s) => format!("{s:.1} s"),
             None => format!("not converged: {covered} of {n} covered"),
@@ -743,6 +749,20 @@ impl Report {
         out.push_str(CAVEATS);
         out.push_str(&self.body);
         out
+    }
+}
+
+/// What the simulated sites hold, for each section's set-up.
+fn interest_note() -> String {
+    match common::site_interest() {
+        mizugiwa_sync::Interest::Shared => "**Site interest: `shared`** (`--site-interest`, the default here): each site holds the shared collections \
+             (the gates' trust lists, declarations used, membership) and its own records, with what HQ wrote to them; HQ sends a site nothing of \
+             another site's records (see `mizugiwa_sync::interest`). Runs before 2026-11-27 18:00 UTC replicated everything to every site, \
+             as `--site-interest everything` does.\n\n"
+            .to_owned(),
+        mizugiwa_sync::Interest::Everything => "**Site interest: `everything`** (`--site-interest`): every site receives every other site's records \
+             through HQ (full replication).\n\n"
+            .to_owned(),
     }
 }
 

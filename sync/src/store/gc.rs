@@ -14,6 +14,7 @@ use super::{join_entries, Entry, FieldOp, Store};
 use crate::clock::Hlc;
 use crate::error::StoreError;
 use crate::field::{FieldState, LIFE_FIELD};
+use crate::interest::{self, Interest};
 use crate::value::Value;
 use crate::vv::VersionVector;
 
@@ -25,6 +26,34 @@ pub const REVOKED: &str = "$revoked";
 /// The life entries of every deleted record, by record.
 const DELETED_LIVES_SQL: &str = "SELECT e.coll, e.rid, e.origin, e.oseq, e.hlc, e.state FROM tomb t \
      CROSS JOIN entry e ON e.coll = t.coll AND e.rid = t.rid AND e.field = ?1 ORDER BY t.coll, t.rid";
+
+/// One member's last announcement in `$members`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Member {
+    /// The member's node name.
+    pub node: String,
+    /// Its version vector when it announced.
+    pub vv: VersionVector,
+    /// When it announced.
+    pub announced: Hlc,
+    /// What it holds.
+    pub interest: Interest,
+}
+
+impl Member {
+    /// The member's vector for the stable frontier: a member that does not take other
+    /// members' reports has none of them and never will, so for those origins it stands
+    /// aside (it takes `ours`' value) rather than holding their collection back forever.
+    fn scoped_vv(&self, ours: &VersionVector) -> VersionVector {
+        let mut vv = self.vv.clone();
+        for (origin, seq) in ours.iter() {
+            if !self.interest.wants(&self.node, origin) {
+                vv.set(origin, seq);
+            }
+        }
+        vv
+    }
+}
 
 /// What a garbage collection pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -64,10 +93,16 @@ impl Store {
         let mut vv = self.vv.clone();
         let node = self.node().to_owned();
         vv.raise(&node, self.local_seq + 2);
+        // Members that hold only the shared collections do not hold back the collection of
+        // other members' reports (see `stable_frontier`).
+        let interest = self.config.interest.name();
         self.put_system(
             MEMBERS,
             &node,
-            &[("vv", FieldOp::Set(Value::Bytes(vv.to_bytes())))],
+            &[
+                ("vv", FieldOp::Set(Value::Bytes(vv.to_bytes()))),
+                ("interest", FieldOp::Set(Value::Text(interest.to_owned()))),
+            ],
         )?;
         self.last_announced_ms = Some(now);
         self.unannounced_data = false;
@@ -89,13 +124,24 @@ impl Store {
         self.announce()
     }
 
-    /// Every member's last announced version vector and the time of that announcement.
-    pub fn members(&self) -> Result<Vec<(String, VersionVector, Hlc)>, StoreError> {
+    /// Every member's last announced version vector, the time of that announcement, and what
+    /// the member holds (announcements without it are from replicas that hold everything).
+    pub fn members(&self) -> Result<Vec<Member>, StoreError> {
         let mut out = Vec::new();
         for r in self.list(MEMBERS)? {
             if let Some(Value::Bytes(b)) = r.get("vv") {
                 if let Ok(vv) = VersionVector::from_bytes(b) {
-                    out.push((r.id.clone(), vv, r.updated));
+                    let interest = r
+                        .get("interest")
+                        .and_then(Value::as_str)
+                        .and_then(Interest::from_name)
+                        .unwrap_or_default();
+                    out.push(Member {
+                        node: r.id.clone(),
+                        vv,
+                        announced: r.updated,
+                        interest,
+                    });
                 }
             }
         }
@@ -118,11 +164,11 @@ impl Store {
         let others: Vec<(String, VersionVector, bool)> = self
             .members()?
             .into_iter()
-            .filter(|(m, _, _)| m != self.node() && !revoked.contains(m))
-            .map(|(m, vv, at)| {
-                let silent =
-                    now.saturating_sub(at.physical_ms()) > self.config.collection_horizon_ms;
-                (m, vv, silent)
+            .filter(|m| m.node != self.node() && !revoked.contains(&m.node))
+            .map(|m| {
+                let silent = now.saturating_sub(m.announced.physical_ms())
+                    > self.config.collection_horizon_ms;
+                (m.node.clone(), m.scoped_vv(&self.vv), silent)
             })
             .collect();
         let heard = 1 + others.iter().filter(|(_, _, silent)| !silent).count();
@@ -150,8 +196,11 @@ impl Store {
         let unannounced: Vec<String> = self
             .vv
             .iter()
-            .filter(|(origin, _)| !known.contains(origin))
-            .map(|(origin, _)| origin.to_owned())
+            .map(|(origin, _)| interest::member_of(origin))
+            .filter(|node| !known.contains(node))
+            .map(str::to_owned)
+            .collect::<std::collections::BTreeSet<String>>()
+            .into_iter()
             .collect();
         if !unannounced.is_empty() {
             frontier = frontier.meet(&VersionVector::new());

@@ -24,11 +24,12 @@ use tokio::sync::broadcast;
 use crate::clock::{Clock, Hlc, HlcClock};
 use crate::error::StoreError;
 use crate::field::{self, FieldState, Life, MvRegister, Stamp, Versioned, LIFE_FIELD};
+use crate::interest::{self, Interest};
 use crate::schema::{validate_name, FieldKind, Schema};
 use crate::value::Value;
 use crate::vv::VersionVector;
 
-pub use gc::GcReport;
+pub use gc::{GcReport, Member};
 pub use replication::ApplyReport;
 
 /// How hard a commit waits for the disk.
@@ -52,16 +53,20 @@ pub struct StoreConfig {
     pub collection_horizon_ms: u64,
     /// Commit durability.
     pub durability: Durability,
+    /// What this replica holds: everything, or the shared collections and its own reports
+    /// (see [`crate::interest`]).
+    pub interest: Interest,
 }
 
 impl StoreConfig {
-    /// Defaults for `node`: 60 s skew limit, 7-day horizon, full durability.
+    /// Defaults for `node`: 60 s skew limit, 7-day horizon, full durability, holds everything.
     pub fn new(node: &str) -> Self {
         StoreConfig {
             node: node.to_owned(),
             max_clock_skew_ms: 60_000,
             collection_horizon_ms: 7 * 24 * 3600 * 1000,
             durability: Durability::Full,
+            interest: Interest::Everything,
         }
     }
 }
@@ -187,6 +192,11 @@ pub struct Store {
     config: StoreConfig,
     clock: HlcClock,
     self_origin: i64,
+    /// The sequence of this node's latest entry under each of its origins: its own name and
+    /// its routed origins (see [`crate::interest`]). What the version vector's own components
+    /// are raised to after a write. All draw from `local_seq`, so each has gaps where the
+    /// others wrote.
+    own_marks: BTreeMap<String, u64>,
     incarnation: u64,
     origin_ids: HashMap<String, i64>,
     /// Names by id. A read-only replica learns the names the writer interned after it opened
@@ -469,6 +479,7 @@ impl Store {
             schema,
             clock,
             self_origin: 0,
+            own_marks: BTreeMap::new(),
             incarnation,
             origin_ids: HashMap::new(),
             origin_names: RefCell::new(HashMap::new()),
@@ -510,12 +521,25 @@ impl Store {
         }
         let node = store.config.node.clone();
         store.self_origin = store.intern(&node)?;
+        // What the vector says of this node's own writes is exact (saved with each write), or
+        // lower while a resync was under way, which only makes peers send some of them again.
+        store.own_marks = store
+            .vv
+            .iter()
+            .filter(|(origin, _)| interest::member_of(origin) == node)
+            .map(|(origin, seq)| (origin.to_owned(), seq))
+            .collect();
         Ok(store)
     }
 
     /// This replica's node name.
     pub fn node(&self) -> &str {
         &self.config.node
+    }
+
+    /// What this replica holds (see [`crate::interest`]).
+    pub fn interest(&self) -> Interest {
+        self.config.interest
     }
 
     /// The database's incarnation (random, fixed at creation).
@@ -575,6 +599,23 @@ impl Store {
     }
 
     /// Interns a node name as a small integer (autocommitted: a stray name is harmless).
+    /// Reads the origin names again (after a rollback undid some).
+    fn reload_origins(&mut self) -> Result<(), StoreError> {
+        let mut ids = HashMap::new();
+        let mut names = HashMap::new();
+        let mut stmt = self.conn.prepare_cached("SELECT id, name FROM origin")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+        for row in rows {
+            let (id, name) = row?;
+            ids.insert(name.clone(), id);
+            names.insert(id, name);
+        }
+        drop(stmt);
+        self.origin_ids = ids;
+        self.origin_names.replace(names);
+        Ok(())
+    }
+
     fn intern(&mut self, name: &str) -> Result<i64, StoreError> {
         if let Some(id) = self.origin_ids.get(name) {
             return Ok(*id);
@@ -773,6 +814,8 @@ impl Store {
         });
         if result.is_err() {
             let _ = self.conn.execute_batch("ROLLBACK");
+            // Origins interned in the transaction are gone with it.
+            let _ = self.reload_origins();
             // The counts may have moved for writes that are now undone.
             self.live_counts.replace(None);
             (
@@ -782,6 +825,14 @@ impl Store {
                 self.gc_frontier,
                 self.reset_frontier,
             ) = saved;
+            // Marks of undone writes: an origin interned by the transaction is gone; the others
+            // come back to at most the restored sequence, which stays exact (every entry of
+            // theirs up to it is committed). Cheaper than saving the map for every transaction.
+            let (ids, last) = (&self.origin_ids, self.local_seq);
+            self.own_marks.retain(|origin, _| ids.contains_key(origin));
+            for seq in self.own_marks.values_mut() {
+                *seq = (*seq).min(last);
+            }
             // The HLC is left as it is: it only moves forward, and a newer reading is harmless.
         }
         result
@@ -957,15 +1008,26 @@ impl Store {
         Ok(kinds)
     }
 
-    /// After local writes, in their transaction: the replica's own entry of the version vector.
+    /// After local writes, in their transaction: the replica's own components of the version
+    /// vector (its name, and the routed origins it wrote under).
     fn raise_own_version(&mut self) -> Result<(), StoreError> {
         if !self.resyncing() {
-            let node = self.config.node.clone();
-            self.vv.raise(&node, self.local_seq);
-            let seq = self.local_seq;
-            self.save_seen(&node, seq)?;
+            for (origin, seq) in self.own_components() {
+                if self.vv.get(&origin) < seq {
+                    self.vv.raise(&origin, seq);
+                    self.save_seen(&origin, seq)?;
+                }
+            }
         }
         Ok(())
+    }
+
+    /// This node's own origins and the sequence of its latest entry under each.
+    pub(crate) fn own_components(&self) -> Vec<(String, u64)> {
+        self.own_marks
+            .iter()
+            .map(|(origin, seq)| (origin.clone(), *seq))
+            .collect()
     }
 
     /// Writes one record's fields (or its deletion) stamped `hlc`, inside a transaction.
@@ -979,16 +1041,28 @@ impl Store {
         hlc: Hlc,
     ) -> Result<(), StoreError> {
         let node = self.config.node.clone();
-        let stamp = Stamp {
-            hlc,
-            origin: node.clone(),
-        };
-        let self_origin = self.self_origin;
         let s = self;
         let mut writes: Vec<(String, FieldState)> = Vec::new();
         // Every entry of the record in one query (for a new record: none), rather than two
         // lookups per field written: a gate passage writes a dozen fields.
         let mut by_field = s.record_entries(coll, rid)?;
+        // A reported collection's entries go under a routed origin, to the record's home, so
+        // that replicas holding only the shared collections and their own records can leave
+        // the others out and still keep exact vectors (see `crate::interest`).
+        let origin_name = if s.schema.is_reported(coll) {
+            interest::routed_origin(&node, home(&by_field).unwrap_or(&node))
+        } else {
+            node.clone()
+        };
+        let self_origin = if origin_name == node {
+            s.self_origin
+        } else {
+            s.intern(&origin_name)?
+        };
+        let stamp = Stamp {
+            hlc,
+            origin: origin_name.clone(),
+        };
         let life_entries = by_field.remove(LIFE_FIELD).unwrap_or_default();
         let life = join_entries(&life_entries).and_then(|v| match v.state {
             FieldState::Life(l) => Some(l),
@@ -1075,6 +1149,7 @@ impl Store {
                 by_field.get(&f).cloned().unwrap_or_default()
             };
             s.local_seq += 1;
+            s.own_marks.insert(origin_name.clone(), s.local_seq);
             let e = Entry {
                 origin: self_origin,
                 oseq: s.local_seq,
@@ -1286,6 +1361,23 @@ impl MergedField {
             .collect();
         join_entries(&valid)
     }
+}
+
+/// The home of a reported record: the node that reported it, as the routed origins of its
+/// entries say (the life entries first; the least name if several nodes created it
+/// concurrently). `None` for a record not seen yet, or written before its collection was
+/// reported.
+fn home(by_field: &HashMap<String, Vec<Entry>>) -> Option<&str> {
+    fn homes(entries: &[Entry]) -> Option<&str> {
+        entries
+            .iter()
+            .filter_map(|e| interest::home_of(&e.v.stamp.origin))
+            .min()
+    }
+    by_field
+        .get(LIFE_FIELD)
+        .and_then(|life| homes(life))
+        .or_else(|| by_field.values().filter_map(|v| homes(v)).min())
 }
 
 pub(crate) fn merge_fields(rows: Vec<(String, Entry)>) -> BTreeMap<String, MergedField> {

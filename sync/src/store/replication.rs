@@ -10,6 +10,7 @@ use crate::change::{Change, ChangeBatch};
 use crate::clock::Hlc;
 use crate::error::StoreError;
 use crate::field::{self, FieldState, Stamp, Versioned, LIFE_FIELD};
+use crate::interest::Interest;
 use crate::vv::VersionVector;
 
 /// What applying one batch did.
@@ -29,9 +30,31 @@ impl Store {
     /// Reads the next slice of this replica's log after `after_lseq`, leaving out entries the
     /// peer has already seen according to `peer_vv`. At most `max_entries` entries and about
     /// `max_bytes` bytes. When the slice reaches the end of the log, it carries this replica's
-    /// version vector.
+    /// version vector. For a peer that holds everything; see [`Store::read_changes_for`].
     pub fn read_changes(
         &self,
+        after_lseq: u64,
+        peer_vv: &VersionVector,
+        max_entries: usize,
+        max_bytes: usize,
+    ) -> Result<ChangeBatch, StoreError> {
+        self.read_changes_for(
+            "",
+            Interest::Everything,
+            after_lseq,
+            peer_vv,
+            max_entries,
+            max_bytes,
+        )
+    }
+
+    /// [`Store::read_changes`] for `peer`, which holds `interest`: entries of origins it does
+    /// not take are left out, and the version vector at the end of the log is the part of
+    /// this replica's that concerns it ([`Interest::scope`]).
+    pub fn read_changes_for(
+        &self,
+        peer: &str,
+        interest: Interest,
         after_lseq: u64,
         peer_vv: &VersionVector,
         max_entries: usize,
@@ -68,7 +91,7 @@ impl Store {
             }
             upto = lseq as u64;
             let origin = self.origin_name(origin);
-            if (oseq as u64) <= peer_vv.get(&origin) {
+            if (oseq as u64) <= peer_vv.get(&origin) || !interest.wants(peer, &origin) {
                 continue;
             }
             bytes += coll.len() + rid.len() + f.len() + state.len() + 8;
@@ -85,7 +108,7 @@ impl Store {
         let at_end = !cut && (scanned as i64) < scan_limit;
         let complete = if at_end {
             upto = upto.max(self.next_lseq - 1);
-            Some(self.vv.clone())
+            Some(interest.scope(peer, &self.vv))
         } else {
             None
         };
@@ -160,8 +183,11 @@ impl Store {
         let report = self.transact(|s| {
             let mut report = ApplyReport::default();
             let mut cached: Option<(String, String, HashMap<String, Vec<Entry>>)> = None;
+            let (node, interest) = (s.config.node.clone(), s.config.interest);
             for c in &batch.changes {
-                if c.oseq <= s.vv.get(&c.origin) {
+                // A peer sends only what this replica takes; if one sent more, it is not kept,
+                // or this replica's vector would lose its meaning (see `crate::interest`).
+                if c.oseq <= s.vv.get(&c.origin) || !interest.wants(&node, &c.origin) {
                     report.skipped += 1;
                     continue;
                 }
@@ -227,10 +253,12 @@ impl Store {
                 // Everything the sender had when it read this batch is now merged here, so its
                 // version vector holds for this replica too.
                 let before = s.vv.clone();
-                s.vv.merge(sender_vv);
+                s.vv.merge(&interest.scope(&node, sender_vv));
                 if !s.resyncing() {
-                    let node = s.config.node.clone();
-                    s.vv.raise(&node, s.local_seq);
+                    // Own writes made while resyncing did not raise the vector.
+                    for (origin, seq) in s.own_components() {
+                        s.vv.raise(&origin, seq);
+                    }
                 }
                 let changed: Vec<(String, u64)> = s
                     .vv
