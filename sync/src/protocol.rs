@@ -65,7 +65,8 @@ pub enum Message {
     Ack {
         /// End of the applied batch.
         upto: u64,
-        /// Receiver's version vector after applying it.
+        /// Receiver's version vector after applying it: the part the sender takes
+        /// ([`Interest::scope`]), all the sender needs to filter what it sends.
         vv: VersionVector,
     },
     /// The receiver is behind the sender's collection frontier and must resync.
@@ -474,9 +475,12 @@ impl Session {
                 match store.apply_changes(&self.peer, self.peer_incarnation, &batch) {
                     Ok(report) => {
                         self.stats.entries_stored += report.stored as u64;
+                        // The part of the vector the peer can hold entries of is all it needs to
+                        // filter what it sends: at a hub, a site's share of thousands of
+                        // components.
                         self.outbox.push_back(Message::Ack {
                             upto: batch.upto_lseq,
-                            vv: store.version_vector().clone(),
+                            vv: self.peer_scope(store),
                         });
                     }
                     Err(e) => {

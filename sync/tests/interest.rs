@@ -224,6 +224,18 @@ fn a_deleted_report_is_collected_without_waiting_for_sites_that_never_take_it() 
     assert_eq!(shared_hash(&c), shared_hash(&hq));
     assert!(!has(&c, "vessels", "v-a"));
 
+    // Sites that hold only shared records announce to the hub alone: the hub knows every
+    // member, a site knows the hub (and members that hold everything), not the other sites.
+    let members =
+        |s: &Store| -> Vec<String> { s.members().unwrap().into_iter().map(|m| m.node).collect() };
+    assert_eq!(members(&hq), vec!["a", "b", "hq"]);
+    assert_eq!(members(&b), vec!["b", "hq"]);
+    assert_eq!(
+        hq.members().unwrap()[0].interest,
+        Interest::Shared,
+        "the hub knows a holds only shared records"
+    );
+
     // a itself collects its deleted report once the hub has seen the delete.
     hq.announce().unwrap();
     sync_pair(&mut a, &mut hq);
@@ -267,6 +279,14 @@ fn a_hub_sends_a_site_nothing_while_only_other_sites_reports_move() {
     common::pump(&mut hq_to_a, &mut hq, &mut a_to_hq, &mut a);
     assert!(has(&a, "alerts", "alert-b"));
     assert!(!has(&a, "vessels", "v0"));
+    // The hub acknowledges a's batches with the part of its vector a takes: nothing of b's
+    // reports (a thousand sites would make each acknowledgement a thousand components).
+    put(&mut a, "vessels", "v-a", "a's own");
+    common::pump(&mut hq_to_a, &mut hq, &mut a_to_hq, &mut a);
+    assert!(has(&hq, "vessels", "v-a"));
+    assert!(hq.version_vector().get("b@b") > 0);
+    assert_eq!(a_to_hq.peer_vv().get("b@b"), 0);
+    assert_eq!(a_to_hq.peer_vv().get("a@a"), a.version_vector().get("a@a"));
 }
 
 #[test]

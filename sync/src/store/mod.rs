@@ -1049,7 +1049,12 @@ impl Store {
         // A reported collection's entries go under a routed origin, to the record's home, so
         // that replicas holding only the shared collections and their own records can leave
         // the others out and still keep exact vectors (see `crate::interest`).
-        let origin_name = if s.schema.is_reported(coll) {
+        // A replica that holds only shared records announces its membership the same way: its
+        // vector goes to the replicas that hold everything (they collect garbage for the fleet),
+        // not to a thousand sites that would each receive a thousand vectors.
+        let routed = s.schema.is_reported(coll)
+            || (coll == gc::MEMBERS && s.config.interest == Interest::Shared);
+        let origin_name = if routed {
             interest::routed_origin(&node, home(&by_field).unwrap_or(&node))
         } else {
             node.clone()
