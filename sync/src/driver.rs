@@ -284,8 +284,13 @@ pub fn start(
                         }
                     }
                 }
+                // Jittered over the whole of [backoff/2, backoff]: after an outage a fleet's
+                // sites all fail at once, and redialling in lockstep they met a hub that refuses
+                // handshakes beyond its limit in waves, ten seconds apart, with the cores idle
+                // in between (1,000 sites took minutes to get back in).
+                let wait = backoff.mul_f64(0.5 + 0.5 * rand::random::<f64>());
                 tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
+                    _ = tokio::time::sleep(wait) => {}
                     _ = stop.changed() => break,
                 }
                 backoff = (backoff * 2).min(max_redial);
@@ -524,7 +529,7 @@ fn update_status(
     let st = map.entry(session.peer().to_owned()).or_default();
     st.peer = session.peer().to_owned();
     st.connected = connected;
-    st.lag_changes = session.peer_vv().lag_behind(&session.peer_scope(&s));
+    st.lag_changes = session.peer_lag(&s);
     st.lag_entries = s.log_end().saturating_sub(session.acked());
     st.bytes_sent = session.stats().bytes_sent;
     st.bytes_received = session.stats().bytes_received;

@@ -292,6 +292,9 @@ pub struct Session {
     /// without a frame, but at most [`SKIP_WITHOUT_FRAME`] entries of the log at a time, so that
     /// the peer's resume cursor keeps up.
     sent_upto: u64,
+    /// For a peer that holds only shared records: the store's news stamp for it
+    /// ([`Store::news_for`]) when `last_complete` was taken.
+    complete_news: Option<u64>,
     acked: u64,
     in_flight: VecDeque<u64>,
     outbox: VecDeque<Message>,
@@ -313,6 +316,7 @@ impl Session {
             peer_vv: VersionVector::new(),
             send_cursor: 0,
             sent_upto: 0,
+            complete_news: None,
             acked: 0,
             in_flight: VecDeque::new(),
             outbox: VecDeque::new(),
@@ -337,9 +341,20 @@ impl Session {
         self.peer_interest
     }
 
-    /// The part of `store`'s version vector the peer takes: what it lacks of it is its lag.
+    /// The part of `store`'s version vector the peer takes.
     pub fn peer_scope(&self, store: &Store) -> VersionVector {
         self.peer_interest.scope(&self.peer, store.version_vector())
+    }
+
+    /// How many changes the peer lacks at most, of those it takes (see
+    /// [`VersionVector::lag_behind`]); no vector is built, a hub's has thousands of components.
+    pub fn peer_lag(&self, store: &Store) -> u64 {
+        store
+            .version_vector()
+            .iter()
+            .filter(|(origin, _)| self.peer_interest.wants(&self.peer, origin))
+            .map(|(origin, seq)| seq.saturating_sub(self.peer_vv.get(origin)))
+            .sum()
     }
 
     /// How far into this replica's log the peer has acknowledged.
@@ -354,9 +369,7 @@ impl Session {
 
     /// Whether the peer has acknowledged everything in `store`'s log and vector.
     pub fn peer_caught_up(&self, store: &Store) -> bool {
-        self.phase == Phase::Streaming
-            && self.in_flight.is_empty()
-            && self.peer_vv.covers(&self.peer_scope(store))
+        self.phase == Phase::Streaming && self.in_flight.is_empty() && self.peer_lag(store) == 0
     }
 
     /// Queues this side's `Hello`. Call once when the connection opens.
@@ -445,6 +458,7 @@ impl Session {
                 self.peer_interest = interest;
                 self.in_flight.clear();
                 self.last_complete = None;
+                self.complete_news = None;
                 let mut knows = vv.clone();
                 knows.merge(&reset_frontier);
                 self.peer_vv = vv;
@@ -541,6 +555,25 @@ impl Session {
             return Ok(None);
         }
         loop {
+            let peer_news =
+                (self.peer_interest == Interest::Shared).then(|| store.news_for(&self.peer));
+            if let (Some((relevant_upto, moved)), Some((upto, _))) =
+                (peer_news, self.last_complete.as_mut())
+            {
+                // Nothing it takes was stored since what was last read for it, and its part of
+                // the vector has not moved since the last one sent: skip the log without
+                // reading it (nor building its part of the vector), unless the peer's resume
+                // cursor is due to move.
+                let end = store.log_end();
+                if relevant_upto <= self.send_cursor
+                    && self.complete_news == Some(moved)
+                    && end.saturating_sub(self.sent_upto) < SKIP_WITHOUT_FRAME
+                {
+                    self.send_cursor = end;
+                    *upto = end;
+                    return Ok(None);
+                }
+            }
             if let Some((upto, vv)) = &self.last_complete {
                 if *upto == store.log_end() && *vv == self.peer_scope(store) {
                     return Ok(None);
@@ -582,6 +615,7 @@ impl Session {
                 match batch.complete {
                     Some(vv) => {
                         self.last_complete = Some((batch.upto_lseq, vv));
+                        self.complete_news = peer_news.map(|(_, moved)| moved);
                         return Ok(None);
                     }
                     None => continue,
@@ -591,6 +625,9 @@ impl Session {
             self.sent_upto = batch.upto_lseq;
             self.in_flight.push_back(batch.upto_lseq);
             self.last_complete = batch.complete.clone().map(|vv| (batch.upto_lseq, vv));
+            self.complete_news = peer_news
+                .filter(|_| batch.complete.is_some())
+                .map(|(_, moved)| moved);
             self.stats.entries_sent += batch.changes.len() as u64;
             return Ok(Some(self.sent(Message::Batch(batch).encode())));
         }

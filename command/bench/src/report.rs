@@ -585,18 +585,18 @@ impl Report {
              out to every other site; the idle figures are measured over the second half), \
              then the **outage**: every site driver shuts down. Offline, each site writes 5 records (status, 2 vessel positions, a detection, an alert). \
              **Reconnect**: all drivers start at once; converged = HQ's version vector covers every site's offline writes, then HQ's state is checked \
-             (every site's offline alert and detection readable at HQ). Polled every 100 ms; longest wait {:.0} s.\n\n\
+             (every site's offline alert and detection readable at HQ). Polled every 100 ms; longest wait {:.0} s.\n\n{}\
              | sites | processes | first contact: HQ covers all | reconnect: all sessions open | **reconnect: HQ covers all** | per-site p50 / p90 / max | state check | HQ CPU during reconnect | HQ bytes sent / received during reconnect | idle (connected, nothing written): HQ CPU, bytes/s sent, records/s applied | HQ RSS at end |\n\
              |---|---|---|---|---|---|---|---|---|---|---|\n",
             opts.per_process,
             opts.settle.as_secs_f64(),
             match common::site_interest() {
                 mizugiwa_sync::Interest::Everything => "every site's records and `$members` announcements",
-                mizugiwa_sync::Interest::Shared => "the `$members` announcements",
+                mizugiwa_sync::Interest::Shared => "its own `$members` announcement",
             },
             opts.timeout.as_secs_f64(),
+            interest_note(),
         ));
-        b.push_str(&interest_note());
         let fmt_s = |s: Option<f64>, covered: usize, n: usize| match s {
             Some(s) => format!("{s:.1} s"),
             None => format!("not converged: {covered} of {n} covered"),

@@ -11,6 +11,7 @@
 
 mod checkpoint;
 mod gc;
+mod news;
 mod replication;
 
 use std::cell::RefCell;
@@ -209,6 +210,8 @@ pub struct Store {
     reset_frontier: VersionVector,
     /// Snapshot resyncs begun since the store opened (see [`Store::resyncs`]).
     resyncs: u64,
+    /// Which home the latest entries and vector movements concern (see [`Store::news_for`]).
+    news: news::News,
     /// Wall time of the last announcement (`None`: none since the store opened).
     last_announced_ms: Option<u64>,
     /// Whether an entry outside `$members` was stored since the last announcement: only such
@@ -490,6 +493,7 @@ impl Store {
             reset_frontier,
             last_announced_ms: None,
             resyncs: 0,
+            news: news::News::starting_at(next_lseq.saturating_sub(1)),
             unannounced_data: true,
             events,
             refused_batches: 0,
@@ -530,6 +534,14 @@ impl Store {
             .map(|(origin, seq)| (origin.to_owned(), seq))
             .collect();
         Ok(store)
+    }
+
+    /// For a peer `holder` that holds only the shared collections and its own records: the
+    /// last log position that may hold an entry it takes, and a stamp that changes whenever
+    /// the part of this replica's vector it takes may have moved. A session skips reading the
+    /// log (and building the scoped vector) while neither moved.
+    pub fn news_for(&self, holder: &str) -> (u64, u64) {
+        self.news.for_holder(holder)
     }
 
     /// This replica's node name.
@@ -752,6 +764,7 @@ impl Store {
         }
         let lseq = self.next_lseq;
         self.next_lseq += 1;
+        self.news.stored(&e.v.stamp.origin, lseq);
         self.conn
             .prepare_cached(
                 "INSERT OR REPLACE INTO entry(coll, rid, field, origin, oseq, hlc, lseq, state)
@@ -816,6 +829,8 @@ impl Store {
             let _ = self.conn.execute_batch("ROLLBACK");
             // Origins interned in the transaction are gone with it.
             let _ = self.reload_origins();
+            // The vector goes back, and log positions will be handed out again.
+            self.news.everything_moved(self.next_lseq);
             // The counts may have moved for writes that are now undone.
             self.live_counts.replace(None);
             (
@@ -1015,6 +1030,7 @@ impl Store {
             for (origin, seq) in self.own_components() {
                 if self.vv.get(&origin) < seq {
                     self.vv.raise(&origin, seq);
+                    self.news.vector_moved(&origin);
                     self.save_seen(&origin, seq)?;
                 }
             }

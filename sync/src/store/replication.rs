@@ -267,6 +267,7 @@ impl Store {
                     .map(|(o, seq)| (o.to_owned(), seq))
                     .collect();
                 for (o, seq) in changed {
+                    s.news.vector_moved(&o);
                     s.save_seen(&o, seq)?;
                 }
                 report.completed = true;
@@ -310,6 +311,7 @@ impl Store {
             s.conn.execute("DELETE FROM seen", [])?;
             s.conn.execute("DELETE FROM cursor", [])?;
             s.vv = VersionVector::new();
+            s.news.everything_moved(s.next_lseq);
             s.reset_frontier.merge(frontier);
             Ok(())
         })?;
