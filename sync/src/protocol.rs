@@ -343,18 +343,13 @@ impl Session {
 
     /// The part of `store`'s version vector the peer takes.
     pub fn peer_scope(&self, store: &Store) -> VersionVector {
-        self.peer_interest.scope(&self.peer, store.version_vector())
+        store.scope_for(&self.peer, self.peer_interest)
     }
 
     /// How many changes the peer lacks at most, of those it takes (see
     /// [`VersionVector::lag_behind`]); no vector is built, a hub's has thousands of components.
     pub fn peer_lag(&self, store: &Store) -> u64 {
-        store
-            .version_vector()
-            .iter()
-            .filter(|(origin, _)| self.peer_interest.wants(&self.peer, origin))
-            .map(|(origin, seq)| seq.saturating_sub(self.peer_vv.get(origin)))
-            .sum()
+        store.lag_of(&self.peer, self.peer_interest, &self.peer_vv)
     }
 
     /// How far into this replica's log the peer has acknowledged.

@@ -40,21 +40,6 @@ pub struct Member {
     pub interest: Interest,
 }
 
-impl Member {
-    /// The member's vector for the stable frontier: a member that does not take other
-    /// members' reports has none of them and never will, so for those origins it stands
-    /// aside (it takes `ours`' value) rather than holding their collection back forever.
-    fn scoped_vv(&self, ours: &VersionVector) -> VersionVector {
-        let mut vv = self.vv.clone();
-        for (origin, seq) in ours.iter() {
-            if !self.interest.wants(&self.node, origin) {
-                vv.set(origin, seq);
-            }
-        }
-        vv
-    }
-}
-
 /// What a garbage collection pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GcReport {
@@ -161,27 +146,41 @@ impl Store {
     pub fn stable_frontier(&self) -> Result<(VersionVector, Vec<String>, Vec<String>), StoreError> {
         let now = self.now_ms();
         let revoked: std::collections::BTreeSet<String> = self.revoked()?.into_iter().collect();
-        let others: Vec<(String, VersionVector, bool)> = self
+        let others: Vec<(Member, bool)> = self
             .members()?
             .into_iter()
             .filter(|m| m.node != self.node() && !revoked.contains(&m.node))
             .map(|m| {
                 let silent = now.saturating_sub(m.announced.physical_ms())
                     > self.config.collection_horizon_ms;
-                (m.node.clone(), m.scoped_vv(&self.vv), silent)
+                (m, silent)
             })
             .collect();
-        let heard = 1 + others.iter().filter(|(_, _, silent)| !silent).count();
+        let heard = 1 + others.iter().filter(|(_, silent)| !silent).count();
         let majority = 2 * heard > 1 + others.len();
         let mut frontier = self.vv.clone();
         let (mut counted, mut expired) = (vec![self.node().to_owned()], Vec::new());
-        for (member, vv, silent) in others {
+        for (member, silent) in others {
             if silent && majority {
-                expired.push(member);
+                expired.push(member.node);
                 continue;
             }
-            frontier = frontier.meet(&vv);
-            counted.push(member);
+            match member.interest {
+                Interest::Everything => frontier = frontier.meet(&member.vv),
+                // A member that does not take other members' records has none of them and
+                // never will: for those origins it stands aside rather than holding their
+                // collection back forever. Only the origins it takes are read (a hub's
+                // vector has thousands of components, and it has a thousand such members).
+                Interest::Shared => {
+                    for origin in self.news.origins_for(&member.node) {
+                        let theirs = member.vv.get(origin);
+                        if theirs < frontier.get(origin) {
+                            frontier.set(origin, theirs);
+                        }
+                    }
+                }
+            }
+            counted.push(member.node);
         }
         // Every origin that wrote is a member, announced or not. One whose announcement has
         // not arrived yet (it just started, or its data came by another road) may have seen

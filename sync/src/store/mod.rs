@@ -493,7 +493,7 @@ impl Store {
             reset_frontier,
             last_announced_ms: None,
             resyncs: 0,
-            news: news::News::starting_at(next_lseq.saturating_sub(1)),
+            news: news::News::default(),
             unannounced_data: true,
             events,
             refused_batches: 0,
@@ -523,6 +523,7 @@ impl Store {
             }
             store.vv = vv;
         }
+        store.news = news::News::starting_at(store.next_lseq.saturating_sub(1), &store.vv);
         let node = store.config.node.clone();
         store.self_origin = store.intern(&node)?;
         // What the vector says of this node's own writes is exact (saved with each write), or
@@ -542,6 +543,32 @@ impl Store {
     /// log (and building the scoped vector) while neither moved.
     pub fn news_for(&self, holder: &str) -> (u64, u64) {
         self.news.for_holder(holder)
+    }
+
+    /// The part of this replica's version vector that `holder`, holding `interest`, takes
+    /// ([`Interest::scope`], read through the vector's origins by home rather than by
+    /// filtering every component: a hub's vector has thousands).
+    pub fn scope_for(&self, holder: &str, interest: Interest) -> VersionVector {
+        match interest {
+            Interest::Everything => self.vv.clone(),
+            Interest::Shared => {
+                let mut out = VersionVector::new();
+                for origin in self.news.origins_for(holder) {
+                    out.raise(origin, self.vv.get(origin));
+                }
+                out
+            }
+        }
+    }
+
+    /// How many changes a peer `holder` with `interest` and vector `peer_vv` lacks at most, of
+    /// those it takes (see [`VersionVector::lag_behind`]).
+    pub fn lag_of(&self, holder: &str, interest: Interest, peer_vv: &VersionVector) -> u64 {
+        let lag = |origin: &str| self.vv.get(origin).saturating_sub(peer_vv.get(origin));
+        match interest {
+            Interest::Everything => peer_vv.lag_behind(&self.vv),
+            Interest::Shared => self.news.origins_for(holder).map(lag).sum(),
+        }
     }
 
     /// This replica's node name.

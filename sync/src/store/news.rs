@@ -8,9 +8,10 @@
 //! The store notes, as it stores entries and moves its vector, which home they concern; a
 //! session asks [`News::for_holder`] and skips the read when nothing moved for its peer.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use crate::interest;
+use crate::vv::VersionVector;
 
 /// Positions of the latest news, by home (see the module documentation).
 #[derive(Debug, Default)]
@@ -28,17 +29,52 @@ pub(crate) struct News {
     all_moved: u64,
     shared_moved: u64,
     home_moved: HashMap<String, u64>,
+    /// Every origin the vector has had a component for, shared ones and by home (a superset
+    /// after a reset: a component gone reads as zero). The part of the vector a peer that
+    /// holds shared records takes is read through these, not by filtering thousands of
+    /// components (see [`News::origins_for`]).
+    shared_origins: BTreeSet<String>,
+    home_origins: HashMap<String, BTreeSet<String>>,
 }
 
 impl News {
-    /// News tracking for a log that ends at `log_end`: everything up to it concerns everyone.
-    pub(crate) fn starting_at(log_end: u64) -> News {
-        News {
+    /// News tracking for a log that ends at `log_end`, with the vector `vv`: everything up to
+    /// it concerns everyone.
+    pub(crate) fn starting_at(log_end: u64, vv: &VersionVector) -> News {
+        let mut news = News {
             floor: log_end,
             ticks: 1,
             all_moved: 1,
             ..News::default()
+        };
+        for (origin, _) in vv.iter() {
+            news.know(origin);
         }
+        news
+    }
+
+    fn know(&mut self, origin: &str) {
+        match interest::home_of(origin) {
+            None => {
+                if !self.shared_origins.contains(origin) {
+                    self.shared_origins.insert(origin.to_owned());
+                }
+            }
+            Some(home) => {
+                let set = self.home_origins.entry(home.to_owned()).or_default();
+                if !set.contains(origin) {
+                    set.insert(origin.to_owned());
+                }
+            }
+        }
+    }
+
+    /// The origins of the vector that a replica `holder` holding shared records takes.
+    pub(crate) fn origins_for<'a>(&'a self, holder: &str) -> impl Iterator<Item = &'a str> {
+        self.shared_origins
+            .iter()
+            .chain(self.home_origins.get(holder).into_iter().flatten())
+            .map(String::as_str)
     }
 
     /// An entry of `origin` was stored at `lseq`.
@@ -54,6 +90,7 @@ impl News {
 
     /// The vector's component for `origin` moved.
     pub(crate) fn vector_moved(&mut self, origin: &str) {
+        self.know(origin);
         self.ticks += 1;
         match interest::home_of(origin) {
             None => self.shared_moved = self.ticks,
@@ -93,7 +130,12 @@ mod tests {
 
     #[test]
     fn news_follows_the_homes_it_concerns() {
-        let mut news = News::starting_at(10);
+        let mut vv = VersionVector::new();
+        vv.raise("hq", 3);
+        vv.raise("hq@a", 2);
+        let mut news = News::starting_at(10, &vv);
+        assert_eq!(news.origins_for("a").collect::<Vec<_>>(), ["hq", "hq@a"]);
+        assert_eq!(news.origins_for("b").collect::<Vec<_>>(), ["hq"]);
         assert_eq!(news.for_holder("a"), (10, 1));
         news.stored("b@b", 11);
         news.stored("hq@b", 12);
@@ -119,6 +161,11 @@ mod tests {
         let before = news.for_holder("b").1;
         news.vector_moved("hq");
         assert!(news.for_holder("b").1 > before);
+        assert_eq!(
+            news.origins_for("b").collect::<Vec<_>>(),
+            ["hq", "b@b"],
+            "the vector's origins, not the log's"
+        );
         news.everything_moved(20);
         assert_eq!(news.for_holder("c").0, 20);
     }

@@ -108,7 +108,7 @@ impl Store {
         let at_end = !cut && (scanned as i64) < scan_limit;
         let complete = if at_end {
             upto = upto.max(self.next_lseq - 1);
-            Some(interest.scope(peer, &self.vv))
+            Some(self.scope_for(peer, interest))
         } else {
             None
         };
