@@ -1197,7 +1197,12 @@ impl Store {
                 by_field.get(&f).cloned().unwrap_or_default()
             };
             s.local_seq += 1;
-            s.own_marks.insert(origin_name.clone(), s.local_seq);
+            match s.own_marks.get_mut(&origin_name) {
+                Some(mark) => *mark = s.local_seq,
+                None => {
+                    s.own_marks.insert(origin_name.clone(), s.local_seq);
+                }
+            }
             let e = Entry {
                 origin: self_origin,
                 oseq: s.local_seq,
