@@ -247,7 +247,8 @@ fn w1_anchors(ops: &[W1Op], ours: &W1Ours, out: &mut String) {
     );
 }
 
-fn write_latency(dir: &std::path::Path, out: &mut String) {
+/// Measures and writes the local write latency table; returns the median ratio to the anchor.
+fn write_latency(dir: &std::path::Path, out: &mut String) -> f64 {
     let n = 2000;
     let clock = ManualClock::new(1_700_000_000_000);
     let mut s = store(dir, "lat", &clock);
@@ -292,6 +293,7 @@ fn write_latency(dir: &std::path::Path, out: &mut String) {
         om / pm,
         o99 / p99
     ));
+    om / pm
 }
 
 fn w2(dir: &std::path::Path, n: usize, out: &mut String) {
@@ -357,7 +359,7 @@ const FOOTER: &str = "
 | target | status |
 |---|---|
 | ≤ 12 bytes on the wire per field update | met (W1 table) |
-| local write ≤ 1.5× a plain SQLite insert | met (write latency table); it was 1.9× while the WAL checkpoint interval was raised, which made every commit extend the WAL file |
+| local write ≤ 1.5× a plain SQLite insert | {LOCAL_WRITE} |
 | apply ≥ 10× automerge, faster than yrs | **not met** (anchor table): our full sync to an empty replica is below automerge's change apply and about 4× slower than yrs' update apply |
 | 100k-op backlog converges in ≤ 2 s | **not met** (W2 tables) |
 
@@ -425,7 +427,7 @@ fn main() {
     let ours = w1(dir.path(), &ops, &mut out);
     w1_anchors(&ops, &ours, &mut out);
     eprintln!("write latency ...");
-    write_latency(dir.path(), &mut out);
+    let write_ratio = write_latency(dir.path(), &mut out);
     out.push_str("### W2 partition heal (3 replicas A–B–C; A and C each wrote N ops while apart, 10% key overlap)\n\nTime from the first sync to identical state hashes on all three, in-process sessions over SQLite files (synchronous=NORMAL), no network.\n\n| backlog | converge | wire bytes |\n|---|---|---|\n");
     for n in [10_000, 100_000] {
         eprintln!("W2 {n} ...");
@@ -441,7 +443,16 @@ fn main() {
             r.bytes as f64 / 1e6
         ));
     }
-    out.push_str(FOOTER);
+    // The verdict follows this run's figure: the median depends on the disk's fsync time of the
+    // day (1.22× on one day, 1.6-1.9× on another for the same code), so it is judged, not assumed.
+    let local_write = if write_ratio <= 1.5 {
+        format!("met in this run ({write_ratio:.2}×, write latency table)")
+    } else {
+        format!(
+            "**not met** in this run ({write_ratio:.2}×, write latency table): a put replaces the record's entry (delete, insert, index updates) where the anchor appends one row, and the gap follows the disk's fsync time (1.22× in the run committed before 2026-11-27; 1.6-1.9× on 2026-11-27 for the code before and after that day's changes alike)"
+        )
+    };
+    out.push_str(&FOOTER.replace("{LOCAL_WRITE}", &local_write));
     print!("{out}");
     if let Some(p) = out_path {
         std::fs::write(p, &out).unwrap();
