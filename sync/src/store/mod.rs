@@ -637,7 +637,6 @@ impl Store {
         self.events.subscribe()
     }
 
-    /// Interns a node name as a small integer (autocommitted: a stray name is harmless).
     /// Reads the origin names again (after a rollback undid some).
     fn reload_origins(&mut self) -> Result<(), StoreError> {
         let mut ids = HashMap::new();
@@ -655,6 +654,8 @@ impl Store {
         Ok(())
     }
 
+    /// Interns a node name as a small integer (autocommitted: a stray name is harmless; inside
+    /// a transaction that rolls back, [`Store::reload_origins`] forgets it).
     fn intern(&mut self, name: &str) -> Result<i64, StoreError> {
         if let Some(id) = self.origin_ids.get(name) {
             return Ok(*id);
