@@ -336,11 +336,6 @@ impl Session {
         &self.peer_vv
     }
 
-    /// What the peer holds, from its `Hello` ([`Interest::Everything`] until then).
-    pub fn peer_interest(&self) -> Interest {
-        self.peer_interest
-    }
-
     /// The part of `store`'s version vector the peer takes.
     pub fn peer_scope(&self, store: &Store) -> VersionVector {
         store.scope_for(&self.peer, self.peer_interest)

@@ -51,11 +51,6 @@ impl Collection {
         self
     }
 
-    /// Whether the collection is reported.
-    pub fn is_reported(&self) -> bool {
-        self.reported
-    }
-
     /// Declares a last-writer-wins field.
     pub fn lww(mut self, field: &str) -> Self {
         self.fields.insert(field.to_owned(), FieldKind::Lww);

@@ -63,6 +63,39 @@ fn write(store: &mut Store, rec: u8, op: u8, arg: i8) {
     store.put("alerts", &id, &[op]).expect("local write");
 }
 
+/// One connection along one of the allowed `links` (picked by `ends`) that carries `budget`
+/// frames and is then cut; `order_seed` decides which side sends next when both could.
+fn link(
+    replicas: &mut [Store],
+    links: &[(usize, usize)],
+    ends: (usize, usize),
+    budget: u8,
+    order_seed: u64,
+) -> Result<(), TestCaseError> {
+    let (a, b) = links[(ends.0 * replicas.len() + ends.1) % links.len()];
+    let (x, y) = pair(replicas, a, b);
+    let mut s = order_seed;
+    exchange(x, y, small_batches(), budget as usize, || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s & 1 == 0
+    })
+    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    Ok(())
+}
+
+/// Full exchanges along the allowed links until nothing moves (as many rounds as replicas
+/// suffice for any connected topology).
+fn heal(replicas: &mut [Store], links: &[(usize, usize)]) {
+    for _ in 0..replicas.len() {
+        for &(a, b) in links {
+            let (x, y) = pair(replicas, a, b);
+            sync_pair(x, y);
+        }
+    }
+}
+
 /// `links` lists which pairs may talk (a chain, a star, a mesh...).
 fn run(n: usize, actions: Vec<Action>, links: &[(usize, usize)]) -> Result<(), TestCaseError> {
     let clock = ManualClock::new(1_700_000_000_000);
@@ -85,28 +118,10 @@ fn run(n: usize, actions: Vec<Action>, links: &[(usize, usize)]) -> Result<(), T
                 b,
                 budget,
                 order_seed,
-            } => {
-                let (a, b) = links[(a * n + b) % links.len()];
-                let (x, y) = pair(&mut replicas, a, b);
-                let mut s = order_seed;
-                exchange(x, y, small_batches(), budget as usize, || {
-                    s ^= s << 13;
-                    s ^= s >> 7;
-                    s ^= s << 17;
-                    s & 1 == 0
-                })
-                .map_err(|e| TestCaseError::fail(e.to_string()))?;
-            }
+            } => link(&mut replicas, links, (a, b), budget, order_seed)?,
         }
     }
-    // Heal: full exchanges along the allowed links until nothing moves (n rounds suffice for
-    // any connected topology).
-    for _ in 0..n {
-        for &(a, b) in links {
-            let (x, y) = pair(&mut replicas, a, b);
-            sync_pair(x, y);
-        }
-    }
+    heal(&mut replicas, links);
     let hashes: Vec<String> = replicas.iter().map(|r| r.state_hash().unwrap()).collect();
     for (i, h) in hashes.iter().enumerate() {
         prop_assert_eq!(h, &hashes[0], "replica {} differs from replica 0", i);
@@ -427,7 +442,6 @@ fn run_mixed(
             Store::open_in_memory(schema.clone(), std::sync::Arc::new(clock.clone()), cfg).unwrap()
         })
         .collect();
-    let n = replicas.len();
     for (act, reported) in actions {
         clock.advance(7);
         match act {
@@ -468,26 +482,10 @@ fn run_mixed(
                 b,
                 budget,
                 order_seed,
-            } => {
-                let (a, b) = links[(a * n + b) % links.len()];
-                let (x, y) = pair(&mut replicas, a, b);
-                let mut s = order_seed;
-                exchange(x, y, small_batches(), budget as usize, || {
-                    s ^= s << 13;
-                    s ^= s >> 7;
-                    s ^= s << 17;
-                    s & 1 == 0
-                })
-                .map_err(|e| TestCaseError::fail(e.to_string()))?;
-            }
+            } => link(&mut replicas, links, (a, b), budget, order_seed)?,
         }
     }
-    for _ in 0..n {
-        for &(a, b) in links {
-            let (x, y) = pair(&mut replicas, a, b);
-            sync_pair(x, y);
-        }
-    }
+    heal(&mut replicas, links);
     let hub = &replicas[0];
     let alerts_only = ["alerts".to_string()];
     for (r, interest) in replicas.iter().zip(&interests) {

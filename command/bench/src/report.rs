@@ -668,39 +668,33 @@ impl Report {
                 .filter(|r| r.first.hq_bytes_sent > 0)
                 .max_by_key(|r| r.sites),
         ) {
-            if common::site_interest() == mizugiwa_sync::Interest::Shared {
-                self.observations.push(format!(
-                    "**Sites hold only their own records.** HQ forwards no site's records to the others, and a site's `$members` \
-                     announcement goes to HQ alone (sites that hold only shared records announce under their routed origin); HQ's own \
-                     announcement still reaches every site, at most once a minute. First contact: {} sites made HQ send {:.1} MB; {} sites {:.1} MB, \
-                     with the fleet's processes using {:.0} CPU s against HQ's {:.0} s; idle, HQ sent {:.2} MB/s with {} sites connected.",
-                    small.sites,
-                    small.first.hq_bytes_sent as f64 / 1e6,
-                    big.sites,
-                    big.first.hq_bytes_sent as f64 / 1e6,
-                    big.first.fleet_cpu,
-                    big.first.hq_cpu,
-                    small.idle_hq_bytes_per_s / 1e6,
-                    small.sites,
-                ));
-            } else {
-                self.observations.push(format!(
-                "**Full replication through one hub: the sites pay N², announcements N³ per round.** HQ forwards every site's records and `$members` \
-                 announcements to every other site (no per-peer filter in `protocol.rs`). Announcements now answer data only, at most once a minute per \
-                 replica (they used to answer each other forever: 15.6 MB/s from HQ with 200 idle sites before; {:.1} MB/s in this run's idle window), \
-                 but a fleet-wide change still makes every site announce a vector of N components that reaches N−1 others. First contact: {} sites made \
-                 HQ send {:.1} MB; {} sites {:.1} MB, with the fleet's processes using {:.0} CPU s against HQ's {:.0} s. The simulated sites share the \
-                 two cores with HQ, so at hundreds of sites they stop answering within the 30 s idle timeout and HQ drops them. Next: sites take only \
-                 what concerns them (their own records, alerts, trust lists), and membership is summarised at the hub.",
-                small.idle_hq_bytes_per_s / 1e6,
+            let first_contact = format!(
+                "First contact: {} sites made HQ send {:.1} MB; {} sites {:.1} MB, with the fleet's processes using {:.0} CPU s against HQ's {:.0} s.",
                 small.sites,
                 small.first.hq_bytes_sent as f64 / 1e6,
                 big.sites,
                 big.first.hq_bytes_sent as f64 / 1e6,
                 big.first.fleet_cpu,
                 big.first.hq_cpu,
-            ));
-            }
+            );
+            let idle_mb_s = small.idle_hq_bytes_per_s / 1e6;
+            self.observations.push(match common::site_interest() {
+                mizugiwa_sync::Interest::Shared => format!(
+                    "**Sites hold only their own records.** HQ forwards no site's records to the others, and a site's `$members` \
+                     announcement goes to HQ alone (sites that hold only shared records announce under their routed origin); HQ's own \
+                     announcement still reaches every site, at most once a minute. {first_contact} Idle, HQ sent {idle_mb_s:.2} MB/s \
+                     with {} sites connected.",
+                    small.sites,
+                ),
+                mizugiwa_sync::Interest::Everything => format!(
+                    "**Full replication through one hub (`--site-interest everything`): the sites pay N², announcements N³ per round.** \
+                     HQ forwards every site's records and `$members` announcements to every other site. Announcements answer data only, \
+                     at most once a minute per replica ({idle_mb_s:.1} MB/s from HQ in this run's idle window), but a fleet-wide change \
+                     still makes every site announce a vector of N components that reaches N−1 others. {first_contact} The simulated \
+                     sites share the two cores with HQ, so at hundreds of sites they stop answering within the 30 s idle timeout and HQ \
+                     drops them. Sites that hold only their own records (`interest = \"shared\"`) avoid this."
+                ),
+            });
         }
         if rs
             .iter()

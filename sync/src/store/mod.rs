@@ -1055,12 +1055,17 @@ impl Store {
     /// vector (its name, and the routed origins it wrote under).
     fn raise_own_version(&mut self) -> Result<(), StoreError> {
         if !self.resyncing() {
-            for (origin, seq) in self.own_components() {
-                if self.vv.get(&origin) < seq {
-                    self.vv.raise(&origin, seq);
-                    self.news.vector_moved(&origin);
-                    self.save_seen(&origin, seq)?;
-                }
+            // Only the marks this write moved (one, usually) are copied out of the map.
+            let due: Vec<(String, u64)> = self
+                .own_marks
+                .iter()
+                .filter(|(origin, seq)| self.vv.get(origin) < **seq)
+                .map(|(origin, seq)| (origin.clone(), *seq))
+                .collect();
+            for (origin, seq) in due {
+                self.vv.raise(&origin, seq);
+                self.news.vector_moved(&origin);
+                self.save_seen(&origin, seq)?;
             }
         }
         Ok(())
